@@ -1,0 +1,57 @@
+"""ONNX steps: optimum-onnx export with dynamic batch and sequence axes, ONNX Runtime dynamic int8."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from guard_sdk.errors import ExportError
+
+log = logging.getLogger(__name__)
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+def export_onnx(model: Any, out_path: Path, opset: int | None = None) -> Path:
+    """Write ``model`` as one self-contained ONNX file (weights inline) at ``out_path``."""
+    import onnx
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-") as scratch:
+        # optimum's own validation is skipped: pipeline.py checks every artifact against PyTorch on
+        # the bundle's texts and windows, which is the check the manifest records.
+        onnx_export_from_model(model, scratch, task="text-classification", opset=opset, do_validation=False)
+        produced = Path(scratch) / "model.onnx"
+        if not produced.is_file():
+            raise ExportError(f"optimum wrote no model.onnx for {type(model).__name__}")
+        # optimum writes config.json beside the model; any other file is weights stored as external data.
+        if any(p.name != "model.onnx" and p.suffix != ".json" for p in Path(scratch).iterdir()):
+            # Weights were written as external data; fold them back into one file the bundle can hash.
+            proto = onnx.load(str(produced), load_external_data=True)
+            if proto.ByteSize() > _PROTOBUF_LIMIT:
+                raise ExportError("the model is over 2 GB and cannot be one ONNX file; guard bundles hold one")
+            onnx.save_model(proto, str(out_path), save_as_external_data=False)
+        else:
+            shutil.move(str(produced), out_path)
+    return out_path
+
+
+def _static_only_advice(record: logging.LogRecord) -> bool:
+    """Drop ONNX Runtime's hint to pre-process for calibration; it concerns static quantization only."""
+    return "pre-processing before quantization" not in record.getMessage()
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool) -> dict[str, Any]:
+    """Dynamic int8 (int8 weights, activations quantized at run time) through ONNX Runtime."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    root.addFilter(_static_only_advice)
+    try:
+        quantize_dynamic(fp32_path, out_path, per_channel=per_channel, weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(_static_only_advice)
+    return {"method": "onnxruntime.quantization.quantize_dynamic", "weights": "int8",
+            "activations": "uint8, dynamic", "per_channel": per_channel}

@@ -1,0 +1,232 @@
+"""export_bundle: checkpoint → staged artifacts → parity checks → guard.json → the finished bundle.
+
+Nothing appears at the output path until every artifact has passed its parity check: the work happens in
+a hidden staging folder beside it, which is renamed into place at the end and removed on any failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guard_sdk.backends.onnxruntime import OnnxRuntimeBackend
+from guard_sdk.bundle import (
+    TOKENIZER_NAME,
+    Artifact,
+    Manifest,
+    TextEncoding,
+    describe_file,
+    write_manifest,
+)
+from guard_sdk.errors import ExportError, ManifestError, ParityError
+from guard_sdk.export.checkpoint import default_max_length, load_checkpoint
+from guard_sdk.export.model_card import write_model_card
+from guard_sdk.export.onnx import export_onnx, quantize_int8
+from guard_sdk.export.parity import measure, parity_inputs, torch_runner
+from guard_sdk.guard import score_windows
+from guard_sdk.tokenization import TextEncoder, Window
+
+log = logging.getLogger(__name__)
+
+FORMATS: dict[str, tuple[str, ...]] = {"onnx": ("fp32", "int8")}
+_PER_CHANNEL = {"auto": (True, False), "on": (True,), "off": (False,)}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Every knob of an export; the CLI's flags map one to one onto these fields."""
+
+    formats: tuple[str, ...] = ("onnx",)
+    precisions: tuple[str, ...] = ("fp32", "int8")
+    name: str | None = None  # None: the output folder's name
+    max_length: int | None = None  # None: the checkpoint's own limit
+    threshold: float = 0.5
+    prompt_truncation_side: str = "left"
+    window_overlap: int | None = None  # None: max_length // 8
+    fp32_tolerance: float = 1e-4
+    fp32_min_agreement: float = 1.0
+    int8_tolerance: float = 0.05
+    int8_min_agreement: float = 0.98
+    int8_per_channel: str = "auto"  # auto: per-channel where it passes parity, else per-tensor
+    opset: int | None = None  # None: optimum's default for the architecture
+    batch_size: int = 8
+    overwrite: bool = False
+    extra_source: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        for fmt in self.formats:
+            if fmt not in FORMATS:
+                raise ExportError(f"unknown format {fmt!r}; this guard-sdk exports: {', '.join(FORMATS)}")
+            for prec in self.precisions:
+                if prec not in FORMATS[fmt]:
+                    raise ExportError(f"format {fmt} has no precision {prec!r}; it has: {', '.join(FORMATS[fmt])}")
+        if not self.formats or not self.precisions:
+            raise ExportError("name at least one format and one precision")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ExportError(f"threshold must lie in [0, 1], got {self.threshold}")
+        if self.prompt_truncation_side not in ("left", "right"):
+            raise ExportError("prompt_truncation_side must be 'left' or 'right'")
+        if self.int8_per_channel not in _PER_CHANNEL:
+            raise ExportError(f"int8_per_channel must be one of {', '.join(_PER_CHANNEL)}")
+
+
+def _unsafe_index(model: Any) -> int:
+    """The label index named 'unsafe' in the checkpoint's config, else 1 (the project's convention)."""
+    names = [str(model.config.id2label.get(i, "")).lower() for i in range(2)]
+    return names.index("unsafe") if "unsafe" in names else 1
+
+
+def _versions() -> dict[str, str]:
+    return {pkg: metadata.version(pkg) for pkg in ("guard-sdk", "torch", "transformers", "onnxruntime", "optimum-onnx")}
+
+
+class _Checker:
+    """Scores artifacts on the parity windows and turns the result into an Artifact or a ParityError."""
+
+    def __init__(self, staging: Path, windows: list[Window], texts: int, reference: np.ndarray,
+                 threshold: float, manifest_inputs: list[str], pad_id: int, unsafe_index: int, batch_size: int):
+        self.staging, self.windows, self.texts, self.reference = staging, windows, texts, reference
+        self.threshold, self.inputs, self.pad_id = threshold, manifest_inputs, pad_id
+        self.unsafe_index, self.batch_size = unsafe_index, batch_size
+
+    def check(self, fmt: str, precision: str, path: Path, run: Callable[..., np.ndarray],
+              tolerance: float, min_agreement: float, quantization: dict[str, Any] | None = None) -> Artifact:
+        scores = score_windows(run, self.windows, self.pad_id, self.inputs, self.unsafe_index, self.batch_size)
+        parity = measure(self.reference, scores, self.texts, self.threshold, tolerance, min_agreement)
+        log.info("parity %s: max |ΔP(unsafe)| %.2e (tolerance %.0e), agreement %.1f%% of %d windows",
+                 path.name, parity.max_abs_diff, tolerance, 100 * parity.agreement, parity.windows)
+        if not parity.passed:
+            raise ParityError(
+                f"{path.name} ({fmt} {precision}) disagrees with PyTorch: max |ΔP(unsafe)| "
+                f"{parity.max_abs_diff:.3g} (tolerance {tolerance:g}), agreement {100 * parity.agreement:.1f}% "
+                f"of {parity.windows} windows (needs {100 * min_agreement:.1f}%); nothing was written. "
+                "Loosen the tolerance only if you accept the difference."
+            )
+        entry = describe_file(self.staging, path.name)
+        return Artifact(path=entry.path, sha256=entry.sha256, bytes=entry.bytes, format=fmt,
+                        precision=precision, parity=parity, quantization=quantization)
+
+
+def _onnx_artifacts(
+    model: Any, staging: Path, config: ExportConfig, checker: _Checker, threads: int | None
+) -> list[Artifact]:
+    fp32_path = staging / "model.onnx"
+    log.info("exporting ONNX (optimum-onnx) ...")
+    export_onnx(model, fp32_path, config.opset)
+    artifacts = []
+    if "fp32" in config.precisions:
+        run = OnnxRuntimeBackend(fp32_path, threads=threads).run
+        artifacts.append(
+            checker.check("onnx", "fp32", fp32_path, run, config.fp32_tolerance, config.fp32_min_agreement)
+        )
+    if "int8" in config.precisions:
+        int8_path = staging / "model.int8.onnx"
+        choices = _PER_CHANNEL[config.int8_per_channel]
+        for per_channel in choices:
+            log.info("quantizing ONNX to int8 (%s) ...", "per-channel" if per_channel else "per-tensor")
+            quantization = quantize_int8(fp32_path, int8_path, per_channel)
+            run = OnnxRuntimeBackend(int8_path, threads=threads).run
+            try:
+                artifacts.append(checker.check("onnx", "int8", int8_path, run, config.int8_tolerance,
+                                               config.int8_min_agreement, quantization))
+                break
+            except ParityError:
+                if per_channel is choices[-1]:
+                    raise
+                log.info("per-channel int8 missed parity; trying per-tensor")
+    if "fp32" not in config.precisions:
+        fp32_path.unlink()
+    return artifacts
+
+
+def _commit(staging: Path, output: Path, overwrite: bool) -> None:
+    """Move the finished bundle into place; with overwrite, the old one goes only once the new one is there."""
+    if output.exists():
+        trash = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.old-"))
+        os.replace(output, trash / output.name)
+        os.replace(staging, output)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, output)
+
+
+def export_bundle(
+    checkpoint: str | Path,
+    output: str | Path,
+    config: ExportConfig | None = None,
+    threads: int | None = None,
+) -> Manifest:
+    """Export a Hugging Face sequence-classification checkpoint (folder or hub id) to a guard bundle."""
+    config = config or ExportConfig()
+    config.validate()
+    output = Path(output).absolute()
+    if output.exists() and not config.overwrite:
+        raise ExportError(f"{output} already exists; choose another path or pass overwrite (--overwrite)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_checkpoint(checkpoint)
+    max_length = config.max_length or default_max_length(model, tokenizer)
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
+    try:
+        tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_NAME))
+        text = TextEncoding(
+            pair_encoding="tokenizer_pair",
+            prompt_truncation_side=config.prompt_truncation_side,
+            window_overlap=config.window_overlap if config.window_overlap is not None else max_length // 8,
+            pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+            pad_token=tokenizer.pad_token or "",
+        )
+        try:
+            encoder = TextEncoder(staging / TOKENIZER_NAME, max_length, text)
+        except ManifestError as e:
+            raise ExportError(str(e)) from e
+        windows, texts = parity_inputs(encoder)
+        inputs = ["input_ids", "attention_mask"]
+        if "token_type_ids" in tokenizer.model_input_names and getattr(model.config, "type_vocab_size", 0) > 0:
+            inputs.append("token_type_ids")
+        unsafe_index = _unsafe_index(model)
+        log.info("scoring %d parity windows with PyTorch ...", len(windows))
+        reference = score_windows(torch_runner(model), windows, text.pad_id, inputs, unsafe_index, config.batch_size)
+        checker = _Checker(staging, windows, texts, reference, config.threshold, inputs, text.pad_id,
+                           unsafe_index, config.batch_size)
+        artifacts: list[Artifact] = []
+        if "onnx" in config.formats:
+            artifacts += _onnx_artifacts(model, staging, config, checker, threads)
+        labels = ["safe", "safe"]
+        labels[unsafe_index] = "unsafe"
+        manifest = Manifest(
+            name=config.name or output.name,
+            labels=labels,
+            unsafe_index=unsafe_index,
+            threshold=config.threshold,
+            max_length=max_length,
+            tokenizer=describe_file(staging, TOKENIZER_NAME),
+            text=text,
+            inputs=inputs,
+            output="logits",
+            artifacts=artifacts,
+            source={
+                "checkpoint": str(checkpoint),
+                "model_type": model.config.model_type,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "versions": _versions(),
+                **config.extra_source,
+            },
+        )
+        write_manifest(staging, manifest)
+        write_model_card(staging, manifest)
+        _commit(staging, output, config.overwrite)
+        log.info("wrote %s", output)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

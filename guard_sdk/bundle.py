@@ -1,0 +1,216 @@
+"""The guard bundle: guard.json read, validated and written in one place, and every file checked before use.
+
+The bundle is the one contract between export, the runtime, the benchmarks and the Android demo
+(docs/bundle.md). The JSON Schema in guard.schema.json is the source of truth for its shape; this module
+adds what a schema cannot say (paths stay inside the bundle, files match their recorded hashes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from guard_sdk.errors import (
+    ArtifactChangedError,
+    ArtifactMissingError,
+    ManifestError,
+    SchemaVersionError,
+)
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "guard.json"
+TOKENIZER_NAME = "tokenizer.json"
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file of the bundle, by path relative to the bundle folder, with its size and sha256."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How an artifact compared with the PyTorch model it was exported from, on ``texts`` fixed texts."""
+
+    reference: str
+    texts: int
+    windows: int
+    max_abs_diff: float
+    agreement: float
+    tolerance: float
+    min_agreement: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.agreement >= self.min_agreement
+
+
+@dataclass(frozen=True, kw_only=True)
+class Artifact(FileEntry):
+    """One exported model file: its format (``onnx``), precision (``fp32``, ``int8``) and parity."""
+
+    format: str
+    precision: str
+    parity: Parity
+    quantization: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TextEncoding:
+    """How texts become model inputs; the runtime and the Android demo follow it to the token."""
+
+    pair_encoding: str = "tokenizer_pair"
+    prompt_truncation_side: str = "left"
+    window_overlap: int = 64
+    pad_id: int = 0
+    pad_token: str = "[PAD]"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed guard.json."""
+
+    name: str
+    labels: list[str]
+    unsafe_index: int
+    threshold: float
+    max_length: int
+    tokenizer: FileEntry
+    text: TextEncoding
+    inputs: list[str]
+    output: str
+    artifacts: list[Artifact]
+    source: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for artifact in data["artifacts"]:
+            if artifact["quantization"] is None:
+                del artifact["quantization"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        artifacts = [
+            Artifact(**{**a, "parity": Parity(**a["parity"])}) for a in data["artifacts"]
+        ]
+        return cls(
+            **{
+                **data,
+                "tokenizer": FileEntry(**data["tokenizer"]),
+                "text": TextEncoding(**data["text"]),
+                "artifacts": artifacts,
+            }
+        )
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads(resources.files("guard_sdk").joinpath("guard.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _check(data: dict[str, Any], where: Path) -> None:
+    """Raise ManifestError on the first schema violation or impossible value in ``data``."""
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        raise ManifestError(f"{where}: {e.json_path}: {e.message}", where)
+    if data["unsafe_index"] >= len(data["labels"]):
+        raise ManifestError(f"{where}: unsafe_index {data['unsafe_index']} is outside labels", where)
+    for entry in [data["tokenizer"], *data["artifacts"]]:
+        rel = Path(entry["path"])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ManifestError(f"{where}: path {entry['path']!r} leaves the bundle folder", where)
+
+
+def read_manifest(bundle_dir: str | Path) -> Manifest:
+    """Parse and validate ``bundle_dir/guard.json``; refuse a missing, malformed or unknown-version one."""
+    path = Path(bundle_dir) / MANIFEST_NAME
+    if not Path(bundle_dir).is_dir():
+        raise ManifestError(f"{bundle_dir}: no such bundle folder", bundle_dir)
+    if not path.is_file():
+        raise ManifestError(f"{path}: missing; a guard bundle is a folder with a guard.json", path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestError(f"{path}: not valid JSON ({e})", path) from e
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: must hold a JSON object", path)
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: schema_version {version!r} is not supported by this guard-sdk "
+            f"(it reads version {SCHEMA_VERSION}); upgrade guard-sdk or re-export the bundle",
+            path,
+        )
+    _check(data, path)
+    return Manifest.from_dict(data)
+
+
+def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
+    """Validate ``manifest`` and write it to ``bundle_dir/guard.json`` atomically."""
+    path = Path(bundle_dir) / MANIFEST_NAME
+    data = manifest.to_dict()
+    _check(data, path)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_file(bundle_dir: str | Path, rel_path: str) -> FileEntry:
+    """The FileEntry (size and sha256) of a file already in ``bundle_dir``."""
+    full = Path(bundle_dir) / rel_path
+    return FileEntry(path=rel_path, sha256=sha256_file(full), bytes=full.stat().st_size)
+
+
+def verified_path(bundle_dir: str | Path, entry: FileEntry) -> Path:
+    """The file's path, once its size and sha256 match the manifest; refuse it otherwise."""
+    full = Path(bundle_dir) / entry.path
+    if not full.is_file():
+        raise ArtifactMissingError(f"{full}: listed in {MANIFEST_NAME} but missing from the bundle", full)
+    size = full.stat().st_size
+    if size != entry.bytes:
+        raise ArtifactChangedError(
+            f"{full}: {size} bytes, but {MANIFEST_NAME} recorded {entry.bytes}; the file was changed "
+            "or truncated, re-export the bundle",
+            full,
+        )
+    if sha256_file(full) != entry.sha256:
+        raise ArtifactChangedError(
+            f"{full}: sha256 differs from {MANIFEST_NAME}; the file was changed or tampered with, "
+            "re-export the bundle",
+            full,
+        )
+    return full
+
+
+def verify_bundle(bundle_dir: str | Path) -> Manifest:
+    """Read the manifest and check every file it lists; what ``guard-sdk verify`` runs."""
+    manifest = read_manifest(bundle_dir)
+    for entry in [manifest.tokenizer, *manifest.artifacts]:
+        verified_path(bundle_dir, entry)
+    return manifest

@@ -1,0 +1,61 @@
+"""Typed errors, so that callers and the CLI can tell bad input from a broken bundle from a failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GuardError(Exception):
+    """Base class of every error guard-sdk raises on purpose."""
+
+
+class InputError(GuardError, ValueError):
+    """A text or argument the guard cannot take (empty where it must not be, too large, not UTF-8)."""
+
+
+class InputTypeError(GuardError, TypeError):
+    """A prompt or response that is not a ``str`` (``None`` included)."""
+
+
+class BundleError(GuardError):
+    """A guard bundle that cannot be loaded; ``path`` names the file at fault."""
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(message)
+
+
+class ManifestError(BundleError):
+    """guard.json is missing, not JSON, or breaks the schema."""
+
+
+class SchemaVersionError(ManifestError):
+    """guard.json was written by a schema this runtime does not know."""
+
+
+class ArtifactMissingError(BundleError):
+    """A file that guard.json lists is not in the bundle."""
+
+
+class ArtifactChangedError(BundleError):
+    """A file's size or sha256 differs from what guard.json recorded: changed, truncated or tampered."""
+
+
+class UnknownFormatError(BundleError):
+    """An artifact's format, or a requested backend or precision, is not one this runtime knows."""
+
+
+class DefaultGuardMissingError(BundleError):
+    """No embedded default guard ships with this installation."""
+
+
+class BackendUnavailableError(GuardError):
+    """The backend a bundle needs cannot run here (library not installed, wrong platform)."""
+
+
+class ExportError(GuardError):
+    """An export that could not finish; nothing was written."""
+
+
+class ParityError(ExportError):
+    """An exported artifact disagrees with the PyTorch model past the tolerance."""

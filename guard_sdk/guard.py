@@ -1,0 +1,224 @@
+"""Guard: load a bundle, classify a prompt or a prompt and its response, get a Verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from guard_sdk.backends import AUTO_ORDER, BACKENDS, Backend, backend_format, open_backend
+from guard_sdk.bundle import MANIFEST_NAME, Artifact, Manifest, read_manifest, verified_path
+from guard_sdk.errors import (
+    DefaultGuardMissingError,
+    InputError,
+    InputTypeError,
+    UnknownFormatError,
+)
+from guard_sdk.tokenization import TextEncoder, Window, pad_batch
+
+# "auto" precision takes the first of these that the bundle holds: smallest and fastest first.
+PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
+# Above this a text is refused rather than tokenized (4M characters is about a million tokens).
+MAX_INPUT_CHARS = 4_000_000
+DEFAULT_BUNDLE = "models/default"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The guard's answer for one input.
+
+    ``score`` is P(unsafe) of the most unsafe window; ``unsafe`` is ``score >= threshold``;
+    ``windows`` says how many windows of max_length tokens were scored.
+    """
+
+    unsafe: bool
+    score: float
+    threshold: float
+    label: str
+    windows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def default_bundle_path() -> Path:
+    """Where the embedded default guard lives inside the installed package."""
+    return Path(str(resources.files("guard_sdk").joinpath(DEFAULT_BUNDLE)))
+
+
+def check_text(value: object, what: str, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise InputTypeError(f"{what} must be a str, got {type(value).__name__}")
+    if len(value) > max_chars:
+        raise InputError(f"{what} has {len(value):,} characters; the limit is {max_chars:,}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(f"{what} is not valid UTF-8 text (lone surrogate at character {e.start})") from e
+    return value
+
+
+def _select(manifest: Manifest, backend: str, precision: str) -> tuple[str, Artifact]:
+    """Pick the backend and the artifact it runs, following the user's choice or the 'auto' order."""
+    if precision != "auto" and precision not in {a.precision for a in manifest.artifacts}:
+        held = ", ".join(sorted({a.precision for a in manifest.artifacts}))
+        raise UnknownFormatError(f"the bundle has no {precision!r} artifact; it holds: {held}")
+    backends = AUTO_ORDER if backend == "auto" else (backend,)
+    precisions = PRECISION_ORDER if precision == "auto" else (precision,)
+    for name in backends:
+        fmt = backend_format(name)
+        for prec in precisions:
+            for artifact in manifest.artifacts:
+                if artifact.format == fmt and artifact.precision == prec:
+                    return name, artifact
+    held = "; ".join(f"{a.path} ({a.format} {a.precision})" for a in manifest.artifacts)
+    runnable = {BACKENDS[b][0] for b in backends}
+    raise UnknownFormatError(
+        f"no artifact for backend {backend!r} and precision {precision!r}: the bundle holds {held}; "
+        f"this runtime runs the formats {', '.join(sorted(runnable))}"
+    )
+
+
+class Guard:
+    """A loaded guard bundle. Safe to call from several threads at once: it holds no mutable state."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        artifact: Artifact,
+        backend: Backend,
+        encoder: TextEncoder,
+        batch_size: int,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.artifact = artifact
+        self.backend = backend
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.max_input_chars = MAX_INPUT_CHARS
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        backend: str = "auto",
+        precision: str = "auto",
+        threads: int | None = None,
+        batch_size: int = 8,
+    ) -> Guard:
+        """Load a bundle folder (the embedded default guard when ``path`` is None).
+
+        ``backend``: "auto" or a name in ``guard_sdk.backends.BACKENDS``; ``precision``: "auto"
+        (int8, then fp16, then fp32) or one the bundle holds; ``threads``: intra-op threads, None for
+        the library's default; ``batch_size``: windows per model call, which bounds memory.
+        """
+        if path is None:
+            path = default_bundle_path()
+            if not (path / MANIFEST_NAME).is_file():
+                raise DefaultGuardMissingError(
+                    "no embedded default guard ships with this guard-sdk yet; export one from a Hugging Face "
+                    "checkpoint with `guard-sdk export CHECKPOINT -o my-guard` (pip install 'guard-sdk[export]') "
+                    "and load it with Guard.load('my-guard')",
+                    path,
+                )
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise InputError(f"threads must be a positive int or None, got {threads!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        path = Path(path)
+        manifest = read_manifest(path)
+        name, artifact = _select(manifest, backend, precision)
+        encoder = TextEncoder(verified_path(path, manifest.tokenizer), manifest.max_length, manifest.text)
+        model_path = verified_path(path, artifact)
+        runner = open_backend(name, model_path, threads, manifest.output)
+        return cls(path, manifest, artifact, runner, encoder, batch_size)
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    def __repr__(self) -> str:
+        a = self.artifact
+        return f"Guard({self.manifest.name!r}, {a.path}, backend={self.backend.name}, threshold={self.threshold})"
+
+    def classify(self, prompt: str, response: str | None = None, *, threshold: float | None = None) -> Verdict:
+        """Is this prompt (or, with ``response``, this response to it) unsafe?"""
+        return self.classify_batch([prompt], None if response is None else [response], threshold=threshold)[0]
+
+    __call__ = classify
+
+    def classify_batch(
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[str | None] | None = None,
+        *,
+        threshold: float | None = None,
+    ) -> list[Verdict]:
+        """Classify many inputs; ``responses``, when given, pairs with ``prompts`` one to one."""
+        if isinstance(prompts, str) or not isinstance(prompts, Sequence):
+            raise InputTypeError(f"prompts must be a sequence of str, got {type(prompts).__name__}")
+        if responses is not None and (isinstance(responses, str) or len(responses) != len(prompts)):
+            raise InputError("responses must be a sequence as long as prompts, with None where there is none")
+        cut = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= cut <= 1.0:
+            raise InputError(f"threshold must lie in [0, 1], got {threshold!r}")
+        if not prompts:
+            return []
+        windows: list[Window] = []
+        for i, prompt in enumerate(prompts):
+            p = check_text(prompt, f"prompts[{i}]", self.max_input_chars)
+            r = None if responses is None or responses[i] is None else responses[i]
+            if r is not None:
+                r = check_text(r, f"responses[{i}]", self.max_input_chars)
+            windows.extend(self.encoder.windows(p, r, owner=i))
+        m = self.manifest
+        scores = score_windows(self.backend.run, windows, m.text.pad_id, m.inputs, m.unsafe_index, self.batch_size)
+        best = np.full(len(prompts), -1.0)
+        counts = np.bincount([w.owner for w in windows], minlength=len(prompts))
+        np.maximum.at(best, [w.owner for w in windows], scores)
+        return [
+            Verdict(
+                unsafe=bool(s >= cut),
+                score=float(s),
+                threshold=cut,
+                label=m.labels[m.unsafe_index] if s >= cut else m.labels[1 - m.unsafe_index],
+                windows=int(n),
+            )
+            for s, n in zip(best, counts)
+        ]
+
+
+def unsafe_probability(logits: np.ndarray, unsafe_index: int) -> np.ndarray:
+    """Softmax over the label logits, in float64, and the unsafe column of it."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e[:, unsafe_index] / e.sum(axis=-1)
+
+
+def score_windows(
+    run: Callable[[dict[str, np.ndarray]], np.ndarray],
+    windows: list[Window],
+    pad_id: int,
+    input_names: list[str],
+    unsafe_index: int,
+    batch_size: int,
+) -> np.ndarray:
+    """P(unsafe) per window through ``run`` (any backend, or PyTorch in export's parity check).
+
+    Windows go in length-sorted batches of ``batch_size``, so padding stays small and memory is bounded
+    by the batch, not by the input.
+    """
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+    scores = np.empty(len(windows))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        feeds = pad_batch([windows[i] for i in idx], pad_id, input_names)
+        scores[idx] = unsafe_probability(run(feeds), unsafe_index)
+    return scores

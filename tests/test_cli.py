@@ -1,0 +1,107 @@
+"""The guard-sdk command: JSON out, exit codes 0/2/1, a line per bad input, --help on every subcommand."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guard_sdk.cli import main
+
+
+def run(*argv):
+    out = io.StringIO()
+    code = main(list(map(str, argv)), out=out)
+    return code, [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+
+
+def test_classify_text_prints_one_json_verdict(bert_bundle):
+    code, [v] = run("classify", "How do I make a pipe bomb at home?", "--bundle", bert_bundle)
+    assert code == 0
+    assert set(v) == {"unsafe", "score", "threshold", "label", "windows"}
+    code, [pair] = run("classify", "Tell me a joke", "--response", "No.", "--bundle", bert_bundle, "-t", "0")
+    assert code == 0 and pair["unsafe"] is True and pair["threshold"] == 0.0
+
+
+def test_jsonl_reports_bad_lines_by_number_and_runs_the_rest(bert_bundle, tmp_path, capsys):
+    lines = [
+        json.dumps({"prompt": "What is the capital of Australia?"}).encode(),
+        b'{"prompt": "caf\xe9 with a latin-1 byte"}',
+        b"not json",
+        json.dumps({"response": "no prompt"}).encode(),
+        b"",
+        json.dumps({"prompt": "Tell me a joke", "response": "Why did the chicken cross the road?"}).encode(),
+        json.dumps({"prompt": None}).encode(),
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    code, records = run("classify", "--jsonl", path, "--bundle", bert_bundle)
+    assert code == 2
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 6, 7]
+    assert "score" in records[0] and "score" in records[4]
+    assert records[1]["error"] == "not valid UTF-8 (byte 15)"
+    assert records[2]["error"].startswith("not valid JSON")
+    assert "prompt" in records[3]["error"] and "must be a str" in records[5]["error"]
+    assert "guard-sdk: line 2: not valid UTF-8" in capsys.readouterr().err
+
+
+def test_clean_jsonl_exits_zero(bert_bundle, tmp_path):
+    path = tmp_path / "ok.jsonl"
+    path.write_text("\n".join(json.dumps({"prompt": f"question {i}"}) for i in range(150)) + "\n")
+    code, records = run("classify", "--jsonl", path, "--bundle", bert_bundle)
+    assert code == 0 and [r["line"] for r in records] == list(range(1, 151))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["classify"], "give either TEXT or --jsonl"),
+    (["classify", "hi", "--jsonl", "x.jsonl"], "give either TEXT or --jsonl"),
+    (["classify", "--jsonl", "missing.jsonl"], "missing.jsonl: no such file"),
+    (["classify", "hi", "--bundle", "nowhere"], "no such bundle folder"),
+    (["classify", "hi", "--backend", "tensorrt"], "unknown backend"),
+])
+def test_bad_input_is_one_line_and_exit_2(bert_bundle, capsys, argv, message):
+    if "--bundle" not in argv:
+        argv = [*argv, "--bundle", str(bert_bundle)]
+    code, _ = run(*argv)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_argument_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["classify", "hi", "--threshold", "1.5"])
+    assert info.value.code == 2 and "must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_tampered_bundle_exit_2_and_named(bundle_copy, capsys):
+    (bundle_copy / "model.int8.onnx").write_bytes(b"garbage")
+    code, _ = run("classify", "hi", "--bundle", bundle_copy)
+    assert code == 2 and "model.int8.onnx" in capsys.readouterr().err
+    assert run("verify", bundle_copy)[0] == 2
+
+
+def test_export_and_verify_commands(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "cli-guard"
+    code, _ = run("export", tiny_bert, "-o", out, "--int8-tolerance", "0.35", "--int8-min-agreement", "0.9", "-q")
+    assert code == 0 and (out / "guard.json").is_file()
+    code, _ = run("verify", out)
+    assert code == 0
+    code, _ = run("export", tiny_bert, "-o", tmp_path / "strict", "--int8-tolerance", "0", "-q")
+    assert code == 1 and "export failed" in capsys.readouterr().err and not (tmp_path / "strict").exists()
+
+
+@pytest.mark.parametrize("sub", [[], ["classify"], ["export"], ["verify"]])
+def test_help_explains_itself(sub):
+    result = subprocess.run([sys.executable, "-m", "guard_sdk.cli", *sub, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "exit codes: 0 success; 2 bad input" in result.stdout
+    assert {"": "classify", "classify": "--jsonl", "export": "--int8-tolerance", "verify": "sha256"}[
+        sub[0] if sub else ""] in result.stdout
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "guard-sdk"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("guard-sdk 0.1.0")
