@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -61,7 +61,6 @@ class ExportConfig:
     opset: int | None = None  # None: optimum's default for the architecture
     batch_size: int = 8
     overwrite: bool = False
-    extra_source: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         for fmt in self.formats:
@@ -220,7 +219,6 @@ def export_bundle(
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "versions": _versions(),
-                **config.extra_source,
             },
         )
         write_manifest(staging, manifest)
