@@ -141,6 +141,7 @@ def show_progress(verbose: bool = True) -> None:
     handler.setFormatter(logging.Formatter("  %(message)s"))
     logger = logging.getLogger("guard_sdk")
     logger.handlers[:] = [handler]
+    logger.propagate = False  # a library may have configured the root logger; print each line once
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
