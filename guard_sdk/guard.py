@@ -179,9 +179,10 @@ class Guard:
             windows.extend(self.encoder.windows(p, r, owner=i))
         m = self.manifest
         scores = score_windows(self.backend.run, windows, m.text.pad_id, m.inputs, m.unsafe_index, self.batch_size)
+        owners = np.fromiter((w.owner for w in windows), dtype=np.int64, count=len(windows))
         best = np.full(len(prompts), -1.0)
-        counts = np.bincount([w.owner for w in windows], minlength=len(prompts))
-        np.maximum.at(best, [w.owner for w in windows], scores)
+        counts = np.bincount(owners, minlength=len(prompts))
+        np.maximum.at(best, owners, scores)
         return [
             Verdict(
                 unsafe=bool(s >= cut),
