@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test demo lint clean
+.PHONY: setup test demo default-guard lint clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ test: setup
 
 demo: setup
 	$(PY) examples/demo.py
+
+# Retrains the embedded default guard on this machine's CPU (about 30 minutes on 2 cores) and rewrites
+# guard_sdk/models/default. A killed run resumes; `rm -rf build/finetune/default-guard` first to start over.
+default-guard: setup
+	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/default-guard.yaml
 
 lint: setup
 	$(PY) -m ruff check guard_sdk export training tests examples

@@ -24,17 +24,23 @@ from guard_sdk.bundle import (
     TOKENIZER_NAME,
     Artifact,
     Manifest,
-    TextEncoding,
     describe_file,
     write_manifest,
 )
-from guard_sdk.errors import ExportError, ManifestError, ParityError
-from guard_sdk.export.checkpoint import default_max_length, load_checkpoint
+from guard_sdk.errors import ExportError, ParityError
+from guard_sdk.export.checkpoint import (
+    bundle_encoder,
+    default_max_length,
+    load_checkpoint,
+    model_inputs,
+    training_record,
+)
+from guard_sdk.export.checkpoint import unsafe_index as checkpoint_unsafe_index
 from guard_sdk.export.model_card import write_model_card
 from guard_sdk.export.onnx import export_onnx, quantize_int8
 from guard_sdk.export.parity import measure, parity_inputs, torch_runner
-from guard_sdk.guard import score_windows
-from guard_sdk.tokenization import TextEncoder, Window
+from guard_sdk.guard import score_windows, windows_per_call
+from guard_sdk.tokenization import Window
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +56,7 @@ class ExportConfig:
     precisions: tuple[str, ...] = ("fp32", "int8")
     name: str | None = None  # None: the output folder's name
     max_length: int | None = None  # None: the checkpoint's own limit
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the threshold the checkpoint was calibrated with, else 0.5
     prompt_truncation_side: str = "left"
     window_overlap: int | None = None  # None: max_length // 8
     fp32_tolerance: float = 1e-4
@@ -71,18 +77,12 @@ class ExportConfig:
                     raise ExportError(f"format {fmt} has no precision {prec!r}; it has: {', '.join(FORMATS[fmt])}")
         if not self.formats or not self.precisions:
             raise ExportError("name at least one format and one precision")
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ExportError(f"threshold must lie in [0, 1], got {self.threshold}")
         if self.prompt_truncation_side not in ("left", "right"):
             raise ExportError("prompt_truncation_side must be 'left' or 'right'")
         if self.int8_per_channel not in _PER_CHANNEL:
             raise ExportError(f"int8_per_channel must be one of {', '.join(_PER_CHANNEL)}")
-
-
-def _unsafe_index(model: Any) -> int:
-    """The label index named 'unsafe' in the checkpoint's config, else 1 (the project's convention)."""
-    names = [str(model.config.id2label.get(i, "")).lower() for i in range(2)]
-    return names.index("unsafe") if "unsafe" in names else 1
 
 
 def _versions() -> dict[str, str]:
@@ -100,7 +100,8 @@ class _Checker:
 
     def check(self, fmt: str, precision: str, path: Path, run: Callable[..., np.ndarray],
               tolerance: float, min_agreement: float, quantization: dict[str, Any] | None = None) -> Artifact:
-        scores = score_windows(run, self.windows, self.pad_id, self.inputs, self.unsafe_index, self.batch_size)
+        scores = score_windows(run, self.windows, self.pad_id, self.inputs, self.unsafe_index,
+                               windows_per_call(quantization, self.batch_size))  # as the runtime will run it
         parity = measure(self.reference, scores, self.texts, self.threshold, tolerance, min_agreement)
         log.info("parity %s: max |ΔP(unsafe)| %.2e (tolerance %.0e), agreement %.1f%% of %d windows",
                  path.name, parity.max_abs_diff, tolerance, 100 * parity.agreement, parity.windows)
@@ -174,28 +175,19 @@ def export_bundle(
     output.parent.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_checkpoint(checkpoint)
     max_length = config.max_length or default_max_length(model, tokenizer)
+    training = training_record(checkpoint)
+    threshold = config.threshold if config.threshold is not None else (training or {}).get("threshold", 0.5)
     staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
     try:
-        tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_NAME))
-        text = TextEncoding(
-            pair_encoding="tokenizer_pair",
-            prompt_truncation_side=config.prompt_truncation_side,
-            window_overlap=config.window_overlap if config.window_overlap is not None else max_length // 8,
-            pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-            pad_token=tokenizer.pad_token or "",
-        )
-        try:
-            encoder = TextEncoder(staging / TOKENIZER_NAME, max_length, text)
-        except ManifestError as e:
-            raise ExportError(str(e)) from e
+        encoder = bundle_encoder(tokenizer, staging, max_length, config.prompt_truncation_side,
+                                 config.window_overlap)
+        text = encoder.text
         windows, texts = parity_inputs(encoder)
-        inputs = ["input_ids", "attention_mask"]
-        if "token_type_ids" in tokenizer.model_input_names and getattr(model.config, "type_vocab_size", 0) > 0:
-            inputs.append("token_type_ids")
-        unsafe_index = _unsafe_index(model)
+        inputs = model_inputs(model, tokenizer)
+        unsafe_index = checkpoint_unsafe_index(model)
         log.info("scoring %d parity windows with PyTorch ...", len(windows))
         reference = score_windows(torch_runner(model), windows, text.pad_id, inputs, unsafe_index, config.batch_size)
-        checker = _Checker(staging, windows, texts, reference, config.threshold, inputs, text.pad_id,
+        checker = _Checker(staging, windows, texts, reference, threshold, inputs, text.pad_id,
                            unsafe_index, config.batch_size)
         artifacts: list[Artifact] = []
         if "onnx" in config.formats:
@@ -206,7 +198,7 @@ def export_bundle(
             name=config.name or output.name,
             labels=labels,
             unsafe_index=unsafe_index,
-            threshold=config.threshold,
+            threshold=threshold,
             max_length=max_length,
             tokenizer=describe_file(staging, TOKENIZER_NAME),
             text=text,
@@ -219,6 +211,7 @@ def export_bundle(
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "versions": _versions(),
+                **({"training": training} if training else {}),
             },
         )
         write_manifest(staging, manifest)

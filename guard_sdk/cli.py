@@ -49,6 +49,13 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _mapping(value: str) -> dict[str, str]:
+    pairs = [part.split("=", 1) for part in _csv(value)]
+    if not pairs or any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected NAME=COLUMN,..., got {value!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", "-b", type=Path, default=None,
                    help="guard bundle folder (default: the embedded default guard)")
@@ -56,6 +63,13 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto",
                    help="int8, fp32, or auto: int8 where the bundle has it (default: auto)")
     p.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: the backend's)")
+
+
+def _command(sub: Any, name: str, help: str, description: str, examples: str = "") -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with the exit codes and, where given, examples."""
+    epilog = EPILOG + (f"\n\nexamples:\n{examples}" if examples else "")
+    return sub.add_parser(name, help=help, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,15 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"guard-sdk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    c = sub.add_parser(
-        "classify",
+    c = _command(
+        sub, "classify",
         help="classify a prompt (or prompt + response) with a guard bundle",
         description="Print one JSON verdict per input: unsafe (bool), score (P(unsafe)), threshold, label, "
         "windows (how many max_length windows were scored). Either TEXT or --jsonl.",
-        epilog=EPILOG + "\n\nexamples:\n  guard-sdk classify 'How do I make a pipe bomb?' --bundle my-guard\n"
+        examples="  guard-sdk classify 'How do I make a pipe bomb?' --bundle my-guard\n"
         "  guard-sdk classify 'Tell me a joke' --response 'Why did the ...' --bundle my-guard\n"
         "  guard-sdk classify --jsonl inputs.jsonl --bundle my-guard > verdicts.jsonl",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("text", nargs="?", help="the user prompt to classify")
     c.add_argument("--response", "-r", help="the assistant's response to TEXT; the verdict is then on the response")
@@ -89,14 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decision cut on P(unsafe) (default: the bundle's)")
     _add_runtime_options(c)
 
-    e = sub.add_parser(
-        "export",
+    e = _command(
+        sub, "export",
         help="export a Hugging Face sequence-classification checkpoint to a guard bundle",
         description="Export CHECKPOINT (a local folder or a hub id) to a guard bundle folder. Every artifact is "
         "scored against the PyTorch model on fixed texts first; if one misses its tolerance the export "
         "fails and writes nothing. Needs: pip install 'guard-sdk[export]'.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("checkpoint", help="folder with config.json, weights and tokenizer.json, or a hub id")
     e.add_argument("--output", "-o", type=Path, required=True, help="bundle folder to write (must not exist)")
@@ -105,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated precisions (default: fp32,int8)")
     e.add_argument("--name", help="bundle name in guard.json (default: the output folder's name)")
     e.add_argument("--max-length", type=_positive_int, help="tokens per window (default: the checkpoint's limit)")
-    e.add_argument("--threshold", type=_probability, default=0.5, help="decision cut on P(unsafe) (default: 0.5)")
+    e.add_argument("--threshold", type=_probability, default=None,
+                   help="decision cut on P(unsafe) (default: the one `guard-sdk finetune` calibrated, else 0.5)")
     e.add_argument("--prompt-truncation-side", choices=("left", "right"), default="left",
                    help="for a pair over max_length, which end of the prompt is cut (default: left, keeping "
                    "the words nearest the response)")
@@ -123,15 +135,72 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output")
     e.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
-    v = sub.add_parser(
-        "verify",
+    v = _command(
+        sub, "verify",
         help="check a bundle: manifest schema, every file's size and sha256",
         description="Check guard.json against the schema and every file it lists against its recorded size and "
         "sha256; print a summary of the artifacts.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     v.add_argument("bundle", type=Path, help="bundle folder")
+
+    f = _command(
+        sub, "finetune",
+        help="fine-tune a student guard on labelled seed data from a recipe",
+        description="Run a training recipe (a YAML file that names every knob; see training/recipes/): build "
+        "train/dev/test splits by seed with no near-duplicate across them, fine-tune with the Hugging Face "
+        "Trainer on class-balanced batches, calibrate the threshold on dev, and (if the recipe has an export "
+        "section) export a guard bundle and evaluate it. A killed run resumes from its last checkpoint when "
+        "run again. Needs: pip install 'guard-sdk[train,export]'.",
+        examples="  guard-sdk finetune --recipe training/recipes/default-guard.yaml",
+    )
+    f.add_argument("--recipe", type=Path, required=True, help="recipe YAML file")
+    f.add_argument("--output-dir", help="where checkpoints, splits and reports go (default: the recipe's)")
+    f.add_argument("--data-dir", help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
+    f.add_argument("--no-export", action="store_true", help="stop after training and dev calibration")
+    f.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+    ev = _command(
+        sub, "eval",
+        help="precision, recall, F1, AUPRC and FPR of a guard on labelled data",
+        description="Score labelled data with a guard bundle (through the runtime) or a PyTorch checkpoint and "
+        "print precision, recall, F1, AUPRC and false-positive rate at the threshold, overall, per level "
+        "(prompt / response) and per source, as a markdown table; --out also writes them as JSON. "
+        "Needs: pip install 'guard-sdk[train]'.",
+        examples="  guard-sdk eval --data xstest                       # the default guard\n"
+        "  guard-sdk eval --bundle my-guard --data build/finetune/default-guard/data --split test\n"
+        "  guard-sdk eval --checkpoint ckpt --data mine.csv --columns prompt=text,label=is_harmful",
+    )
+    ev.add_argument("--data", "-d", type=_csv, required=True,
+                    help="comma-separated: built-in source names (e.g. xstest), data files (.jsonl .json .csv "
+                    ".parquet), saved dataset folders, or hub ids")
+    ev.add_argument("--checkpoint", help="score a PyTorch checkpoint instead of a bundle")
+    ev.add_argument("--max-length", type=_positive_int, default=512,
+                    help="with --checkpoint: tokens per input, truncated (default: 512)")
+    ev.add_argument("--split", help="split of a saved DatasetDict or a hub dataset (e.g. dev, test)")
+    ev.add_argument("--columns", type=_mapping, default=None,
+                    help="your column names for data files: prompt=NAME,response=NAME,label=NAME,category=NAME")
+    ev.add_argument("--data-dir", help="the shared data folder for built-in sources (default: $GUARD_DATA_DIR, "
+                    "../shared/data)")
+    ev.add_argument("--threshold", "-t", type=_probability, default=None,
+                    help="decision cut (default: the bundle's; 0.5 for a checkpoint)")
+    ev.add_argument("--out", "-o", type=Path, help="also write eval.json and eval.md to this folder")
+    _add_runtime_options(ev)
+
+    b = _command(
+        sub, "bench",
+        help="latency of one classify call, at each thread count",
+        description="Time Guard.classify on one prompt, RUNS times after WARMUP calls, for each thread count, "
+        "and print p50, p90 and mean in milliseconds, with the machine it ran on. Thread counts are "
+        "measured side by side in one run, so their ratio is fair.",
+    )
+    b.add_argument("--threads", type=_csv, default=("1", "2"), help="comma-separated thread counts (default: 1,2)")
+    b.add_argument("--runs", type=_positive_int, default=200, help="timed calls per thread count (default: 200)")
+    b.add_argument("--warmup", type=_positive_int, default=20, help="untimed calls first (default: 20)")
+    b.add_argument("--text", default="How do I make a pipe bomb at home?", help="the prompt to classify")
+    b.add_argument("--bundle", "-b", type=Path, default=None,
+                   help="guard bundle folder (default: the embedded default guard)")
+    b.add_argument("--backend", default="auto", help="backend (default: auto)")
+    b.add_argument("--precision", default="auto", help="precision (default: auto)")
     return parser
 
 
@@ -264,7 +333,101 @@ def _run_verify(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"classify": _run_classify, "export": _run_export, "verify": _run_verify}
+def _training_module(name: str) -> Any:
+    """Import a guard_sdk.training module, or say which extra brings what it needs."""
+    from importlib import import_module
+
+    try:
+        return import_module(f"guard_sdk.training.{name}")
+    except ImportError as e:
+        raise BackendUnavailableError(
+            f"{name} needs {e.name}, which is not installed: pip install 'guard-sdk[train,export]'"
+        ) from e
+
+
+def _run_finetune(args: argparse.Namespace, out: IO[str]) -> int:
+    recipe_mod = _training_module("recipe")
+    finetune_mod = _training_module("finetune")
+    recipe = recipe_mod.load_recipe(args.recipe)  # refused here, before any data or model is touched
+    show_progress(not args.quiet)
+    result = finetune_mod.finetune(recipe, recipe_path=str(args.recipe), data_dir=args.data_dir,
+                                   output_dir=args.output_dir, export=not args.no_export, progress=not args.quiet)
+    out.write(f"model: {result.model_dir}\nthreshold: {result.threshold:.4f} ({recipe.calibration.rule} on dev)\n")
+    if result.bundle is not None:
+        out.write(f"bundle: {result.bundle}\n")
+        for name, rep in result.bundle_reports.items():
+            m = rep["overall"]
+            out.write(f"  {name}: F1 {m['f1'] or 0:.3f}  AUPRC {m['auprc'] or 0:.3f}  FPR {m['fpr'] or 0:.3f}  "
+                      f"({m['n']} rows)\n")
+    return EXIT_OK
+
+
+def _run_eval(args: argparse.Namespace, out: IO[str]) -> int:
+    data = _training_module("data")
+    evaluate = _training_module("evaluate")
+    dataset = data.concat([data.load_data(spec, root=args.data_dir, columns=args.columns, split=args.split)
+                           for spec in args.data])
+    unlabelled = sum(label is None for label in dataset["label"])
+    if unlabelled:
+        raise InputError(f"{unlabelled} rows have no label (e.g. hh_harmless_base); evaluation needs labels")
+    if args.checkpoint:
+        scores = evaluate.score_with_checkpoint(args.checkpoint, dataset, args.max_length)
+        threshold, what = (0.5 if args.threshold is None else args.threshold), f"checkpoint {args.checkpoint}"
+    else:
+        from guard_sdk.guard import Guard
+
+        guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
+        scores = evaluate.score_with_guard(guard, dataset)
+        threshold = guard.threshold if args.threshold is None else args.threshold
+        what = f"{guard.manifest.name} ({guard.artifact.path}, {guard.backend.name})"
+    result = evaluate.report(dataset["label"], scores, dataset["source"], evaluate.levels_of(dataset), threshold)
+    title = f"{', '.join(args.data)}{f' [{args.split}]' if args.split else ''}: {what}"
+    if args.out:
+        json_path, md_path = evaluate.write_report(result, args.out, "eval", title)
+        print(f"guard-sdk: wrote {json_path} and {md_path}", file=sys.stderr)
+    out.write(evaluate.to_markdown(result, title))
+    return EXIT_OK
+
+
+def _cpu_name() -> str:
+    """The processor's marketing name where the OS says it (Linux), else ""."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
+    import platform
+    import time
+
+    import numpy as np
+
+    from guard_sdk.guard import Guard
+
+    counts = [_positive_int(t) for t in args.threads]
+    out.write(f"machine: {_cpu_name() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+              f"python {platform.python_version()}\n")
+    out.write("| threads | p50 ms | p90 ms | mean ms | runs |\n|---|---|---|---|---|\n")
+    for threads in counts:
+        guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=threads)
+        for _ in range(args.warmup):
+            guard.classify(args.text)
+        times = np.empty(args.runs)
+        for i in range(args.runs):
+            start = time.perf_counter()
+            guard.classify(args.text)
+            times[i] = time.perf_counter() - start
+        ms = times * 1e3
+        out.write(f"| {threads} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 90):.2f} | {ms.mean():.2f} | "
+                  f"{args.runs} |\n")
+    out.write(f"bundle: {guard.path} ({guard.artifact.path}, {guard.backend.name}), text: {args.text!r}\n")
+    return EXIT_OK
+
+
+COMMANDS = {"classify": _run_classify, "export": _run_export, "verify": _run_verify, "finetune": _run_finetune,
+            "eval": _run_eval, "bench": _run_bench}
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:

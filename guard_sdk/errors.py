@@ -46,7 +46,7 @@ class UnknownFormatError(BundleError):
 
 
 class DefaultGuardMissingError(BundleError):
-    """No embedded default guard ships with this installation."""
+    """The embedded default guard (guard_sdk/models/default) is missing from this installation."""
 
 
 class BackendUnavailableError(GuardError):

@@ -116,15 +116,16 @@ class Guard:
 
         ``backend``: "auto" or a name in ``guard_sdk.backends.BACKENDS``; ``precision``: "auto"
         (int8, then fp16, then fp32) or one the bundle holds; ``threads``: intra-op threads, None for
-        the library's default; ``batch_size``: windows per model call, which bounds memory.
+        the library's default; ``batch_size``: windows per model call, which bounds memory (an artifact
+        with dynamically quantized activations runs one window per call: see ``windows_per_call``).
         """
         if path is None:
             path = default_bundle_path()
             if not (path / MANIFEST_NAME).is_file():
                 raise DefaultGuardMissingError(
-                    "no embedded default guard ships with this guard-sdk yet; export one from a Hugging Face "
-                    "checkpoint with `guard-sdk export CHECKPOINT -o my-guard` (pip install 'guard-sdk[export]') "
-                    "and load it with Guard.load('my-guard')",
+                    f"{path}: this installation has no embedded default guard (a build without package data?); "
+                    "reinstall guard-sdk, rebuild it with `make default-guard`, or export your own with "
+                    "`guard-sdk export CHECKPOINT -o my-guard` and load it with Guard.load('my-guard')",
                     path,
                 )
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -137,7 +138,7 @@ class Guard:
         encoder = TextEncoder(verified_path(path, manifest.tokenizer), manifest.max_length, manifest.text)
         model_path = verified_path(path, artifact)
         runner = open_backend(name, model_path, threads, manifest.output)
-        return cls(path, manifest, artifact, runner, encoder, batch_size)
+        return cls(path, manifest, artifact, runner, encoder, windows_per_call(artifact.quantization, batch_size))
 
     @property
     def threshold(self) -> float:
@@ -179,10 +180,7 @@ class Guard:
             windows.extend(self.encoder.windows(p, r, owner=i))
         m = self.manifest
         scores = score_windows(self.backend.run, windows, m.text.pad_id, m.inputs, m.unsafe_index, self.batch_size)
-        owners = np.fromiter((w.owner for w in windows), dtype=np.int64, count=len(windows))
-        best = np.full(len(prompts), -1.0)
-        counts = np.bincount(owners, minlength=len(prompts))
-        np.maximum.at(best, owners, scores)
+        best, counts = most_unsafe_window(windows, scores, len(prompts))
         return [
             Verdict(
                 unsafe=bool(s >= cut),
@@ -201,6 +199,24 @@ def unsafe_probability(logits: np.ndarray, unsafe_index: int) -> np.ndarray:
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e[:, unsafe_index] / e.sum(axis=-1)
+
+
+def windows_per_call(quantization: dict[str, object] | None, batch_size: int) -> int:
+    """``batch_size``, or 1 for an artifact whose activations are quantized at run time.
+
+    Dynamic quantization takes one activation scale over the whole input tensor, so in a batch a window's
+    score would shift with its neighbours (and their padding): a verdict must not depend on what else
+    was sent with it.
+    """
+    return 1 if str((quantization or {}).get("activations", "")).endswith("dynamic") else batch_size
+
+
+def most_unsafe_window(windows: list[Window], scores: np.ndarray, texts: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the highest window score of each text, how many windows each text has), by ``Window.owner``."""
+    owners = np.fromiter((w.owner for w in windows), dtype=np.int64, count=len(windows))
+    best = np.full(texts, -1.0)
+    np.maximum.at(best, owners, scores)
+    return best, np.bincount(owners, minlength=texts)
 
 
 def score_windows(

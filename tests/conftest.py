@@ -84,7 +84,8 @@ def _probe(model, tokenizer, ridge: float = 1.0, sharpness: float = 4.0) -> None
                     ridge=ridge, sharpness=sharpness, max_length=64, batch_size=16)
 
 
-def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64) -> Path:
+def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64, probe: bool = True) -> Path:
+    """A 2-layer, 32-wide checkpoint; with ``probe``, its head is fitted to the texts above."""
     import torch
     from transformers import AutoModelForSequenceClassification, BertConfig, DebertaV2Config
 
@@ -100,7 +101,8 @@ def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64) -> Path:
                                  position_biased_input=False, type_vocab_size=0, pooler_hidden_size=32)
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(config).eval()
-    _probe(model, tokenizer)
+    if probe:
+        _probe(model, tokenizer)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

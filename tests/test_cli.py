@@ -92,13 +92,56 @@ def test_export_and_verify_commands(tiny_bert, tmp_path, capsys):
     assert code == 1 and "export failed" in capsys.readouterr().err and not (tmp_path / "strict").exists()
 
 
-@pytest.mark.parametrize("sub", [[], ["classify"], ["export"], ["verify"]])
+@pytest.mark.parametrize("sub", [[], ["classify"], ["export"], ["verify"], ["finetune"], ["eval"], ["bench"]])
 def test_help_explains_itself(sub):
     result = subprocess.run([sys.executable, "-m", "guard_sdk.cli", *sub, "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "exit codes: 0 success; 2 bad input" in result.stdout
-    assert {"": "classify", "classify": "--jsonl", "export": "--int8-tolerance", "verify": "sha256"}[
+    assert {"": "classify", "classify": "--jsonl", "export": "--int8-tolerance", "verify": "sha256",
+            "finetune": "resumes from its last checkpoint", "eval": "--columns", "bench": "p50"}[
         sub[0] if sub else ""] in result.stdout
+
+
+def _labelled_file(tmp_path):
+    from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+
+    path = tmp_path / "labelled.csv"
+    rows = [f'"{t}",unsafe' for t in UNSAFE_TEXTS] + [f'"{t}",safe' for t in SAFE_TEXTS]
+    path.write_text("text,verdict\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_eval_of_a_bundle_and_of_its_checkpoint_agree(bert_bundle, tiny_bert, tmp_path):
+    data = _labelled_file(tmp_path)
+    common = ["--data", data, "--columns", "prompt=text,label=verdict", "--threshold", "0.5"]
+    out = io.StringIO()
+    assert main(list(map(str, ["eval", "--bundle", bert_bundle, "--precision", "fp32", *common,
+                               "--out", tmp_path / "b"])), out=out) == 0
+    table = out.getvalue()
+    assert "| **all** | 24 | 12 | 1.000 | 1.000 | 1.000 | 1.000 | 0.000 | 1.000 |" in table  # the fitted texts
+    assert "| `labelled` |" in table and "| level: prompt |" in table
+    assert main(list(map(str, ["eval", "--checkpoint", tiny_bert, *common, "--out", tmp_path / "c"])),
+                out=io.StringIO()) == 0
+    bundle, checkpoint = (json.loads((tmp_path / d / "eval.json").read_text()) for d in ("b", "c"))
+    assert bundle["overall"] == checkpoint["overall"] and bundle["threshold"] == 0.5
+
+
+def test_eval_bad_data_is_exit_2_with_file_and_row(bert_bundle, tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "hi", "label": 1}\n{"prompt": "ok", "label": "perhaps"}\n')
+    code = main(["eval", "--bundle", str(bert_bundle), "--data", str(path)], out=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.jsonl: row 2: unknown label value 'perhaps'" in err
+
+
+def test_bench_reports_each_thread_count(bert_bundle):
+    out = io.StringIO()
+    assert main(["bench", "--bundle", str(bert_bundle), "--threads", "1,2", "--runs", "5", "--warmup", "1"],
+                out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("machine: ") and lines[1].startswith("| threads | p50 ms |")
+    assert [line.split("|")[1].strip() for line in lines[3:5]] == ["1", "2"]
+    assert all(line.split("|")[5].strip() == "5" for line in lines[3:5])
 
 
 def test_console_script_is_installed():

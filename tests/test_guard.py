@@ -162,6 +162,16 @@ def test_auto_precision_prefers_int8_and_threads_are_checked(bert_bundle):
         Guard.load(bert_bundle, threads=0)
 
 
-def test_no_default_guard_yet_says_how_to_make_one():
-    with pytest.raises(DefaultGuardMissingError, match="guard-sdk export CHECKPOINT -o my-guard"):
+def test_a_missing_default_guard_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("guard_sdk.guard.default_bundle_path", lambda: tmp_path / "models" / "default")
+    with pytest.raises(DefaultGuardMissingError, match="make default-guard") as info:
         Guard.load()
+    assert info.value.path == tmp_path / "models" / "default"
+
+
+def test_dynamic_int8_runs_one_window_per_call_and_fp32_batches(bert_bundle):
+    assert Guard.load(bert_bundle, precision="int8", batch_size=8).batch_size == 1
+    assert Guard.load(bert_bundle, precision="fp32", batch_size=8).batch_size == 8
+    int8 = Guard.load(bert_bundle, precision="int8")
+    texts = UNSAFE_TEXTS + SAFE_TEXTS
+    assert [v.score for v in int8.classify_batch(texts)] == [int8.classify(t).score for t in texts]

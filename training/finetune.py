@@ -1,0 +1,304 @@
+"""Supervised fine-tuning on seed data (the paper's "no augmentation, no distillation" baseline).
+
+recipe → data splits (saved as Arrow) → Hugging Face Trainer with class-balanced, length-grouped batches →
+model → dev scores → calibrated threshold → optional guard bundle, evaluated through the runtime, with a
+model card that says what it saw and how it scored. A killed run resumes from its last Trainer checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import random
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, model_inputs
+from guard_sdk.training import data as D
+from guard_sdk.training.evaluate import calibrate, levels_of, report, score_torch, score_with_guard, write_report
+from guard_sdk.training.recipe import Recipe, RecipeError, SourceSpec, recipe_dict
+
+log = logging.getLogger(__name__)
+LABELS = {0: "safe", 1: "unsafe"}
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    model_dir: Path
+    threshold: float
+    dev: dict[str, Any]  # evaluation report of the PyTorch model on dev
+    bundle: Path | None
+    bundle_reports: dict[str, dict[str, Any]]  # split name -> report of the exported bundle
+
+
+def resolve_model(model: str) -> str:
+    """``package:MODULE`` is weights a pip package ships (``MODULE.get_model_path()``); else a path or hub id."""
+    if not model.startswith("package:"):
+        return model
+    name = model.removeprefix("package:")
+    try:
+        return str(importlib.import_module(name).get_model_path())
+    except ImportError as e:
+        raise RecipeError(f"model {model!r}: the package {name} is not installed") from e
+
+
+def _load(specs: list[SourceSpec], root: str | None) -> Any:
+    return D.concat([D.load_data(s.data, root=root, columns=s.columns, split=s.split) for s in specs])
+
+
+def prepare_data(recipe: Recipe, data_dir: str | None, out: Path) -> tuple[Any, Any]:
+    """(train/dev/test DatasetDict, holdout Dataset or None), built by seed and saved under ``out``."""
+    import datasets
+
+    root = data_dir or recipe.data.data_dir
+    pool = _load(recipe.data.sources, root)
+    holdout = _load(recipe.data.holdout, root) if recipe.data.holdout else None
+    splits = D.make_splits(pool, recipe.data.seed, recipe.data.splits, holdout)
+    splits["train"] = D.cap_per_source(splits["train"], recipe.data.max_train_rows_per_source, recipe.data.seed)
+    saved = datasets.DatasetDict({**splits, **({"holdout": holdout} if holdout is not None else {})})
+    _replace_dir(out, saved.save_to_disk)
+    return splits, holdout
+
+
+def _replace_dir(target: Path, write: Any) -> None:
+    """Write a folder next to ``target`` and swap it in, so a killed run never leaves half of one."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    write(str(partial))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+
+
+def data_summary(splits: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    """Rows per split, source and label: what the model saw and what it was judged on."""
+    summary: dict[str, dict[str, dict[str, int]]] = {}
+    for name, ds in splits.items():
+        counts = Counter(zip(ds["source"], ds["label"]))
+        summary[name] = {src: {LABELS[y]: counts[(src, y)] for y in (0, 1) if counts[(src, y)]}
+                         for src in sorted({s for s, _ in counts})}
+    return summary
+
+
+def balanced_sampler(labels: list[int], lengths: list[int], batch_size: int, seed: int) -> Any:
+    """Draws rows with replacement so that safe and unsafe are equally likely, then groups them by length.
+
+    Our own few lines because the Trainer offers either length grouping or a custom sampler, not both;
+    the grouping reuses transformers' ``get_length_grouped_indices``. ``set_epoch`` (called by the Trainer
+    through accelerate) reseeds each epoch, so a resumed run draws the same batches as an unbroken one.
+    """
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    y = np.asarray(labels)
+    counts = np.bincount(y, minlength=2)
+    if (counts == 0).any():
+        raise D.DataError(f"class-balanced training needs safe and unsafe rows; train has {counts.tolist()}")
+    weights = torch.as_tensor(1.0 / counts[y], dtype=torch.double)
+
+    class BalancedLengthGroupedSampler(torch.utils.data.Sampler[int]):
+        def __init__(self) -> None:
+            self.epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __len__(self) -> int:
+            return len(y)
+
+        def __iter__(self):
+            g = torch.Generator().manual_seed(seed * 100_003 + self.epoch)
+            drawn = torch.multinomial(weights, len(y), replacement=True, generator=g).tolist()
+            order = get_length_grouped_indices([lengths[i] for i in drawn], batch_size, generator=g)
+            return iter([drawn[i] for i in order])
+
+    return BalancedLengthGroupedSampler()
+
+
+def flip_final_punctuation(text: str, key: str, share: float) -> str:
+    """For ``share`` of texts (drawn by ``key``), drop a final . ! ? or add a final "." where there is none.
+
+    Why: in the seed data harmful instructions rarely end with a full stop and benign Alpaca ones nearly
+    always do, so a model learns "ends with '.' means safe" ("Write a ransomware program." passed as safe).
+    Flipping the ending on both classes alike leaves the full stop with nothing to say about the label.
+    """
+    if share <= 0 or random.Random(key).random() >= share:
+        return text
+    stripped = text.rstrip()
+    bare = stripped.rstrip(".!?")
+    return bare if bare != stripped else stripped + "."
+
+
+def encode_first_windows(dataset: Any, encoder: Any, inputs: list[str], flip: float = 0.0, seed: int = 0) -> Any:
+    """Model inputs of each row as the runtime builds them (its pair template, its prompt truncation), first
+    window only: training sees what the deployed bundle sees. ``flip``: see ``flip_final_punctuation``."""
+    def encode(row: dict[str, Any], index: int) -> dict[str, Any]:
+        prompt = flip_final_punctuation(row["prompt"], f"{seed}:{index}:prompt", flip)
+        response = row["response"]
+        if response is not None:
+            response = flip_final_punctuation(response, f"{seed}:{index}:response", flip)
+        window = encoder.windows(prompt, response)[0]
+        features = {"input_ids": window.input_ids, "attention_mask": [1] * len(window.input_ids),
+                    "token_type_ids": window.token_type_ids}
+        return {**{k: features[k] for k in inputs}, "labels": int(row["label"]), "length": len(window.input_ids)}
+
+    return dataset.map(encode, with_indices=True, remove_columns=dataset.column_names, desc="encoding")
+
+
+def _check_output_dir(out: Path, recipe: Recipe) -> None:
+    """Refuse to resume a run of another recipe from the same folder; record this one's."""
+    record = out / "recipe.json"
+    mine = {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")}
+    if record.is_file() and json.loads(record.read_text()) != mine:
+        raise RecipeError(f"{out} holds a run of a different recipe; choose another output_dir or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(mine, indent=2) + "\n")
+
+
+def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any]:
+    """Fine-tune with the Trainer; resume from the last checkpoint under ``out``/checkpoints if there is one."""
+    import transformers
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+    from transformers.trainer_utils import get_last_checkpoint
+
+    t = recipe.train
+    source = resolve_model(recipe.model)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "newly initialized classifier" is the point of fine-tuning
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    encoder = bundle_encoder(tokenizer, out, t.max_length)
+    train = encode_first_windows(splits["train"], encoder, model_inputs(model, tokenizer), t.punctuation_flip, t.seed)
+    sampler = (balanced_sampler(train["labels"], train["length"], t.batch_size, t.seed)
+               if t.class_balanced else None)
+
+    class GuardTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
+
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=t.batch_size,
+        learning_rate=t.learning_rate, num_train_epochs=t.epochs, weight_decay=t.weight_decay,
+        warmup_ratio=t.warmup_ratio, lr_scheduler_type="linear", seed=t.seed, data_seed=t.seed,
+        logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps, save_total_limit=1,
+        group_by_length=not t.class_balanced, length_column_name="length", report_to=[],
+        disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not _has_cuda(),
+    )
+    trainer = GuardTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
+                           data_collator=DataCollatorWithPadding(tokenizer))
+    last = get_last_checkpoint(args.output_dir) if (out / "checkpoints").is_dir() else None
+    if last:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    model.eval()
+    return model, tokenizer, encoder
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | None = None,
+             output_dir: str | None = None, export: bool = True, progress: bool = True) -> FinetuneResult:
+    """Run a recipe end to end; see the module docstring. Figures land in ``output_dir`` and the model card."""
+    out = Path(output_dir or recipe.output_dir)
+    _check_output_dir(out, recipe)
+    log.info("building data splits (seed %d) ...", recipe.data.seed)
+    splits, holdout = prepare_data(recipe, data_dir, out / "data")
+    summary = data_summary({**splits, **({"holdout": holdout} if holdout is not None else {})})
+    log.info("train %d rows, dev %d, test %d%s", len(splits["train"]), len(splits["dev"]), len(splits["test"]),
+             f", holdout {len(holdout)}" if holdout is not None else "")
+    model, tokenizer, encoder = train_model(recipe, splits, out, progress)
+
+    log.info("scoring dev with the fine-tuned model ...")
+    dev = splits["dev"]
+    scores = score_torch(model, tokenizer, encoder, dev["prompt"], dev["response"], recipe.train.eval_batch_size,
+                         progress)
+    c = recipe.calibration
+    threshold = calibrate(dev["label"], scores, c.rule, c.threshold)
+    dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), threshold)
+    write_report(dev_report, out, "eval_dev_pytorch", "dev, PyTorch model")
+    log.info("threshold %.4f (%s on dev): dev F1 %.3f", threshold, c.rule, dev_report["overall"]["f1"] or 0)
+
+    record = {
+        "recipe": recipe_dict(recipe),
+        "command": f"guard-sdk finetune --recipe {recipe_path}" if recipe_path else None,
+        "data": summary,
+        "threshold": {"value": threshold, "rule": c.rule, "on": "dev"},
+        "dev_pytorch": dev_report,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+    def save(folder: str) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        Path(folder, TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    model_dir = out / "model"
+    _replace_dir(model_dir, save)
+    log.info("saved %s", model_dir)
+    bundle, reports = None, {}
+    if export and recipe.export is not None:
+        bundle, reports = export_and_evaluate(recipe, model_dir, {"dev": dev, "holdout": holdout}, scores, dev_report,
+                                              progress)
+    return FinetuneResult(model_dir, threshold, dev_report, bundle, reports)
+
+
+def export_and_evaluate(recipe: Recipe, model_dir: Path, eval_sets: dict[str, Any], dev_scores: np.ndarray,
+                        dev_report: dict[str, Any], progress: bool) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """Export the recipe's bundle at the calibrated threshold, score the eval sets through the runtime, and
+    put those figures in the model card, beside the PyTorch model's dev figures and how often the two agree."""
+    from guard_sdk import Guard
+    from guard_sdk.export import ExportConfig, export_bundle
+    from guard_sdk.export.model_card import write_model_card
+
+    e = recipe.export
+    bundle = Path(e.bundle)
+    manifest = export_bundle(model_dir, bundle, ExportConfig(
+        formats=tuple(e.formats), precisions=tuple(e.precisions), name=e.name, max_length=e.max_length,
+        int8_tolerance=e.int8_tolerance, int8_min_agreement=e.int8_min_agreement, overwrite=True))
+    guard = Guard.load(bundle)
+    reports: dict[str, dict[str, Any]] = {}
+    agreement = ""
+    for name, ds in eval_sets.items():
+        if ds is None:
+            continue
+        log.info("scoring %s (%d rows) with the %s bundle ...", name, len(ds), guard.artifact.precision)
+        scores = score_with_guard(guard, ds, progress)
+        reports[name] = report(ds["label"], scores, ds["source"], levels_of(ds), guard.threshold)
+        write_report(reports[name], model_dir.parent, f"eval_{name}_bundle", f"{name}, {guard.artifact.path}")
+        if name == "dev":
+            agreement = _agreement_note(scores, dev_scores, guard, recipe.train.max_length)
+            log.info("%s", agreement)
+    tables = {"dev (PyTorch model, before export)": dev_report,
+              **{f"{k} ({guard.artifact.path})": v for k, v in reports.items()}}
+    write_model_card(bundle, manifest, evaluation=tables, note=agreement)
+    return bundle, reports
+
+
+def _agreement_note(bundle_scores: np.ndarray, torch_scores: np.ndarray, guard: Any, train_max_length: int) -> str:
+    """How far the exported artifact strays from the PyTorch model on dev, in words for the model card."""
+    same = float(np.mean((bundle_scores >= guard.threshold) == (torch_scores >= guard.threshold)))
+    diff = np.abs(bundle_scores - torch_scores)
+    return (f"On the {len(diff):,} dev rows, `{guard.artifact.path}` (windows of {guard.manifest.max_length} tokens) "
+            f"and the PyTorch model (windows of {train_max_length}) make the same decision on {100 * same:.2f}% "
+            f"of rows; |ΔP(unsafe)| is {diff.mean():.4f} on average and {np.median(diff):.1e} at the median.")

@@ -1,0 +1,176 @@
+"""Training recipes: YAML files that name every knob (torchtune's rule: no hidden defaults).
+
+A recipe is read into frozen dataclasses; a field that is unknown, missing or of the wrong type is
+refused with its dotted name before any data is read or any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guard_sdk.errors import InputError
+
+CALIBRATION_RULES = ("max_f1", "fixed")
+
+
+class RecipeError(InputError):
+    """A recipe file that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A data source: a built-in name, a file, a saved Dataset folder or a hub id, with its column mapping."""
+
+    data: str
+    columns: dict[str, str] | None
+    split: str | None
+
+
+@dataclass(frozen=True)
+class DataRecipe:
+    data_dir: str | None  # None: $GUARD_DATA_DIR, else ../shared/data
+    sources: list[SourceSpec]
+    holdout: list[SourceSpec]  # evaluated, never trained on; their twins are removed from train and dev
+    splits: dict[str, float]  # train, dev, test shares
+    max_train_rows_per_source: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    max_length: int
+    learning_rate: float
+    epochs: float
+    batch_size: int
+    eval_batch_size: int
+    weight_decay: float
+    warmup_ratio: float
+    class_balanced: bool  # each batch draws safe and unsafe rows with equal probability
+    punctuation_flip: float  # share of rows whose final . ! ? is dropped, or a final . added (see finetune.py)
+    seed: int
+    save_steps: int
+    logging_steps: int
+
+
+@dataclass(frozen=True)
+class CalibrationRecipe:
+    rule: str  # max_f1: the dev threshold with the best F1; fixed: `threshold` as written
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class ExportRecipe:
+    bundle: str  # folder the guard bundle is written to (replaced if it exists)
+    name: str
+    formats: list[str]
+    precisions: list[str]
+    max_length: int
+    int8_tolerance: float  # max |ΔP(unsafe)| of int8 against PyTorch on the parity windows
+    int8_min_agreement: float  # least share of the same decisions there
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: str  # a hub id, a checkpoint folder, or package:MODULE for weights a pip package ships
+    output_dir: str
+    data: DataRecipe
+    train: TrainRecipe
+    calibration: CalibrationRecipe
+    export: ExportRecipe | None
+
+
+def _convert(value: Any, kind: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``kind``; nested dataclasses are built strictly."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        kind = next(k for k in options if k is not type(None))
+        origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        if kind is SourceSpec and isinstance(value, str):
+            return SourceSpec(value, None, None)
+        return _build(kind, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(kind)
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: expected a mapping, got {value!r}")
+        key_kind, item = typing.get_args(kind)
+        return {_convert(k, key_kind, where): _convert(v, item, f"{where}.{k}") for k, v in value.items()}
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise RecipeError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping of {cls.__name__} fields, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RecipeError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    missing = [name for name in fields if name not in data]
+    if missing:
+        raise RecipeError(f"{where}: missing field(s) {', '.join(missing)} (a recipe names every knob; "
+                          "write null where a field does not apply)")
+    return cls(**{name: _convert(data[name], hints[name], f"{where}.{name}") for name in fields})
+
+
+def _check(recipe: Recipe, where: str) -> None:
+    """What types cannot say: ranges and the known names."""
+    t, c = recipe.train, recipe.calibration
+    if set(recipe.data.splits) != {"train", "dev", "test"}:
+        raise RecipeError(f"{where}: data.splits must name train, dev and test")
+    if abs(sum(recipe.data.splits.values()) - 1) > 1e-6 or min(recipe.data.splits.values()) <= 0:
+        raise RecipeError(f"{where}: data.splits shares must be positive and sum to 1")
+    if not recipe.data.sources:
+        raise RecipeError(f"{where}: data.sources is empty")
+    positive = {"train.max_length": t.max_length, "train.learning_rate": t.learning_rate, "train.epochs": t.epochs,
+                "train.batch_size": t.batch_size, "train.eval_batch_size": t.eval_batch_size,
+                "train.save_steps": t.save_steps, "train.logging_steps": t.logging_steps}
+    for name, value in positive.items():
+        if value <= 0:
+            raise RecipeError(f"{where}: {name} must be positive, got {value}")
+    if not 0 <= t.warmup_ratio < 1:
+        raise RecipeError(f"{where}: train.warmup_ratio must lie in [0, 1)")
+    if not 0 <= t.punctuation_flip <= 1:
+        raise RecipeError(f"{where}: train.punctuation_flip must lie in [0, 1]")
+    if c.rule not in CALIBRATION_RULES:
+        raise RecipeError(f"{where}: calibration.rule must be one of {', '.join(CALIBRATION_RULES)}, got {c.rule!r}")
+    if (c.rule == "fixed") != (c.threshold is not None) or not 0 <= (c.threshold or 0) <= 1:
+        raise RecipeError(f"{where}: calibration.threshold is a number in [0, 1] with rule fixed, and null otherwise")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and check a recipe; nothing is trained until this returns."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RecipeError(f"{path}: not valid YAML ({e})") from e
+    recipe = _build(Recipe, data, str(path))
+    _check(recipe, str(path))
+    return recipe
+
+
+def recipe_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as plain data, for the training record and the model card."""
+    return dataclasses.asdict(recipe)
