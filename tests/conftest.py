@@ -84,7 +84,8 @@ def _probe(model, tokenizer, ridge: float = 1.0, sharpness: float = 4.0) -> None
                     ridge=ridge, sharpness=sharpness, max_length=64, batch_size=16)
 
 
-def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64, probe: bool = True) -> Path:
+def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64, probe: bool = True,
+                          init_range: float = INIT_RANGE) -> Path:
     """A 2-layer, 32-wide checkpoint; with ``probe``, its head is fitted to the texts above."""
     import torch
     from transformers import AutoModelForSequenceClassification, BertConfig, DebertaV2Config
@@ -92,7 +93,7 @@ def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64, probe: b
     tokenizer = _fast_tokenizer("wordpiece" if family == "bert" else "unigram", max_length)
     common = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=64, max_position_embeddings=128, num_labels=2,
-                  pad_token_id=tokenizer.pad_token_id, initializer_range=INIT_RANGE)
+                  pad_token_id=tokenizer.pad_token_id, initializer_range=init_range)
     if family == "bert":
         config = BertConfig(**common)
     else:  # the v3 attention layout: relative positions with buckets, no absolute positions, no token types

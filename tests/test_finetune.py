@@ -25,7 +25,7 @@ def _recipe(tmp_path, checkpoint, data_file, **changes):
         "name": "tiny", "model": str(checkpoint), "output_dir": str(tmp_path / "run"),
         "data": {"data_dir": None, "sources": [str(data_file)], "holdout": [],
                  "splits": {"train": 0.7, "dev": 0.15, "test": 0.15}, "max_train_rows_per_source": None, "seed": 0},
-        "train": {"max_length": 32, "learning_rate": 1e-3, "epochs": 4, "batch_size": 4, "eval_batch_size": 8,
+        "train": {"max_length": 32, "learning_rate": 5e-3, "epochs": 10, "batch_size": 4, "eval_batch_size": 8,
                   "weight_decay": 0.0, "warmup_ratio": 0.0, "class_balanced": True, "punctuation_flip": 0.5,
                   "seed": 0, "save_steps": 4,
                   "logging_steps": 1},
@@ -47,7 +47,7 @@ def _recipe(tmp_path, checkpoint, data_file, **changes):
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
     """A tiny BERT whose head knows nothing yet, so that training has something to learn."""
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("untrained"), "bert", probe=False)
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("untrained"), "bert", probe=False, init_range=0.02)
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_finetune_lowers_the_loss_exports_and_resumes(tmp_path, seed_file, untra
     result = finetune(recipe, recipe_path="recipe.yaml", progress=False)
     train = datasets.load_from_disk(str(tmp_path / "run" / "data"))["train"]
     before, after = _mean_loss(untrained, train), _mean_loss(result.model_dir, train)
-    assert after < before - 0.1, (before, after)
+    assert after < before - 0.2, (before, after)  # from chance (0.69) to well below it
 
     record = json.loads((result.model_dir / "guard_training.json").read_text())
     assert record["threshold"] == {"value": 0.5, "rule": "fixed", "on": "dev"}
