@@ -67,9 +67,10 @@ def main() -> int:
         print(f"  {name:28s} {hits}/{len(texts)} correct ({100 * hits / len(texts):.0f}%)")
     n = len(val_harmful) + len(val_harmless) + len(xstest_safe)
     print(f"  {n} prompts in {time.perf_counter() - start:.1f} s on this machine")
-    print("  A linear probe over-blocks prompts that only look unsafe (XSTest) and saw no responses;\n"
-          "  the embedded default guard (`Guard.load()`) is fine-tuned on prompts and responses: see its\n"
-          "  MODEL_CARD.md, or score it yourself with `.venv/bin/guard-sdk eval --data xstest`.")
+    print("  A linear probe over-blocks prompts that only look unsafe (XSTest) and saw no responses. The\n"
+          "  embedded default guard (`Guard.load()`) is fine-tuned on seed prompts and responses; as a seed-only\n"
+          "  baseline it still over-blocks look-alikes and judges a response mostly by its prompt (its\n"
+          "  MODEL_CARD.md has the figures; `.venv/bin/guard-sdk eval --data xstest` measures it here).")
 
     print("4/4 a few verdicts: the probe, then the embedded default guard (Guard.load(), fine-tuned)")
     default = Guard.load()

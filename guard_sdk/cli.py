@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency of one classify call, at each thread count",
         description="Time Guard.classify on one prompt, RUNS times after WARMUP calls, for each thread count, "
         "and print p50, p90 and mean in milliseconds, with the machine it ran on. Thread counts are "
-        "measured side by side in one run, so their ratio is fair.",
+        "measured side by side, round robin in one run, so their ratio is fair.",
     )
     b.add_argument("--threads", type=_csv, default=("1", "2"), help="comma-separated thread counts (default: 1,2)")
     b.add_argument("--runs", type=_positive_int, default=200, help="timed calls per thread count (default: 200)")
@@ -407,19 +407,21 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
     from guard_sdk.guard import Guard
 
     counts = [_positive_int(t) for t in args.threads]
+    guards = [Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=n) for n in counts]
+    for guard in guards:
+        for _ in range(args.warmup):
+            guard.classify(args.text)
+    # Round robin: each round times every thread count once, so drift on a shared machine hits all alike.
+    times = np.empty((len(guards), args.runs))
+    for i in range(args.runs):
+        for g, guard in enumerate(guards):
+            start = time.perf_counter()
+            guard.classify(args.text)
+            times[g, i] = time.perf_counter() - start
     out.write(f"machine: {_cpu_name() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
               f"python {platform.python_version()}\n")
     out.write("| threads | p50 ms | p90 ms | mean ms | runs |\n|---|---|---|---|---|\n")
-    for threads in counts:
-        guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=threads)
-        for _ in range(args.warmup):
-            guard.classify(args.text)
-        times = np.empty(args.runs)
-        for i in range(args.runs):
-            start = time.perf_counter()
-            guard.classify(args.text)
-            times[i] = time.perf_counter() - start
-        ms = times * 1e3
+    for threads, ms in zip(counts, times * 1e3):
         out.write(f"| {threads} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 90):.2f} | {ms.mean():.2f} | "
                   f"{args.runs} |\n")
     out.write(f"bundle: {guard.path} ({guard.artifact.path}, {guard.backend.name}), text: {args.text!r}\n")
