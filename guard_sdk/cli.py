@@ -56,13 +56,21 @@ def _mapping(value: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+def _thread_counts(value: str) -> tuple[int, ...]:
+    counts = tuple(_positive_int(part) for part in _csv(value))
+    if not counts:
+        raise argparse.ArgumentTypeError("name at least one thread count")
+    return counts
+
+
+def _add_runtime_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     p.add_argument("--bundle", "-b", type=Path, default=None,
                    help="guard bundle folder (default: the embedded default guard)")
     p.add_argument("--backend", default="auto", help="onnxruntime, or auto to pick the fastest here (default: auto)")
     p.add_argument("--precision", default="auto",
                    help="int8, fp32, or auto: int8 where the bundle has it (default: auto)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: the backend's)")
+    if threads:
+        p.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: the backend's)")
 
 
 def _command(sub: Any, name: str, help: str, description: str, examples: str = "") -> argparse.ArgumentParser:
@@ -175,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                     ".parquet), saved dataset folders, or hub ids")
     ev.add_argument("--checkpoint", help="score a PyTorch checkpoint instead of a bundle")
     ev.add_argument("--max-length", type=_positive_int, default=512,
-                    help="with --checkpoint: tokens per input, truncated (default: 512)")
+                    help="with --checkpoint: tokens per window, as a bundle of that max_length scores (default: 512)")
     ev.add_argument("--split", help="split of a saved DatasetDict or a hub dataset (e.g. dev, test)")
     ev.add_argument("--columns", type=_mapping, default=None,
                     help="your column names for data files: prompt=NAME,response=NAME,label=NAME,category=NAME")
@@ -193,14 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and print p50, p90 and mean in milliseconds, with the machine it ran on. Thread counts are "
         "measured side by side, round robin in one run, so their ratio is fair.",
     )
-    b.add_argument("--threads", type=_csv, default=("1", "2"), help="comma-separated thread counts (default: 1,2)")
+    b.add_argument("--threads", type=_thread_counts, default=(1, 2),
+                   help="comma-separated thread counts (default: 1,2)")
     b.add_argument("--runs", type=_positive_int, default=200, help="timed calls per thread count (default: 200)")
     b.add_argument("--warmup", type=_positive_int, default=20, help="untimed calls first (default: 20)")
     b.add_argument("--text", default="How do I make a pipe bomb at home?", help="the prompt to classify")
-    b.add_argument("--bundle", "-b", type=Path, default=None,
-                   help="guard bundle folder (default: the embedded default guard)")
-    b.add_argument("--backend", default="auto", help="backend (default: auto)")
-    b.add_argument("--precision", default="auto", help="precision (default: auto)")
+    _add_runtime_options(b, threads=False)
     return parser
 
 
@@ -406,7 +412,7 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
 
     from guard_sdk.guard import Guard
 
-    counts = [_positive_int(t) for t in args.threads]
+    counts = args.threads
     guards = [Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=n) for n in counts]
     for guard in guards:
         for _ in range(args.warmup):
