@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test demo default-guard lint clean
+.PHONY: setup test demo default-guard student-shape lint clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,20 @@ demo: setup
 # guard_sdk/models/default. A killed run resumes; `rm -rf build/finetune/default-guard` first to start over.
 default-guard: setup
 	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/default-guard.yaml
+
+# The HarmAug paper's student shape (deberta-v3-large, 435M, random weights) in every format and precision,
+# then ExecuTorch int8/int4 again with fp32 embeddings for the before/after sizes. Random weights put
+# P(unsafe) near 0.5 everywhere, so decisions at 0.5 are coin flips: the bounds are opened and the measured
+# parity is recorded in each guard.json and MODEL_CARD.md, not enforced. About 40 minutes on 2 CPU cores.
+STUDENT := build/deberta-v3-large-random
+OPEN_BOUNDS := --fp32-tolerance 1 --fp32-min-agreement 0 --fp16-tolerance 1 --fp16-min-agreement 0 \
+	--int8-tolerance 1 --int8-min-agreement 0 --int4-tolerance 1 --int4-min-agreement 0
+student-shape: setup
+	test -d $(STUDENT) || $(VENV)/bin/guard-sdk random-checkpoint deberta-v3-large -o $(STUDENT)
+	$(VENV)/bin/guard-sdk export $(STUDENT) -o build/student-shape --overwrite $(OPEN_BOUNDS) \
+		--formats onnx,executorch,coreml --precision fp32,int8,int4,fp16,palette4
+	$(VENV)/bin/guard-sdk export $(STUDENT) -o build/student-shape-fp32-embeddings --overwrite $(OPEN_BOUNDS) \
+		--formats executorch --precision int8,int4 --no-quantize-embeddings
 
 lint: setup
 	$(PY) -m ruff check guard_sdk export training tests examples

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from guard_sdk.bundle import Manifest
+from guard_sdk.bundle import Artifact, Manifest
 
 
 def _training_section(training: dict[str, Any] | None) -> str:
@@ -45,13 +45,22 @@ no row is unsafe). {note}
 {tables}"""
 
 
+def _artifact_row(a: Artifact) -> str:
+    p = a.parity
+    if not p.measured:
+        return (f"| `{a.path}` | {a.format} | {a.precision} | {a.bytes / 1e6:.1f} MB | not measured | not measured "
+                f"| spec checked: {a.spec['operations'] if a.spec else '?'} operations, "
+                f"{a.spec['compressed_weights'] if a.spec else '?'} compressed weight tensors, "
+                f"{a.spec['deployment_target'] if a.spec else '?'} |")
+    return (f"| `{a.path}` | {a.format} | {a.precision} | {a.bytes / 1e6:.1f} MB | {p.max_abs_diff:.2e} | "
+            f"{100 * p.agreement:.1f}% | {p.windows} windows of {p.texts} texts |")
+
+
 def render_model_card(manifest: Manifest, evaluation: dict[str, dict[str, Any]] | None = None, note: str = "") -> str:
     src = manifest.source
-    rows = "\n".join(
-        f"| `{a.path}` | {a.format} | {a.precision} | {a.bytes / 1e6:.1f} MB | {a.parity.max_abs_diff:.2e} | "
-        f"{100 * a.parity.agreement:.1f}% | {a.parity.windows} windows of {a.parity.texts} texts |"
-        for a in manifest.artifacts
-    )
+    rows = "\n".join(_artifact_row(a) for a in manifest.artifacts)
+    notes = sorted({a.parity.note for a in manifest.artifacts if not a.parity.measured})
+    unmeasured = "".join(f"\nNot measured: {n}.\n" for n in notes)
     return f"""# {manifest.name}
 
 A guard bundle written by `guard-sdk export` (guard-sdk {src.get("versions", {}).get("guard-sdk", "?")}).
@@ -70,7 +79,7 @@ Each artifact was scored against the PyTorch model on the same windows before it
 | file | format | precision | size | max abs diff P(unsafe) | decision agreement | on |
 |---|---|---|---|---|---|---|
 {rows}
-
+{unmeasured}
 ## Training data
 
 {_training_section(src.get("training"))}{_evaluation_section(evaluation, note)}"""

@@ -41,29 +41,42 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Parity:
-    """How an artifact compared with the PyTorch model it was exported from, on ``texts`` fixed texts."""
+    """How an artifact compared with the PyTorch model it was exported from, on ``texts`` fixed texts.
+
+    ``measured`` is False where the artifact cannot run on the exporting machine (Core ML off macOS); then
+    ``max_abs_diff`` and ``agreement`` are None and ``note`` says why.
+    """
 
     reference: str
     texts: int
     windows: int
-    max_abs_diff: float
-    agreement: float
+    max_abs_diff: float | None
+    agreement: float | None
     tolerance: float
     min_agreement: float
+    measured: bool = True
+    note: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance and self.agreement >= self.min_agreement
+        return (self.measured and self.max_abs_diff is not None and self.agreement is not None
+                and self.max_abs_diff <= self.tolerance and self.agreement >= self.min_agreement)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Artifact(FileEntry):
-    """One exported model file: its format (``onnx``), precision (``fp32``, ``int8``) and parity."""
+    """One exported model (a file, or a folder such as an .mlpackage): format, precision and parity.
+
+    ``batch`` is the batch size the graph was exported with where it is fixed (the mobile formats: 1), None
+    where it is dynamic; ``spec`` holds what export checked of a model it could not run (Core ML on Linux).
+    """
 
     format: str
     precision: str
     parity: Parity
     quantization: dict[str, Any] | None = None
+    batch: int | None = None
+    spec: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +110,9 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for artifact in data["artifacts"]:
-            if artifact["quantization"] is None:
-                del artifact["quantization"]
+            for optional in ("quantization", "batch", "spec"):
+                if artifact[optional] is None:
+                    del artifact[optional]
         return data
 
     @classmethod
@@ -181,25 +195,45 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _folder_files(path: Path) -> list[Path]:
+    return sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+
+
+def sha256_entry(path: str | Path) -> str:
+    """sha256 of a file; for a folder (an .mlpackage), of the lines "<relative path> <sha256 of it>\n" of
+    every file in it, sorted by path, so a renamed, added, removed or changed file changes the hash."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    listing = "".join(f"{p.relative_to(path).as_posix()} {sha256_file(p)}\n" for p in _folder_files(path))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def entry_bytes(path: str | Path) -> int:
+    """Size of a file, or the summed size of every file in a folder."""
+    path = Path(path)
+    return sum(p.stat().st_size for p in _folder_files(path)) if path.is_dir() else path.stat().st_size
+
+
 def describe_file(bundle_dir: str | Path, rel_path: str) -> FileEntry:
-    """The FileEntry (size and sha256) of a file already in ``bundle_dir``."""
+    """The FileEntry (size and sha256) of a file or folder already in ``bundle_dir``."""
     full = Path(bundle_dir) / rel_path
-    return FileEntry(path=rel_path, sha256=sha256_file(full), bytes=full.stat().st_size)
+    return FileEntry(path=rel_path, sha256=sha256_entry(full), bytes=entry_bytes(full))
 
 
 def verified_path(bundle_dir: str | Path, entry: FileEntry) -> Path:
     """The file's path, once its size and sha256 match the manifest; refuse it otherwise."""
     full = Path(bundle_dir) / entry.path
-    if not full.is_file():
+    if not full.exists():
         raise ArtifactMissingError(f"{full}: listed in {MANIFEST_NAME} but missing from the bundle", full)
-    size = full.stat().st_size
+    size = entry_bytes(full)
     if size != entry.bytes:
         raise ArtifactChangedError(
             f"{full}: {size} bytes, but {MANIFEST_NAME} recorded {entry.bytes}; the file was changed "
             "or truncated, re-export the bundle",
             full,
         )
-    if sha256_file(full) != entry.sha256:
+    if sha256_entry(full) != entry.sha256:
         raise ArtifactChangedError(
             f"{full}: sha256 differs from {MANIFEST_NAME}; the file was changed or tampered with, "
             "re-export the bundle",

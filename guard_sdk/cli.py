@@ -66,9 +66,11 @@ def _thread_counts(value: str) -> tuple[int, ...]:
 def _add_runtime_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     p.add_argument("--bundle", "-b", type=Path, default=None,
                    help="guard bundle folder (default: the embedded default guard)")
-    p.add_argument("--backend", default="auto", help="onnxruntime, or auto to pick the fastest here (default: auto)")
+    p.add_argument("--backend", default="auto",
+                   help="onnxruntime, executorch, coreml (macOS), or auto: the fastest here that the bundle has "
+                   "an artifact for (default: auto)")
     p.add_argument("--precision", default="auto",
-                   help="int8, fp32, or auto: int8 where the bundle has it (default: auto)")
+                   help="fp32, fp16, int8, int4, palette4, or auto: int8, then fp16, then fp32 (default: auto)")
     if threads:
         p.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: the backend's)")
 
@@ -119,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("checkpoint", help="folder with config.json, weights and tokenizer.json, or a hub id")
     e.add_argument("--output", "-o", type=Path, required=True, help="bundle folder to write (must not exist)")
-    e.add_argument("--formats", type=_csv, default=("onnx",), help="comma-separated formats (default: onnx)")
-    e.add_argument("--precision", type=_csv, default=("fp32", "int8"), dest="precisions",
-                   help="comma-separated precisions (default: fp32,int8)")
+    e.add_argument("--formats", type=_csv, default=("onnx",),
+                   help="comma-separated: onnx, executorch (.pte, XNNPACK), coreml (.mlpackage) (default: onnx)")
+    e.add_argument("--precision", type=_csv, default=None, dest="precisions",
+                   help="comma-separated; each format writes those it has: onnx fp32,int8; executorch "
+                   "fp32,int8,int4 (4-bit weights); coreml fp16,int8,palette4 (4-bit palettized weights). "
+                   "Default: onnx and executorch fp32,int8; coreml fp16,int8")
     e.add_argument("--name", help="bundle name in guard.json (default: the output folder's name)")
     e.add_argument("--max-length", type=_positive_int, help="tokens per window (default: the checkpoint's limit)")
     e.add_argument("--threshold", type=_probability, default=None,
@@ -137,11 +142,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--int8-min-agreement", type=_probability, default=0.98,
                    help="least share of same decisions for int8 (default: 0.98)")
     e.add_argument("--int8-per-channel", choices=("auto", "on", "off"), default="auto",
-                   help="per-channel weight scales; auto uses them unless they miss parity (default: auto)")
+                   help="ONNX: per-channel weight scales; auto uses them unless they miss parity (default: auto)")
+    e.add_argument("--fp16-tolerance", type=float, default=0.01, help="max |ΔP(unsafe)| for fp16 (default: 0.01)")
+    e.add_argument("--fp16-min-agreement", type=_probability, default=0.99,
+                   help="least share of same decisions for fp16 (default: 0.99)")
+    e.add_argument("--int4-tolerance", type=float, default=0.25,
+                   help="max |ΔP(unsafe)| for int4 and palette4 (default: 0.25)")
+    e.add_argument("--int4-min-agreement", type=_probability, default=0.95,
+                   help="least share of same decisions for int4 and palette4 (default: 0.95)")
+    e.add_argument("--no-quantize-embeddings", dest="quantize_embeddings", action="store_false",
+                   help="ExecuTorch int8/int4: keep the embedding table in fp32 (default: int8 rows)")
     e.add_argument("--opset", type=_positive_int, help="ONNX opset (default: optimum's for the architecture)")
     e.add_argument("--threads", type=_positive_int, help="threads for the parity runs (default: all)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output")
     e.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+    r = _command(
+        sub, "random-checkpoint",
+        help="write a random-weight checkpoint of a real model shape, to export or benchmark offline",
+        description="Write a sequence-classification checkpoint with the published config of SHAPE and random "
+        "weights (size and speed do not depend on the weights), with a small Unigram tokenizer. Needs: pip "
+        "install 'guard-sdk[export]'.",
+        examples="  guard-sdk random-checkpoint deberta-v3-large -o build/deberta-v3-large-random\n"
+        "  guard-sdk export build/deberta-v3-large-random -o build/student-shape --formats onnx,executorch,coreml",
+    )
+    r.add_argument("shape", choices=("deberta-v3-large", "deberta-v3-base"),
+                   help="deberta-v3-large is the HarmAug paper's 435M student")
+    r.add_argument("--output", "-o", type=Path, required=True, help="checkpoint folder to write (must not exist)")
+    r.add_argument("--seed", type=int, default=0, help="random seed of the weights (default: 0)")
 
     v = _command(
         sub, "verify",
@@ -320,12 +348,28 @@ def _run_export(args: argparse.Namespace, out: IO[str]) -> int:
         window_overlap=args.window_overlap, fp32_tolerance=args.fp32_tolerance,
         fp32_min_agreement=args.fp32_min_agreement, int8_tolerance=args.int8_tolerance,
         int8_min_agreement=args.int8_min_agreement, int8_per_channel=args.int8_per_channel,
-        opset=args.opset, overwrite=args.overwrite,
+        fp16_tolerance=args.fp16_tolerance, fp16_min_agreement=args.fp16_min_agreement,
+        int4_tolerance=args.int4_tolerance, int4_min_agreement=args.int4_min_agreement,
+        quantize_embeddings=args.quantize_embeddings, opset=args.opset, overwrite=args.overwrite,
     )
     manifest = export_bundle(args.checkpoint, args.output, config, threads=args.threads)
     for a in manifest.artifacts:
-        out.write(f"{args.output / a.path}  {a.format} {a.precision}  {a.bytes / 1e6:.1f} MB  "
-                  f"max|ΔP| {a.parity.max_abs_diff:.1e}  agreement {100 * a.parity.agreement:.1f}%\n")
+        p = a.parity
+        parity = (f"max|ΔP| {p.max_abs_diff:.1e}  agreement {100 * p.agreement:.1f}%" if p.measured
+                  else "parity not measured (Core ML predicts on macOS only); spec checked")
+        out.write(f"{args.output / a.path}  {a.format} {a.precision}  {a.bytes / 1e6:.1f} MB  {parity}\n")
+    return EXIT_OK
+
+
+def _run_random_checkpoint(args: argparse.Namespace, out: IO[str]) -> int:
+    try:
+        from guard_sdk.export.shapes import write_random_checkpoint
+    except ImportError as e:
+        raise BackendUnavailableError(f"needs {e.name}, which is not installed: pip install 'guard-sdk[export]'") from e
+    if args.output.exists():
+        raise InputError(f"{args.output} already exists; choose another path")
+    write_random_checkpoint(args.shape, args.output, args.seed)
+    out.write(f"{args.output}\n")
     return EXIT_OK
 
 
@@ -434,7 +478,8 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"classify": _run_classify, "export": _run_export, "verify": _run_verify, "finetune": _run_finetune,
+COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,
+            "verify": _run_verify, "finetune": _run_finetune,
             "eval": _run_eval, "bench": _run_bench}
 
 

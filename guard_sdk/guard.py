@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from guard_sdk.backends import AUTO_ORDER, BACKENDS, Backend, backend_format, open_backend
+from guard_sdk.backends import BACKENDS, Backend, auto_order, backend_format, open_backend, runs_here
 from guard_sdk.bundle import MANIFEST_NAME, Artifact, Manifest, read_manifest, verified_path
 from guard_sdk.errors import (
+    BackendUnavailableError,
     DefaultGuardMissingError,
     InputError,
     InputTypeError,
@@ -24,6 +26,7 @@ PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
 # Above this a text is refused rather than tokenized (4M characters is about a million tokens).
 MAX_INPUT_CHARS = 4_000_000
 DEFAULT_BUNDLE = "models/default"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,25 +64,30 @@ def check_text(value: object, what: str, max_chars: int) -> str:
     return value
 
 
-def _select(manifest: Manifest, backend: str, precision: str) -> tuple[str, Artifact]:
-    """Pick the backend and the artifact it runs, following the user's choice or the 'auto' order."""
+def _candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[str, Artifact]]:
+    """(backend, artifact) pairs to try, best first, following the user's choice or the 'auto' orders."""
     if precision != "auto" and precision not in {a.precision for a in manifest.artifacts}:
         held = ", ".join(sorted({a.precision for a in manifest.artifacts}))
         raise UnknownFormatError(f"the bundle has no {precision!r} artifact; it holds: {held}")
-    backends = AUTO_ORDER if backend == "auto" else (backend,)
+    backends = auto_order() if backend == "auto" else (backend,)
     precisions = PRECISION_ORDER if precision == "auto" else (precision,)
-    for name in backends:
-        fmt = backend_format(name)
-        for prec in precisions:
-            for artifact in manifest.artifacts:
-                if artifact.format == fmt and artifact.precision == prec:
-                    return name, artifact
-    held = "; ".join(f"{a.path} ({a.format} {a.precision})" for a in manifest.artifacts)
-    runnable = {BACKENDS[b][0] for b in backends}
-    raise UnknownFormatError(
-        f"no artifact for backend {backend!r} and precision {precision!r}: the bundle holds {held}; "
-        f"this runtime runs the formats {', '.join(sorted(runnable))}"
-    )
+    found = [(name, artifact) for name in backends for prec in precisions for artifact in manifest.artifacts
+             if artifact.format == backend_format(name) and artifact.precision == prec]
+    if not found:
+        held = "; ".join(f"{a.path} ({a.format} {a.precision})" for a in manifest.artifacts)
+        raise UnknownFormatError(
+            f"no artifact for backend {backend!r} and precision {precision!r}: the bundle holds {held}; "
+            f"backend {backend!r} runs the formats {', '.join(sorted({BACKENDS[b].format for b in backends}))}"
+        )
+    return found
+
+
+def _runnable_here(manifest: Manifest) -> str:
+    """The bundle's artifacts that some backend runs on this platform, for error messages."""
+    here = {info.format: name for name, info in BACKENDS.items() if runs_here(name)}
+    found = [f"{a.path} ({a.format} {a.precision}: backend={here[a.format]!r})"
+             for a in manifest.artifacts if a.format in here]
+    return "; ".join(found) or "none"
 
 
 class Guard:
@@ -114,7 +122,9 @@ class Guard:
     ) -> Guard:
         """Load a bundle folder (the embedded default guard when ``path`` is None).
 
-        ``backend``: "auto" or a name in ``guard_sdk.backends.BACKENDS``; ``precision``: "auto"
+        ``backend``: "auto" (the fastest that runs here and that the bundle holds, see
+        ``guard_sdk.backends.auto_order``; the choice is logged and kept in ``guard.backend.name``) or a
+        name in ``guard_sdk.backends.BACKENDS``; ``precision``: "auto"
         (int8, then fp16, then fp32) or one the bundle holds; ``threads``: intra-op threads, None for
         the library's default; ``batch_size``: windows per model call, which bounds memory (an artifact
         with dynamically quantized activations runs one window per call: see ``windows_per_call``).
@@ -134,11 +144,23 @@ class Guard:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
         path = Path(path)
         manifest = read_manifest(path)
-        name, artifact = _select(manifest, backend, precision)
+        candidates = _candidates(manifest, backend, precision)
         encoder = TextEncoder(verified_path(path, manifest.tokenizer), manifest.max_length, manifest.text)
-        model_path = verified_path(path, artifact)
-        runner = open_backend(name, model_path, threads, manifest.output)
-        return cls(path, manifest, artifact, runner, encoder, windows_per_call(artifact.quantization, batch_size))
+        unavailable = []
+        for name, artifact in candidates:
+            model_path = verified_path(path, artifact)
+            try:
+                runner = open_backend(name, model_path, threads, manifest.output, manifest.inputs)
+            except BackendUnavailableError as e:
+                unavailable.append(str(e))
+                continue
+            if backend == "auto":
+                log.info("backend auto: %s runs %s (%s %s)", name, artifact.path, artifact.format, artifact.precision)
+            per_call = windows_per_call(artifact.quantization, artifact.batch, batch_size)
+            return cls(path, manifest, artifact, runner, encoder, per_call)
+        raise BackendUnavailableError(
+            f"{'; '.join(unavailable)}. What this bundle holds that runs here: {_runnable_here(manifest)}"
+        )
 
     @property
     def threshold(self) -> float:
@@ -201,14 +223,16 @@ def unsafe_probability(logits: np.ndarray, unsafe_index: int) -> np.ndarray:
     return e[:, unsafe_index] / e.sum(axis=-1)
 
 
-def windows_per_call(quantization: dict[str, object] | None, batch_size: int) -> int:
-    """``batch_size``, or 1 for an artifact whose activations are quantized at run time.
+def windows_per_call(quantization: dict[str, object] | None, fixed_batch: int | None, batch_size: int) -> int:
+    """``batch_size``, or 1 for an artifact whose activations are quantized at run time or whose graph
+    has a fixed batch of 1 (the mobile formats).
 
     Dynamic quantization takes one activation scale over the whole input tensor, so in a batch a window's
     score would shift with its neighbours (and their padding): a verdict must not depend on what else
     was sent with it.
     """
-    return 1 if str((quantization or {}).get("activations", "")).endswith("dynamic") else batch_size
+    dynamic = str((quantization or {}).get("activations", "")).endswith("dynamic")
+    return 1 if dynamic or fixed_batch == 1 else batch_size
 
 
 def most_unsafe_window(windows: list[Window], scores: np.ndarray, texts: int) -> tuple[np.ndarray, np.ndarray]:

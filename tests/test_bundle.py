@@ -42,7 +42,8 @@ def test_exported_manifest_has_the_documented_fields(bert_bundle):
     for a in data["artifacts"]:
         assert a["bytes"] == (bert_bundle / a["path"]).stat().st_size
         assert set(a["parity"]) == {"reference", "texts", "windows", "max_abs_diff", "agreement", "tolerance",
-                                    "min_agreement"}
+                                    "min_agreement", "measured", "note"}
+        assert a["parity"]["measured"] is True and "batch" not in a and "spec" not in a
     assert verify_bundle(bert_bundle).name == "tiny-bert-guard"
 
 
@@ -129,3 +130,13 @@ def test_unknown_backend_and_absent_precision_are_refused(bert_bundle):
         Guard.load(bert_bundle, backend="tensorrt")
     with pytest.raises(UnknownFormatError, match="no 'fp16' artifact; it holds: fp32, int8"):
         Guard.load(bert_bundle, precision="fp16")
+
+
+@pytest.mark.parametrize("parity,message", [
+    ({"measured": False, "max_abs_diff": None, "agreement": None, "note": ""}, "too short|non-empty"),
+    ({"max_abs_diff": None}, "None is not of type 'number'"),
+])
+def test_unmeasured_parity_needs_its_reason_and_measured_needs_figures(bundle_copy, parity, message):
+    _edit_manifest(bundle_copy, lambda d: d["artifacts"][0]["parity"].update(parity))
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(bundle_copy)

@@ -90,7 +90,7 @@ def test_existing_output_is_kept_unless_overwrite(tiny_bert, bert_bundle, tmp_pa
 
 @pytest.mark.parametrize("config,message", [
     (ExportConfig(formats=("tflite",)), "unknown format 'tflite'"),
-    (ExportConfig(precisions=("fp16",)), "format onnx has no precision 'fp16'"),
+    (ExportConfig(precisions=("fp16",)), "no format named has precision 'fp16': onnx has fp32, int8"),
     (ExportConfig(threshold=1.5), "threshold must lie in"),
     (ExportConfig(window_overlap=500), "window_overlap 500"),
 ])

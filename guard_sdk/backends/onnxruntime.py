@@ -15,7 +15,8 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None, output: str = "logits") -> None:
+    def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
+                 inputs: list[str] | None = None) -> None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
@@ -27,6 +28,11 @@ class OnnxRuntimeBackend:
             raise BundleError(f"{path}: ONNX Runtime cannot load it ({e})", path) from e
         self._output = output
         self.input_names = [i.name for i in self._session.get_inputs()]
+        outputs = [o.name for o in self._session.get_outputs()]
+        if inputs is not None and sorted(self.input_names) != sorted(inputs):
+            raise BundleError(f"{path}: the model takes inputs {self.input_names}, guard.json says {inputs}", path)
+        if output not in outputs:
+            raise BundleError(f"{path}: the model has no output {output!r} (it has {outputs})", path)
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self._session.run([self._output], inputs)[0]
