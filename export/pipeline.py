@@ -6,7 +6,6 @@ a hidden staging folder beside it, which is renamed into place at the end and re
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -141,7 +140,7 @@ class _Checker:
 
     def check(self, fmt: str, precision: str, path: Path, run: Callable[..., np.ndarray],
               bounds: tuple[float, float], quantization: dict[str, Any] | None = None,
-              batch: int | None = None) -> Artifact:
+              batch: int | None = None, spec: dict[str, Any] | None = None) -> Artifact:
         tolerance, min_agreement = bounds
         scores = score_windows(run, self.windows, self.pad_id, self.inputs, self.unsafe_index,
                                windows_per_call(quantization, batch, self.batch_size))  # as the runtime runs it
@@ -155,7 +154,7 @@ class _Checker:
                 f"of {parity.windows} windows (needs {100 * min_agreement:.1f}%); nothing was written. "
                 "Loosen the tolerance only if you accept the difference."
             )
-        return self.describe(fmt, precision, path, parity, quantization, batch)
+        return self.describe(fmt, precision, path, parity, quantization, batch, spec)
 
     def describe(self, fmt: str, precision: str, path: Path, parity: Parity, quantization: dict[str, Any] | None,
                  batch: int | None, spec: dict[str, Any] | None = None) -> Artifact:
@@ -229,9 +228,8 @@ def _coreml_artifacts(program: Any, staging: Path, config: ExportConfig, checker
         coreml.check_spec(spec, checker.inputs, max_length, precision, path)
         if sys.platform == "darwin":
             run = open_backend("coreml", path, None, "logits", checker.inputs).run
-            artifacts.append(dataclasses.replace(
-                checker.check("coreml", precision, path, run, config.bounds(precision), quantization, batch=1),
-                spec=spec))
+            artifacts.append(checker.check("coreml", precision, path, run, config.bounds(precision), quantization,
+                                           batch=1, spec=spec))
             continue
         log.info("Core ML predicts only on macOS: %s checked by its spec, parity not measured", path.name)
         note = (f"Core ML predicts only on macOS and this bundle was exported on {sys.platform}; "

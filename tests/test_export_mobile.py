@@ -243,3 +243,27 @@ def test_minilm_mobile_meets_the_default_bounds(minilm_probe, tmp_path):
     assert ml.spec["compressed_weights"] >= 37  # 6 layers x 6 linears, the classifier's and the embeddings
     verdicts = Guard.load(tmp_path / "m", backend="executorch").classify_batch(TEXTS)
     assert np.mean([v.unsafe == (i < 12) for i, v in enumerate(verdicts)]) >= 0.8
+
+
+def test_executorch_threads_size_the_pool_once_and_concurrent_calls_agree(deberta_mobile):
+    """In a child process, since ExecuTorch's thread pool is one per process."""
+    import subprocess
+
+    script = f"""
+from concurrent.futures import ThreadPoolExecutor
+from guard_sdk import Guard
+from guard_sdk.errors import BackendUnavailableError
+guard = Guard.load({str(deberta_mobile)!r}, backend="executorch", precision="fp32", threads=1)
+Guard.load({str(deberta_mobile)!r}, backend="executorch", precision="int8", threads=1)
+try:
+    Guard.load({str(deberta_mobile)!r}, backend="executorch", threads=2)
+except BackendUnavailableError as e:
+    print("refused:", e)
+texts = {TEXTS!r}
+serial = [guard.classify(t).score for t in texts]
+with ThreadPoolExecutor(8) as pool:
+    print("concurrent equal:", list(pool.map(lambda t: guard.classify(t).score, texts)) == serial)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300).stdout
+    assert "refused: ExecuTorch's Python runtime has one thread pool per process, already sized to 1" in out
+    assert "concurrent equal: True" in out

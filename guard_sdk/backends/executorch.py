@@ -7,16 +7,39 @@ this backend (only) imports torch.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from guard_sdk.backends import rows
-from guard_sdk.errors import BundleError
+from guard_sdk.errors import BackendUnavailableError, BundleError
+
+_loaded_any = False  # whether this process has loaded an ExecuTorch program (the pool is then fixed)
+
+
+def _size_thread_pool(portable_lib: Any, threads: int | None) -> None:
+    global _loaded_any
+    current = portable_lib._threadpool_get_thread_count()
+    if threads is not None and threads != current:
+        if _loaded_any:
+            raise BackendUnavailableError(
+                f"ExecuTorch's Python runtime has one thread pool per process, already sized to {current} threads "
+                f"by an earlier ExecuTorch guard; load this one with threads={current} or threads=None"
+            )
+        portable_lib._unsafe_reset_threadpool(threads)  # the only thread knob the pybindings expose
+    _loaded_any = True
 
 
 class ExecuTorchBackend:
-    """One loaded ``forward`` method. Its graph was exported at batch 1, so ``run`` calls it once per row."""
+    """One loaded ``forward`` method. Its graph was exported at batch 1, so ``run`` calls it once per row.
+
+    A method owns its planned memory, so calls are serialised with a lock (a Guard stays safe to share between
+    threads). The pybindings have one XNNPACK thread pool per process, and a method loaded before the pool
+    is resized hangs on its next call; so ``threads`` sizes the pool once, before the first program loads,
+    and a later backend must ask for the same size (or None).
+    """
 
     name = "executorch"
 
@@ -27,9 +50,7 @@ class ExecuTorchBackend:
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
 
-        if threads is not None:
-            # The pybindings' XNNPACK threadpool is one per process; this is the only knob they expose.
-            portable_lib._unsafe_reset_threadpool(threads)
+        _size_thread_pool(portable_lib, threads)
         try:
             program = Runtime.get().load_program(Path(path))
             self._method = program.load_method("forward")
@@ -43,12 +64,15 @@ class ExecuTorchBackend:
         self._names = inputs or []
         self._max_length = meta.input_tensor_meta(0).sizes()[-1]
         self._torch = torch
+        self._lock = threading.Lock()
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         out = []
         for row in rows(inputs, self._names):
             if row[0].shape[-1] > self._max_length:
                 raise BundleError(f"the program takes at most {self._max_length} tokens, got {row[0].shape[-1]}")
-            result = self._method.execute([self._torch.from_numpy(np.ascontiguousarray(a)) for a in row])
+            tensors = [self._torch.from_numpy(np.ascontiguousarray(a)) for a in row]
+            with self._lock:
+                result = self._method.execute(tensors)
             out.append(result[0].float().numpy())
         return np.concatenate(out)
