@@ -43,15 +43,41 @@ def _static_only_advice(record: logging.LogRecord) -> bool:
     return "pre-processing before quantization" not in record.getMessage()
 
 
+def fold_weight_identities(model: Any) -> int:
+    """Point every consumer of ``Identity(initializer)`` at the initializer itself; how many were folded.
+
+    The exporter writes a weight used twice (DeBERTa applies its query and key projections to the relative
+    position embeddings too) as an Identity of the first. ONNX Runtime's quantizer only quantizes a MatMul
+    whose weight is an initializer, so those copies stayed fp32: 48 of 1024x1024 in deberta-v3-large,
+    200 MB of its int8 file.
+    """
+    initializers = {t.name for t in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    aliases = {n.output[0]: n.input[0] for n in model.graph.node
+               if n.op_type == "Identity" and n.input[0] in initializers and n.output[0] not in outputs}
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name in aliases:
+                node.input[i] = aliases[name]
+    keep = [n for n in model.graph.node if not (n.op_type == "Identity" and n.output[0] in aliases)]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return len(aliases)
+
+
 def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool) -> dict[str, Any]:
     """Dynamic int8 (int8 weights, activations quantized at run time) through ONNX Runtime."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    model = onnx.load(str(fp32_path))
+    folded = fold_weight_identities(model)
     root = logging.getLogger()
     root.addFilter(_static_only_advice)
     try:
-        quantize_dynamic(fp32_path, out_path, per_channel=per_channel, weight_type=QuantType.QInt8)
+        quantize_dynamic(model, out_path, per_channel=per_channel, weight_type=QuantType.QInt8)
     finally:
         root.removeFilter(_static_only_advice)
     return {"method": "onnxruntime.quantization.quantize_dynamic", "weights": "int8",
-            "activations": "uint8, dynamic", "per_channel": per_channel}
+            "activations": "uint8, dynamic", "per_channel": per_channel, "embeddings": "uint8",
+            "shared_weights_folded": folded}

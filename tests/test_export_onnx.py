@@ -111,3 +111,16 @@ def test_model_card_states_the_measured_parity(bert_bundle):
     for a in manifest.artifacts:
         assert f"| `{a.path}` | onnx | {a.precision} |" in card
         assert f"{a.parity.max_abs_diff:.2e}" in card
+
+
+def test_deberta_int8_quantizes_its_shared_projection_weights(deberta_bundle):
+    """DeBERTa's query/key projections reach their second MatMul through an Identity; export folds it so ONNX
+    Runtime quantizes that use too. Only the relative-position table (a LayerNorm input) stays fp32."""
+    import onnx
+
+    int8 = verify_bundle(deberta_bundle).artifacts[1]
+    assert int8.quantization["shared_weights_folded"] > 0
+    model = onnx.load(str(deberta_bundle / int8.path))
+    fp32_matrices = [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT
+                     and len(t.dims) == 2]
+    assert fp32_matrices == ["deberta.encoder.rel_embeddings.weight"]
