@@ -32,7 +32,7 @@ default-guard: setup
 # The HarmAug paper's student shape (deberta-v3-large, 435M, random weights) in every format and precision,
 # then ExecuTorch int8/int4 again with fp32 embeddings for the before/after sizes. Random weights put
 # P(unsafe) near 0.5 everywhere, so decisions at 0.5 are coin flips: the bounds are opened and the measured
-# parity is recorded in each guard.json and MODEL_CARD.md, not enforced. About 40 minutes on 2 CPU cores.
+# parity is recorded in each guard.json and MODEL_CARD.md, not enforced. About 50 minutes on 2 CPU cores.
 STUDENT := build/deberta-v3-large-random
 OPEN_BOUNDS := --fp32-tolerance 1 --fp32-min-agreement 0 --fp16-tolerance 1 --fp16-min-agreement 0 \
 	--int8-tolerance 1 --int8-min-agreement 0 --int4-tolerance 1 --int4-min-agreement 0
