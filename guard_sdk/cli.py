@@ -117,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a Hugging Face sequence-classification checkpoint to a guard bundle",
         description="Export CHECKPOINT (a local folder or a hub id) to a guard bundle folder. Every artifact is "
         "scored against the PyTorch model on fixed texts first; if one misses its tolerance the export "
-        "fails and writes nothing. Needs: pip install 'guard-sdk[export]'.",
+        "fails and writes nothing. Core ML predicts only on macOS: exported elsewhere, its artifacts are checked "
+        "by their spec and guard.json says parity was not measured. Formats and bounds: docs/export.md. "
+        "Needs: pip install 'guard-sdk[export]'.",
+        examples="  guard-sdk export ckpt -o my-guard                         # ONNX fp32 + int8\n"
+        "  guard-sdk export ckpt -o my-guard --formats onnx,executorch,coreml  # + .pte, .mlpackage\n"
+        "  guard-sdk export ckpt -o phone --formats executorch --precision int8,int4",
     )
     e.add_argument("checkpoint", help="folder with config.json, weights and tokenizer.json, or a hub id")
     e.add_argument("--output", "-o", type=Path, required=True, help="bundle folder to write (must not exist)")
