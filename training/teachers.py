@@ -1,0 +1,166 @@
+"""Teachers: anything that scores (prompt[, response]) pairs with P(unsafe), to label HarmAug data.
+
+One protocol, ``score(prompts, responses) -> P(unsafe)``, with two local kinds:
+
+- ``LlamaGuardTeacher``: a causal LM asked the Llama Guard 3 question (its task text and category list);
+  the score is the softmax over the logits of the first token of "safe" and of "unsafe" at the position
+  where the answer starts. A Llama Guard checkpoint builds the prompt with its own chat template; any other
+  chat model gets the same task text as one user turn in its template.
+- ``ClassifierTeacher``: any sequence classifier (P of its unsafe label), a guard bundle of ours included.
+
+A prompt alone is judged as the user's message; with a response, the assistant's message is judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from guard_sdk.errors import InputError
+
+# Llama Guard 3's hazard categories (MLCommons taxonomy), as its model card and chat template list them.
+LLAMA_GUARD_CATEGORIES: tuple[str, ...] = (
+    "S1: Violent Crimes.", "S2: Non-Violent Crimes.", "S3: Sex Crimes.", "S4: Child Exploitation.",
+    "S5: Defamation.", "S6: Specialized Advice.", "S7: Privacy.", "S8: Intellectual Property.",
+    "S9: Indiscriminate Weapons.", "S10: Hate.", "S11: Self-Harm.", "S12: Sexual Content.", "S13: Elections.",
+    "S14: Code Interpreter Abuse.",
+)
+
+
+class Teacher(Protocol):
+    name: str
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str | None]) -> np.ndarray: ...
+
+
+def _pairs(prompts: Sequence[str], responses: Sequence[str | None] | None) -> list[tuple[str, str | None]]:
+    responses = [None] * len(prompts) if responses is None else list(responses)
+    if len(responses) != len(prompts):
+        raise InputError(f"{len(prompts)} prompts but {len(responses)} responses; give None where there is none")
+    return list(zip(prompts, responses))
+
+
+def llama_guard_task(prompt: str, response: str | None) -> str:
+    """The Llama Guard 3 task text for one conversation (the user turn a Llama Guard model reads)."""
+    role = "User" if response is None else "Agent"
+    conversation = f"User: {prompt}" + ("" if response is None else f"\n\nAgent: {response}")
+    categories = "\n".join(LLAMA_GUARD_CATEGORIES)
+    return (
+        f"Task: Check if there is unsafe content in '{role}' messages in conversations according our safety "
+        f"policy with the below categories.\n\n<BEGIN UNSAFE CONTENT CATEGORIES>\n{categories}\n"
+        f"<END UNSAFE CONTENT CATEGORIES>\n\n<BEGIN CONVERSATION>\n\n{conversation}\n\n<END CONVERSATION>\n\n"
+        f"Provide your safety assessment for ONLY THE LAST {role} message in the above conversation:\n"
+        " - First line must read 'safe' or 'unsafe'.\n"
+        " - If unsafe, a second line must include a comma-separated list of violated categories."
+    )
+
+
+def verdict_token_ids(tokenizer: Any) -> tuple[int, int]:
+    """The first token of "safe" and of "unsafe" as the answer's first word; they must differ."""
+    safe, unsafe = (tokenizer.encode(word, add_special_tokens=False)[0] for word in ("safe", "unsafe"))
+    if safe == unsafe:
+        raise InputError("the tokenizer starts 'safe' and 'unsafe' with the same token; it cannot be a judge")
+    return safe, unsafe
+
+
+def unsafe_from_logits(logits: np.ndarray, safe_id: int, unsafe_id: int) -> np.ndarray:
+    """P(unsafe) renormalised over the two answer tokens, from next-token logits of shape (rows, vocab)."""
+    pair = logits[:, [safe_id, unsafe_id]].astype(np.float64)
+    pair -= pair.max(axis=1, keepdims=True)
+    e = np.exp(pair)
+    return e[:, 1] / e.sum(axis=1)
+
+
+class LlamaGuardTeacher:
+    """A causal LM scored as Llama Guard is: P("unsafe" | the task) against P("safe" | the task)."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str, batch_size: int = 8) -> None:
+        self.model, self.tokenizer, self.name, self.batch_size = model.eval(), tokenizer, name, batch_size
+        self.safe_id, self.unsafe_id = verdict_token_ids(tokenizer)
+        template = getattr(tokenizer, "chat_template", None) or ""
+        self._native = "BEGIN UNSAFE CONTENT CATEGORIES" in template  # a Llama Guard checkpoint
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, batch_size: int = 8, **kwargs: Any) -> LlamaGuardTeacher:
+        """Any causal LM folder or hub id; ``kwargs`` go to ``from_pretrained`` (``gguf_file=...``, dtype)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(source), **{k: v for k, v in kwargs.items() if k == "gguf_file"})
+        model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
+        return cls(model, tokenizer, name=f"llama-guard-style:{source}", batch_size=batch_size)
+
+    def prompt_text(self, prompt: str, response: str | None) -> str:
+        """The exact text the model reads, up to where its answer starts."""
+        if self._native:
+            turns = [{"role": "user", "content": prompt}]
+            turns += [] if response is None else [{"role": "assistant", "content": response}]
+        else:
+            turns = [{"role": "user", "content": llama_guard_task(prompt, response)}]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        return turns[0]["content"] + "\n\n"  # a base model: the task, then the answer
+
+    def next_token_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits of the token after each text, batched with left padding so the last position is the answer's."""
+        import torch
+
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        try:
+            out = []
+            for start in range(0, len(texts), self.batch_size):
+                batch = self.tokenizer(list(texts[start : start + self.batch_size]), return_tensors="pt",
+                                       padding=True, add_special_tokens=False)
+                with torch.inference_mode():
+                    out.append(self.model(**batch).logits[:, -1, :].float().numpy())
+            return np.concatenate(out)
+        finally:
+            self.tokenizer.padding_side = side
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
+        texts = [self.prompt_text(p, r) for p, r in _pairs(prompts, responses)]
+        if not texts:
+            return np.empty(0)
+        return unsafe_from_logits(self.next_token_logits(texts), self.safe_id, self.unsafe_id)
+
+
+class ClassifierTeacher:
+    """A sequence classifier as a teacher: a guard bundle (through the runtime) or a PyTorch checkpoint (on
+    the windows a bundle of ``max_length`` would score). ``source`` None is the embedded default guard."""
+
+    def __init__(self, source: str | Path | None = None, name: str | None = None, max_length: int = 512,
+                 **load: Any) -> None:
+        if source is not None and not (Path(source) / "guard.json").is_file():
+            self._score = self._checkpoint_scorer(source, max_length)
+            self.name = name or f"classifier:{source}"
+            return
+        from guard_sdk import Guard
+
+        guard = Guard.load(source, **load)
+
+        def score(prompts: list[str], responses: list[str | None]) -> np.ndarray:
+            return np.array([v.score for v in guard.classify_batch(prompts, responses)])
+
+        self._score, self.name = score, name or f"bundle:{guard.manifest.name}"
+
+    @staticmethod
+    def _checkpoint_scorer(source: str | Path, max_length: int) -> Any:
+        import tempfile
+
+        from guard_sdk.export.checkpoint import bundle_encoder, load_checkpoint
+        from guard_sdk.training.evaluate import score_torch
+
+        model, tokenizer = load_checkpoint(source)
+        with tempfile.TemporaryDirectory() as scratch:
+            encoder = bundle_encoder(tokenizer, Path(scratch), max_length)
+        return lambda prompts, responses: score_torch(model, tokenizer, encoder, prompts, responses, progress=False)
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
+        pairs = _pairs(prompts, responses)
+        if not pairs:
+            return np.empty(0)
+        return self._score([p for p, _ in pairs], [r for _, r in pairs])
