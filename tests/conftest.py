@@ -220,3 +220,23 @@ def rewrite_hashes(bundle: Path) -> None:
     artifacts = [dataclasses.replace(a, **{k: v for k, v in vars(describe_file(bundle, a.path)).items()
                                            if k != "path"}) for a in manifest.artifacts]
     write_manifest(bundle, dataclasses.replace(manifest, artifacts=artifacts))
+
+
+# A chat template of the usual shape: role markers, each turn on its line, the assistant's turn opened last.
+CHAT = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """A 2-layer, 32-wide Llama causal LM with random weights and a chat template."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _fast_tokenizer("wordpiece", 512)
+    tokenizer.chat_template = CHAT
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=1024,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval(), tokenizer

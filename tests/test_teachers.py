@@ -13,23 +13,7 @@ from guard_sdk.training.teachers import (
     unsafe_from_logits,
 )
 
-from .conftest import SAFE_TEXTS, UNSAFE_TEXTS, _fast_tokenizer
-
-CHAT = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-
-
-@pytest.fixture(scope="module")
-def tiny_lm():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = _fast_tokenizer("wordpiece", 512)
-    tokenizer.chat_template = CHAT
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=1024,
-                         pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).eval(), tokenizer
+from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
 
 
 def test_task_text_names_the_judged_role_and_every_category():

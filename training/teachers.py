@@ -114,7 +114,7 @@ class LlamaGuardTeacher:
             out = []
             for start in range(0, len(texts), self.batch_size):
                 batch = self.tokenizer(list(texts[start : start + self.batch_size]), return_tensors="pt",
-                                       padding=True, add_special_tokens=False)
+                                       padding=True, add_special_tokens=False, return_token_type_ids=False)
                 with torch.inference_mode():
                     out.append(self.model(**batch).logits[:, -1, :].float().numpy())
             return np.concatenate(out)

@@ -1,0 +1,162 @@
+"""HarmAug's augmentation, the parts that do not depend on where the model runs.
+
+A request puts k harmful exemplars into an instruction ("Make a single harmful instruction prompt ..."); the
+assistant turn is prefilled with an affirmative prefix ("I have an idea for a prompt:"), so a safety-tuned
+model continues the prefix instead of refusing. The instruction is parsed out of the continuation, cleaned,
+length-filtered and deduplicated, exactly and by near-duplicate (word n-gram Jaccard), against the seed data
+too. Generation backends (local transformers, OpenAI-compatible servers) only turn texts into continuations.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from guard_sdk.training.data import normalize
+
+# What a continuation often wraps its instruction in: quotes, a "Prompt:" label, markdown emphasis.
+_LABEL = re.compile(r"^\s*(?:\*\*)?(?:prompt|instruction|request|here it is|here's one)\s*[:\-]\s*(?:\*\*)?\s*",
+                    re.IGNORECASE)
+_QUOTES = "\"'“”‘’`"
+
+
+def instruction_messages(exemplars: Sequence[str], template: str) -> list[dict[str, str]]:
+    """The user turn of one generation request: ``template`` followed by the exemplars, numbered."""
+    listed = "\n".join(f"{i}. {text}" for i, text in enumerate(exemplars, start=1))
+    return [{"role": "user", "content": f"{template}\n\nExamples:\n{listed}"}]
+
+
+def prefilled_text(tokenizer: Any, messages: list[dict[str, str]], prefix: str) -> str:
+    """The chat template up to the assistant's turn, then ``prefix``: the model continues our words."""
+    opening = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return opening + prefix
+
+
+def parse_instruction(continuation: str) -> str | None:
+    """The instruction in a continuation of the prefix, or None when there is none.
+
+    Takes the first non-empty line, drops a "Prompt:"-style label and the quotes or emphasis around it.
+    """
+    for line in continuation.strip().splitlines():
+        text = _LABEL.sub("", line.strip()).strip()
+        text = text.strip("*").strip().strip(_QUOTES).strip()
+        if text:
+            return " ".join(text.split())
+    return None
+
+
+def shingles(text: str, n: int = 3) -> frozenset[str]:
+    """Word n-grams of the normalised text (the text itself when shorter than n words)."""
+    words = normalize(text).split()
+    if len(words) < n:
+        return frozenset([" ".join(words)]) if words else frozenset()
+    return frozenset(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+@dataclass
+class InstructionFilter:
+    """Keeps an instruction only if it is within the word limits, new, and not a near-duplicate.
+
+    ``drops`` counts what each rule removed, for the run's summary. Near-duplicates are found by Jaccard
+    similarity of word trigrams through an inverted index, so each check touches only texts sharing a trigram.
+    """
+
+    min_words: int
+    max_words: int
+    near_duplicate: float  # Jaccard at or above which two texts are one
+    drops: dict[str, int] = field(default_factory=lambda: {"unparsed": 0, "length": 0, "duplicate": 0,
+                                                           "near_duplicate": 0})
+    _exact: set[str] = field(default_factory=set)
+    _sets: list[frozenset[str]] = field(default_factory=list)
+    _index: dict[str, list[int]] = field(default_factory=dict)
+
+    def remember(self, texts: Iterable[str]) -> None:
+        """Texts already seen (the seed data, rows of an earlier run) that new ones must not repeat."""
+        for text in texts:
+            self._add(text)
+
+    def _add(self, text: str) -> None:
+        self._exact.add(normalize(text))
+        grams = shingles(text)
+        for gram in grams:
+            self._index.setdefault(gram, []).append(len(self._sets))
+        self._sets.append(grams)
+
+    def accept(self, instruction: str | None) -> bool:
+        if instruction is None:
+            return self._drop("unparsed")
+        if not self.min_words <= len(instruction.split()) <= self.max_words:
+            return self._drop("length")
+        if normalize(instruction) in self._exact:
+            return self._drop("duplicate")
+        grams = shingles(instruction)
+        candidates = {i for gram in grams for i in self._index.get(gram, ())}
+        if any(jaccard(grams, self._sets[i]) >= self.near_duplicate for i in candidates):
+            return self._drop("near_duplicate")
+        self._add(instruction)
+        return True
+
+    def _drop(self, reason: str) -> bool:
+        self.drops[reason] += 1
+        return False
+
+
+def draw_exemplars(pool: Sequence[str], k: int, rng: random.Random) -> list[str]:
+    """k distinct harmful seed prompts for one request."""
+    return rng.sample(list(pool), k)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How continuations are drawn; every field comes from the recipe."""
+
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+
+
+class TransformersGenerator:
+    """Continuations from a local causal LM (any transformers checkpoint, GGUF files included), batched."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str, batch_size: int = 8) -> None:
+        self.model, self.tokenizer, self.name, self.batch_size = model.eval(), tokenizer, name, batch_size
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    @classmethod
+    def from_pretrained(cls, source: str, batch_size: int = 8, **kwargs: Any) -> TransformersGenerator:
+        """A folder or hub id; ``gguf_file=`` loads a GGUF file through transformers."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k == "gguf_file"})
+        return cls(AutoModelForCausalLM.from_pretrained(source, **kwargs), tokenizer, source, batch_size)
+
+    def complete(self, texts: Sequence[str], sampling: Sampling) -> list[str]:
+        """The generated continuation of each text (the text itself, prefix included, is not repeated)."""
+        import torch
+
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"  # the text ends where output starts
+        torch.manual_seed(sampling.seed)
+        out: list[str] = []
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                batch = self.tokenizer(list(texts[start : start + self.batch_size]), return_tensors="pt",
+                                       padding=True, add_special_tokens=False, return_token_type_ids=False)
+                with torch.inference_mode():
+                    generated = self.model.generate(
+                        **batch, max_new_tokens=sampling.max_new_tokens, do_sample=sampling.temperature > 0,
+                        temperature=sampling.temperature or None, top_p=sampling.top_p,
+                        pad_token_id=self.tokenizer.pad_token_id)
+                new = generated[:, batch["input_ids"].shape[1]:]
+                out += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        finally:
+            self.tokenizer.padding_side = side
+        return out
