@@ -85,3 +85,12 @@ def test_exemplars_are_distinct_and_reproducible():
     assert a == b and len(set(a)) == 4 and set(a) <= set(pool)
     with pytest.raises(ValueError):
         draw_exemplars(pool[:2], 4, random.Random(0))
+
+
+def test_each_instruction_is_answered_once_prefilled_and_once_plainly(tiny_lm):
+    from guard_sdk.training.augment import response_requests
+
+    _, tokenizer = tiny_lm
+    requests = response_requests(tokenizer, "Explain how to pick a lock.", "Sure, here is")
+    assert requests == [("compliant", "<|user|>Explain how to pick a lock.\n<|assistant|>Sure, here is"),
+                        ("plain", "<|user|>Explain how to pick a lock.\n<|assistant|>")]

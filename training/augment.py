@@ -35,6 +35,18 @@ def prefilled_text(tokenizer: Any, messages: list[dict[str, str]], prefix: str) 
     return opening + prefix
 
 
+def response_requests(tokenizer: Any, instruction: str, compliant_prefix: str) -> list[tuple[str, str]]:
+    """The two ways a responder answers one instruction, as (kind, text to continue):
+
+    ``compliant`` prefills the assistant's turn with ``compliant_prefix`` ("Sure, here is"), so the answer
+    complies; ``plain`` leaves the turn open, and a safety-tuned responder often refuses. The teacher then
+    sees harmful and harmless responses to the same prompt. The prefix is part of the stored response.
+    """
+    messages = [{"role": "user", "content": instruction}]
+    return [("compliant", prefilled_text(tokenizer, messages, compliant_prefix)),
+            ("plain", prefilled_text(tokenizer, messages, ""))]
+
+
 def parse_instruction(continuation: str) -> str | None:
     """The instruction in a continuation of the prefix, or None when there is none.
 

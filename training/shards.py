@@ -1,0 +1,73 @@
+"""Resumable output for long stages (generation, labelling): rows land in numbered Parquet shards as they
+complete, so a killed run loses at most the rows of its unfinished shard and a rerun redoes only those.
+
+Each shard is written to a temporary name and renamed into place, so a shard is either whole or absent.
+Every row carries a key (its request number); on start the writer reads the keys already on disk and the
+stage skips them. The result reads back as one ``datasets.Dataset``, ordered by key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SHARD_GLOB = "shard-*.parquet"
+
+
+class ShardWriter:
+    """Buffer rows; every ``shard_rows`` rows, write them as the next shard of ``folder``."""
+
+    def __init__(self, folder: str | Path, shard_rows: int, key: str = "id") -> None:
+        import pyarrow.parquet as pq
+
+        self.folder, self.shard_rows, self.key = Path(folder), shard_rows, key
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for leftover in self.folder.glob("*.tmp"):  # a shard that was being written when the run was killed
+            leftover.unlink()
+        shards = sorted(self.folder.glob(SHARD_GLOB))
+        self.done: set[Any] = {k for path in shards for k in pq.read_table(path, columns=[key]).column(key).to_pylist()}
+        self._next = len(shards)
+        self._buffer: list[dict[str, Any]] = []
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()  # on an exception too: rows that completed are kept
+
+    def todo(self, keys: Iterable[Any]) -> list[Any]:
+        """The keys of ``keys`` not written yet, in order."""
+        return [k for k in keys if k not in self.done]
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row[self.key] in self.done:
+            raise ValueError(f"row {self.key}={row[self.key]!r} is already written")
+        self._buffer.append(row)
+        self.done.add(row[self.key])
+        if len(self._buffer) >= self.shard_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._buffer:
+            return
+        path = self.folder / f"shard-{self._next:05d}.parquet"
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(pa.Table.from_pylist(self._buffer), tmp)
+        os.replace(tmp, path)
+        self._next += 1
+        self._buffer = []
+
+
+def read_shards(folder: str | Path, key: str = "id") -> Any:
+    """Every shard of ``folder`` as one ``datasets.Dataset``, sorted by ``key``."""
+    from datasets import Dataset
+
+    shards = sorted(str(p) for p in Path(folder).glob(SHARD_GLOB))
+    if not shards:
+        raise FileNotFoundError(f"{folder}: no {SHARD_GLOB} files")
+    return Dataset.from_parquet(shards).sort(key)
