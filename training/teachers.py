@@ -36,7 +36,7 @@ class Teacher(Protocol):
     def score(self, prompts: Sequence[str], responses: Sequence[str | None]) -> np.ndarray: ...
 
 
-def _pairs(prompts: Sequence[str], responses: Sequence[str | None] | None) -> list[tuple[str, str | None]]:
+def pairs(prompts: Sequence[str], responses: Sequence[str | None] | None) -> list[tuple[str, str | None]]:
     responses = [None] * len(prompts) if responses is None else list(responses)
     if len(responses) != len(prompts):
         raise InputError(f"{len(prompts)} prompts but {len(responses)} responses; give None where there is none")
@@ -74,14 +74,27 @@ def unsafe_from_logits(logits: np.ndarray, safe_id: int, unsafe_id: int) -> np.n
     return e[:, 1] / e.sum(axis=1)
 
 
+def judge_prompt(tokenizer: Any, prompt: str, response: str | None) -> str:
+    """The text a judge model reads, up to where its answer starts. A Llama Guard checkpoint (its chat
+    template holds the category block) gets the conversation; another chat model gets the task text as one
+    user turn; a model with no chat template gets the task text and a blank line."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if "BEGIN UNSAFE CONTENT CATEGORIES" in template:
+        turns = [{"role": "user", "content": prompt}]
+        turns += [] if response is None else [{"role": "assistant", "content": response}]
+    else:
+        turns = [{"role": "user", "content": llama_guard_task(prompt, response)}]
+    if template:
+        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    return turns[0]["content"] + "\n\n"
+
+
 class LlamaGuardTeacher:
     """A causal LM scored as Llama Guard is: P("unsafe" | the task) against P("safe" | the task)."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str, batch_size: int = 8) -> None:
         self.model, self.tokenizer, self.name, self.batch_size = model.eval(), tokenizer, name, batch_size
         self.safe_id, self.unsafe_id = verdict_token_ids(tokenizer)
-        template = getattr(tokenizer, "chat_template", None) or ""
-        self._native = "BEGIN UNSAFE CONTENT CATEGORIES" in template  # a Llama Guard checkpoint
 
     @classmethod
     def from_pretrained(cls, source: str | Path, batch_size: int = 8, **kwargs: Any) -> LlamaGuardTeacher:
@@ -94,14 +107,7 @@ class LlamaGuardTeacher:
 
     def prompt_text(self, prompt: str, response: str | None) -> str:
         """The exact text the model reads, up to where its answer starts."""
-        if self._native:
-            turns = [{"role": "user", "content": prompt}]
-            turns += [] if response is None else [{"role": "assistant", "content": response}]
-        else:
-            turns = [{"role": "user", "content": llama_guard_task(prompt, response)}]
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        return turns[0]["content"] + "\n\n"  # a base model: the task, then the answer
+        return judge_prompt(self.tokenizer, prompt, response)
 
     def next_token_logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits of the token after each text, batched with left padding so the last position is the answer's."""
@@ -122,7 +128,7 @@ class LlamaGuardTeacher:
             self.tokenizer.padding_side = side
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
-        texts = [self.prompt_text(p, r) for p, r in _pairs(prompts, responses)]
+        texts = [self.prompt_text(p, r) for p, r in pairs(prompts, responses)]
         if not texts:
             return np.empty(0)
         return unsafe_from_logits(self.next_token_logits(texts), self.safe_id, self.unsafe_id)
@@ -160,7 +166,7 @@ class ClassifierTeacher:
         return lambda prompts, responses: score_torch(model, tokenizer, encoder, prompts, responses, progress=False)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
-        pairs = _pairs(prompts, responses)
-        if not pairs:
+        rows = pairs(prompts, responses)
+        if not rows:
             return np.empty(0)
-        return self._score([p for p, _ in pairs], [r for _, r in pairs])
+        return self._score([p for p, _ in rows], [r for _, r in rows])
