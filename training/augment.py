@@ -17,9 +17,9 @@ from typing import Any
 
 from guard_sdk.training.data import normalize
 
-# What a continuation often wraps its instruction in: quotes, a "Prompt:" label, markdown emphasis.
-_LABEL = re.compile(r"^\s*(?:\*\*)?(?:prompt|instruction|request|here it is|here's one)\s*[:\-]\s*(?:\*\*)?\s*",
-                    re.IGNORECASE)
+# What a continuation often wraps its instruction in: a list number, a "Prompt:" label, markdown emphasis, quotes.
+_LABEL = re.compile(r"^\s*(?:\d+[.)]\s+)?(?:\*\*)?(?:(?:prompt|instruction|request|here it is|here's one)\s*[:\-]\s*)?"
+                    r"(?:\*\*)?\s*", re.IGNORECASE)
 _QUOTES = "\"'“”‘’`"
 
 
@@ -50,7 +50,8 @@ def response_requests(tokenizer: Any, instruction: str, compliant_prefix: str) -
 def parse_instruction(continuation: str) -> str | None:
     """The instruction in a continuation of the prefix, or None when there is none.
 
-    Takes the first non-empty line, drops a "Prompt:"-style label and the quotes or emphasis around it.
+    Takes the first non-empty line, drops a list number, a "Prompt:"-style label and the quotes or emphasis
+    around it.
     """
     for line in continuation.strip().splitlines():
         text = _LABEL.sub("", line.strip()).strip()
