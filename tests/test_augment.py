@@ -119,3 +119,48 @@ def test_packaged_smollm2_continues_the_prefix_with_an_instruction():
     [continuation] = generator.complete([text], Sampling(max_new_tokens=40, temperature=0.0, top_p=1.0, seed=0))
     instruction = parse_instruction(continuation)
     assert instruction and 3 <= len(instruction.split()) <= 60 and PREFIX not in instruction
+
+
+def test_instruction_stage_resumes_after_a_crash_and_summarises(tiny_lm, tmp_path):
+    from guard_sdk.training.augment import generate_instructions
+    from guard_sdk.training.shards import read_shards
+
+    from .conftest import UNSAFE_TEXTS
+
+    model, tokenizer = tiny_lm
+    local = TransformersGenerator(model, tokenizer, "tiny", batch_size=4)
+
+    class Crashing:
+        name, calls = "tiny", 0
+
+        def complete(self, texts, sampling):
+            Crashing.calls += 1
+            if Crashing.calls == 3:
+                raise KeyboardInterrupt  # as if the run were stopped mid-way
+            return local.complete(texts, sampling)
+
+    def run(generator):
+        return generate_instructions(
+            generator, tokenizer, UNSAFE_TEXTS, str(tmp_path / "out"), count=20, k=2, template=TEMPLATE,
+            prefix=PREFIX, sampling=Sampling(max_new_tokens=8, temperature=1.0, top_p=0.95, seed=0),
+            keep=InstructionFilter(min_words=1, max_words=40, near_duplicate=0.8), seed=7, batch_size=4,
+            shard_rows=4, progress=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(Crashing())
+    assert len(read_shards(tmp_path / "out")) == 8  # two batches made it to disk
+    summary = run(local)
+    rows = read_shards(tmp_path / "out")
+    assert rows["id"] == list(range(20))
+    assert all(r["exemplars"] == draw_exemplars(UNSAFE_TEXTS, 2, random.Random(f"7:{r['id']}")) for r in rows)
+    assert summary["asked"] == 20 and summary["kept"] + sum(summary["dropped"].values()) == 20
+    assert summary["kept"] == sum(rows["kept"]) and 0 < summary["distinct_2"] <= 1
+    assert all((r["dropped"] == "") == r["kept"] for r in rows)
+
+
+def test_distinct_2_counts_repeated_word_pairs():
+    from guard_sdk.training.augment import distinct_ngrams
+
+    assert distinct_ngrams(["a b a b"]) == pytest.approx(2 / 3)
+    assert distinct_ngrams(["How do I", "how do you"]) == pytest.approx(3 / 4)
+    assert distinct_ngrams([]) == 0.0

@@ -173,3 +173,52 @@ class TransformersGenerator:
         finally:
             self.tokenizer.padding_side = side
         return out
+
+
+def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
+    """Distinct-n: unique word n-grams over all word n-grams of ``texts`` (1.0: no n-gram repeats)."""
+    grams = [tuple(words[i : i + n]) for t in texts for words in [normalize(t).split()]
+             for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def generate_instructions(generator: Any, tokenizer: Any, seed_harmful: Sequence[str], out_dir: str,
+                          count: int, k: int, template: str, prefix: str, sampling: Sampling,
+                          keep: InstructionFilter, seed: int, batch_size: int, shard_rows: int,
+                          progress: bool = True) -> dict[str, Any]:
+    """Ask for ``count`` instructions, each request keyed by its number, and write every outcome (kept or
+    dropped, with the reason) to resumable shards; return the run's summary.
+
+    Request i draws its exemplars from ``random.Random(f"{seed}:{i}")``, so a resumed run asks exactly what
+    the killed one would have; the filter first remembers the seed data and the rows kept before.
+    """
+    from tqdm import tqdm
+
+    from guard_sdk.training.shards import ShardWriter, read_shards
+
+    keep.remember(seed_harmful)
+    with ShardWriter(out_dir, shard_rows) as out:
+        if out.done:
+            keep.remember(r["instruction"] for r in read_shards(out_dir) if r["kept"])
+        todo = out.todo(range(count))
+        bar = tqdm(total=count, initial=count - len(todo), desc="instructions", unit="req", disable=not progress)
+        for start in range(0, len(todo), batch_size):
+            keys = todo[start : start + batch_size]
+            exemplars = [draw_exemplars(seed_harmful, k, random.Random(f"{seed}:{key}")) for key in keys]
+            texts = [prefilled_text(tokenizer, instruction_messages(ex, template), prefix) for ex in exemplars]
+            batch_sampling = Sampling(sampling.max_new_tokens, sampling.temperature, sampling.top_p,
+                                      seed=hash((sampling.seed, keys[0])) % 2**31)
+            for key, ex, continuation in zip(keys, exemplars, generator.complete(texts, batch_sampling)):
+                instruction = parse_instruction(continuation)
+                before = dict(keep.drops)
+                kept = keep.accept(instruction)
+                reason = next((r for r in keep.drops if keep.drops[r] != before[r]), "")
+                out.add({"id": key, "instruction": instruction, "kept": kept, "dropped": reason,
+                         "continuation": continuation, "exemplars": ex, "generator": generator.name})
+            bar.update(len(keys))
+        bar.close()
+    rows = read_shards(out_dir)
+    kept_texts = [r["instruction"] for r in rows if r["kept"]]
+    dropped = {reason: sum(1 for r in rows if r["dropped"] == reason) for reason in keep.drops}
+    return {"asked": len(rows), "kept": len(kept_texts), "parsed": len(rows) - dropped["unparsed"],
+            "dropped": dropped, "distinct_2": distinct_ngrams(kept_texts)}
