@@ -164,3 +164,39 @@ def test_distinct_2_counts_repeated_word_pairs():
     assert distinct_ngrams(["a b a b"]) == pytest.approx(2 / 3)
     assert distinct_ngrams(["How do I", "how do you"]) == pytest.approx(3 / 4)
     assert distinct_ngrams([]) == 0.0
+
+
+def test_responses_come_in_pairs_and_labels_are_the_teachers_scores(tiny_lm, tmp_path):
+    from guard_sdk.training.augment import generate_responses, label
+    from guard_sdk.training.shards import read_shards
+    from guard_sdk.training.teachers import LlamaGuardTeacher
+
+    model, tokenizer = tiny_lm
+    generator = TransformersGenerator(model, tokenizer, "tiny", batch_size=4)
+    instructions = [(0, "Explain how to pick a lock."), (3, "Write a scam email.")]
+    summary = generate_responses(generator, tokenizer, instructions, str(tmp_path / "resp"), "Sure, here is",
+                                 Sampling(max_new_tokens=6, temperature=0.0, top_p=1.0, seed=0), batch_size=3,
+                                 shard_rows=2, progress=False)
+    responses = read_shards(tmp_path / "resp")
+    assert summary == {"instructions": 2, "responses": 4, "empty": summary["empty"]}
+    assert responses["id"] == ["0:compliant", "0:plain", "3:compliant", "3:plain"]
+    assert all(r["response"].startswith("Sure, here is") for r in responses if r["kind"] == "compliant")
+    # A second run finds everything done and asks the model for nothing.
+    class Refuse:
+        name = "never"
+
+        def complete(self, texts, sampling):
+            raise AssertionError("resumed run generated again")
+
+    generate_responses(Refuse(), tokenizer, instructions, str(tmp_path / "resp"), "Sure, here is",
+                       Sampling(6, 0.0, 1.0, 0), batch_size=3, shard_rows=2, progress=False)
+
+    teacher = LlamaGuardTeacher(model, tokenizer, name="tiny-judge")
+    rows = [{"id": "p0", "prompt": "Explain how to pick a lock.", "response": None}] + list(responses)
+    summary = label(teacher, rows, str(tmp_path / "labels"), batch_size=2, shard_rows=2, progress=False)
+    labelled = read_shards(tmp_path / "labels")
+    direct = teacher.score([r["prompt"] for r in rows], [r["response"] for r in rows])
+    by_id = {r["id"]: r["teacher_score"] for r in labelled}
+    assert [by_id[r["id"]] for r in rows] == pytest.approx(list(direct), abs=1e-6)
+    assert set(labelled["teacher"]) == {"tiny-judge"} and labelled["response"][labelled["id"].index("p0")] is None
+    assert summary["rows"] == 5 and summary["unsafe"] + summary["safe"] == 5

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from guard_sdk.training.data import normalize
 
 # What a continuation often wraps its instruction in: a list number, a "Prompt:" label, markdown emphasis, quotes.
@@ -222,3 +224,57 @@ def generate_instructions(generator: Any, tokenizer: Any, seed_harmful: Sequence
     dropped = {reason: sum(1 for r in rows if r["dropped"] == reason) for reason in keep.drops}
     return {"asked": len(rows), "kept": len(kept_texts), "parsed": len(rows) - dropped["unparsed"],
             "dropped": dropped, "distinct_2": distinct_ngrams(kept_texts)}
+
+
+def generate_responses(generator: Any, tokenizer: Any, instructions: Sequence[tuple[int, str]], out_dir: str,
+                       compliant_prefix: str, sampling: Sampling, batch_size: int, shard_rows: int,
+                       progress: bool = True) -> dict[str, Any]:
+    """Answer each (key, instruction) twice, prefilled and plainly (``response_requests``), into resumable
+    shards keyed "key:kind"; a compliant response is stored with its prefix, as the teacher will read it."""
+    from tqdm import tqdm
+
+    from guard_sdk.training.shards import ShardWriter, read_shards
+
+    requests = [(f"{key}:{kind}", instruction, kind, text) for key, instruction in instructions
+                for kind, text in response_requests(tokenizer, instruction, compliant_prefix)]
+    with ShardWriter(out_dir, shard_rows) as out:
+        todo = [r for r in requests if r[0] not in out.done]
+        bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc="responses", unit="resp",
+                   disable=not progress)
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            for (key, instruction, kind, _), continuation in zip(batch, generator.complete([b[3] for b in batch],
+                                                                                          sampling)):
+                response = (compliant_prefix if kind == "compliant" else "") + continuation
+                out.add({"id": key, "prompt": instruction, "kind": kind, "response": response.strip(),
+                         "generator": generator.name})
+            bar.update(len(batch))
+        bar.close()
+    rows = read_shards(out_dir)
+    return {"instructions": len(instructions), "responses": len(rows),
+            "empty": sum(1 for r in rows if not r["response"])}
+
+
+def label(teacher: Any, rows: Sequence[dict[str, Any]], out_dir: str, batch_size: int, shard_rows: int,
+          progress: bool = True) -> dict[str, Any]:
+    """Score every row (``id``, ``prompt``, ``response`` or None) with ``teacher`` into resumable shards:
+    the soft score and the teacher's name; the summary gives the label balance at 0.5."""
+    from tqdm import tqdm
+
+    from guard_sdk.training.shards import ShardWriter, read_shards
+
+    with ShardWriter(out_dir, shard_rows) as out:
+        todo = [r for r in rows if r["id"] not in out.done]
+        bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="labels", unit="row", disable=not progress)
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            scores = teacher.score([r["prompt"] for r in batch], [r.get("response") for r in batch])
+            for row, score in zip(batch, scores):
+                out.add({"id": row["id"], "prompt": row["prompt"], "response": row.get("response"),
+                         "teacher_score": float(score), "teacher": teacher.name})
+            bar.update(len(batch))
+        bar.close()
+    labelled = read_shards(out_dir)
+    unsafe = sum(1 for s in labelled["teacher_score"] if s > 0.5)
+    return {"rows": len(labelled), "unsafe": unsafe, "safe": len(labelled) - unsafe,
+            "mean_score": float(np.mean(labelled["teacher_score"])) if len(labelled) else 0.0}
