@@ -29,13 +29,12 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", module="coremltools")
 
 
-def convert(program: Any, path: Path, precision: str) -> dict[str, Any] | None:
-    """Write ``path`` (.mlpackage) in ``precision`` (fp16, int8, palette4); the quantization record or None."""
+def convert(program: Any) -> Any:
+    """The exported program as an fp16 ML Program (an MLModel); every precision starts from this one."""
     import torch
 
     _quiet()
     import coremltools as ct
-    import coremltools.optimize as cto
 
     program = program.run_decompositions({})
     for node in list(program.graph.nodes):  # eval-mode dropout leaves aten.alias, a no-op coremltools lacks
@@ -43,22 +42,26 @@ def convert(program: Any, path: Path, precision: str) -> dict[str, Any] | None:
             node.replace_all_uses_with(node.args[0])
             program.graph.erase_node(node)
     program.graph_module.recompile()
-    model = ct.convert(program, outputs=[ct.TensorType(name="logits")], convert_to="mlprogram",
-                       compute_precision=ct.precision.FLOAT16,
-                       minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET))
-    record = None
+    return ct.convert(program, outputs=[ct.TensorType(name="logits")], convert_to="mlprogram",
+                      compute_precision=ct.precision.FLOAT16,
+                      minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET))
+
+
+def compress(model: Any, precision: str) -> tuple[Any, dict[str, Any] | None]:
+    """``model`` (fp16) in ``precision`` (fp16, int8, palette4), as a new MLModel, with its quantization record."""
+    import coremltools.optimize as cto
+
     if precision == "int8":
         config = cto.coreml.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
-        model = cto.coreml.linear_quantize_weights(model, cto.coreml.OptimizationConfig(global_config=config))
-        record = {"method": "coremltools.optimize.coreml.linear_quantize_weights", "weights": "int8, per channel",
-                  "activations": "fp16", "embeddings": "int8 per row"}
-    elif precision == "palette4":
+        return (cto.coreml.linear_quantize_weights(model, cto.coreml.OptimizationConfig(global_config=config)),
+                {"method": "coremltools.optimize.coreml.linear_quantize_weights", "weights": "int8, per channel",
+                 "activations": "fp16", "embeddings": "int8 per row"})
+    if precision == "palette4":
         config = cto.coreml.OpPalettizerConfig(mode="kmeans", nbits=4, granularity="per_tensor")
-        model = cto.coreml.palettize_weights(model, cto.coreml.OptimizationConfig(global_config=config))
-        record = {"method": "coremltools.optimize.coreml.palettize_weights", "weights": "4-bit k-means palette",
-                  "activations": "fp16", "embeddings": "4-bit palette"}
-    model.save(str(path))
-    return record
+        return (cto.coreml.palettize_weights(model, cto.coreml.OptimizationConfig(global_config=config)),
+                {"method": "coremltools.optimize.coreml.palettize_weights", "weights": "4-bit k-means palette",
+                 "activations": "fp16", "embeddings": "4-bit palette"})
+    return model, None
 
 
 def read_spec(path: Path) -> dict[str, Any]:

@@ -220,10 +220,13 @@ def _coreml_artifacts(program: Any, staging: Path, config: ExportConfig, checker
     from guard_sdk.export import coreml
 
     artifacts = []
+    log.info("converting to Core ML (fp16 ML Program) ...")
+    fp16 = coreml.convert(program)
     for precision in config.precisions_of("coreml"):
         path = staging / artifact_name("coreml", precision)
-        log.info("converting to Core ML (%s) ...", precision)
-        quantization = coreml.convert(program, path, precision)
+        log.info("writing %s ...", path.name)
+        model, quantization = coreml.compress(fp16, precision)
+        model.save(str(path))
         spec = coreml.read_spec(path)
         coreml.check_spec(spec, checker.inputs, max_length, precision, path)
         if sys.platform == "darwin":

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from guard_sdk.backends import BACKENDS, Backend, auto_order, backend_format, open_backend, runs_here
+from guard_sdk.backends import (
+    BACKENDS,
+    Backend,
+    auto_order,
+    backend_format,
+    check_platform,
+    open_backend,
+    runs_here,
+)
 from guard_sdk.bundle import MANIFEST_NAME, Artifact, Manifest, read_manifest, verified_path
 from guard_sdk.errors import (
     BackendUnavailableError,
@@ -148,9 +156,9 @@ class Guard:
         encoder = TextEncoder(verified_path(path, manifest.tokenizer), manifest.max_length, manifest.text)
         unavailable = []
         for name, artifact in candidates:
-            model_path = verified_path(path, artifact)
             try:
-                runner = open_backend(name, model_path, threads, manifest.output, manifest.inputs)
+                check_platform(name)  # before hashing a model this platform cannot run
+                runner = open_backend(name, verified_path(path, artifact), threads, manifest.output, manifest.inputs)
             except BackendUnavailableError as e:
                 unavailable.append(str(e))
                 continue

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from guard_sdk.training.causal_lm import encode_batch, left_padded, load_causal_lm
 from guard_sdk.training.data import normalize
 
 # What a continuation often wraps its instruction in: a list number, a "Prompt:" label, markdown emphasis, quotes.
@@ -105,22 +106,29 @@ class InstructionFilter:
         self._sets.append(grams)
 
     def accept(self, instruction: str | None) -> bool:
+        return not self.check(instruction)
+
+    def check(self, instruction: str | None) -> str:
+        """"" if ``instruction`` is kept (and remembered), else the rule that dropped it (and counted)."""
+        reason = self._reason(instruction)
+        if reason:
+            self.drops[reason] += 1
+        else:
+            self._add(instruction)
+        return reason
+
+    def _reason(self, instruction: str | None) -> str:
         if instruction is None:
-            return self._drop("unparsed")
+            return "unparsed"
         if not self.min_words <= len(instruction.split()) <= self.max_words:
-            return self._drop("length")
+            return "length"
         if normalize(instruction) in self._exact:
-            return self._drop("duplicate")
+            return "duplicate"
         grams = shingles(instruction)
         candidates = {i for gram in grams for i in self._index.get(gram, ())}
         if any(jaccard(grams, self._sets[i]) >= self.near_duplicate for i in candidates):
-            return self._drop("near_duplicate")
-        self._add(instruction)
-        return True
-
-    def _drop(self, reason: str) -> bool:
-        self.drops[reason] += 1
-        return False
+            return "near_duplicate"
+        return ""
 
 
 def draw_exemplars(pool: Sequence[str], k: int, rng: random.Random) -> list[str]:
@@ -143,37 +151,28 @@ class TransformersGenerator:
 
     def __init__(self, model: Any, tokenizer: Any, name: str, batch_size: int = 8) -> None:
         self.model, self.tokenizer, self.name, self.batch_size = model.eval(), tokenizer, name, batch_size
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
 
     @classmethod
     def from_pretrained(cls, source: str, batch_size: int = 8, **kwargs: Any) -> TransformersGenerator:
-        """A folder or hub id; ``gguf_file=`` loads a GGUF file through transformers."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k == "gguf_file"})
-        return cls(AutoModelForCausalLM.from_pretrained(source, **kwargs), tokenizer, source, batch_size)
+        """A folder or hub id; ``kwargs`` as ``causal_lm.load_causal_lm`` takes them (``gguf_file=``)."""
+        return cls(*load_causal_lm(source, **kwargs), source, batch_size)
 
     def complete(self, texts: Sequence[str], sampling: Sampling) -> list[str]:
         """The generated continuation of each text (the text itself, prefix included, is not repeated)."""
         import torch
 
-        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"  # the text ends where output starts
         torch.manual_seed(sampling.seed)
         out: list[str] = []
-        try:
+        with left_padded(self.tokenizer):  # each text ends where its output starts
             for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(list(texts[start : start + self.batch_size]), return_tensors="pt",
-                                       padding=True, add_special_tokens=False, return_token_type_ids=False)
+                batch = encode_batch(self.tokenizer, list(texts[start : start + self.batch_size]))
                 with torch.inference_mode():
                     generated = self.model.generate(
                         **batch, max_new_tokens=sampling.max_new_tokens, do_sample=sampling.temperature > 0,
                         temperature=sampling.temperature or None, top_p=sampling.top_p,
                         pad_token_id=self.tokenizer.pad_token_id)
-                new = generated[:, batch["input_ids"].shape[1]:]
-                out += self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        finally:
-            self.tokenizer.padding_side = side
+                out += self.tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:],
+                                                   skip_special_tokens=True)
         return out
 
 
@@ -212,10 +211,8 @@ def generate_instructions(generator: Any, tokenizer: Any, seed_harmful: Sequence
                                       seed=hash((sampling.seed, keys[0])) % 2**31)
             for key, ex, continuation in zip(keys, exemplars, generator.complete(texts, batch_sampling)):
                 instruction = parse_instruction(continuation)
-                before = dict(keep.drops)
-                kept = keep.accept(instruction)
-                reason = next((r for r in keep.drops if keep.drops[r] != before[r]), "")
-                out.add({"id": key, "instruction": instruction, "kept": kept, "dropped": reason,
+                reason = keep.check(instruction)
+                out.add({"id": key, "instruction": instruction, "kept": not reason, "dropped": reason,
                          "continuation": continuation, "exemplars": ex, "generator": generator.name})
             bar.update(len(keys))
         bar.close()

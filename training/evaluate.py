@@ -125,17 +125,21 @@ def score_with_checkpoint(
 ) -> np.ndarray:
     """P(unsafe) of every row through a PyTorch sequence classifier, on the windows a bundle of
     ``max_length`` would score, the most unsafe window deciding (as the runtime does)."""
+    return checkpoint_scorer(checkpoint, max_length, batch_size, progress)(dataset["prompt"], dataset["response"])
+
+
+def checkpoint_scorer(checkpoint: str | Path, max_length: int, batch_size: int = CHUNK,
+                      progress: bool = True) -> Any:
+    """``score(prompts, responses) -> P(unsafe)`` of a loaded checkpoint, windowed as a bundle of ``max_length``."""
     import tempfile
 
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from guard_sdk.export.checkpoint import bundle_encoder, load_checkpoint
 
-    from guard_sdk.export.checkpoint import bundle_encoder
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    model, tokenizer = load_checkpoint(checkpoint)
     with tempfile.TemporaryDirectory() as scratch:
         encoder = bundle_encoder(tokenizer, Path(scratch), max_length)
-    return score_torch(model, tokenizer, encoder, dataset["prompt"], dataset["response"], batch_size, progress)
+    return lambda prompts, responses: score_torch(model, tokenizer, encoder, prompts, responses, batch_size,
+                                                  progress)
 
 
 def score_torch(model: Any, tokenizer: Any, encoder: Any, prompts: Sequence[str], responses: Sequence[str | None],

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from guard_sdk.errors import GuardError
+from guard_sdk.training.teachers import judge_prompt, pairs, verdict_token_ids
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -91,18 +92,13 @@ class OpenAILlamaGuardTeacher:
     the same prompt text locally. A word missing from the top ``logprobs`` counts as probability 0."""
 
     def __init__(self, client: CompletionsClient, tokenizer: Any, logprobs: int = 20) -> None:
-        from guard_sdk.training.teachers import judge_prompt, verdict_token_ids
-
         self.client, self.tokenizer, self.logprobs = client, tokenizer, logprobs
         self.name = f"llama-guard-style:openai:{client.model}"
         safe_id, unsafe_id = verdict_token_ids(tokenizer)
         self.words = (tokenizer.convert_ids_to_tokens(safe_id), tokenizer.convert_ids_to_tokens(unsafe_id))
-        self._prompt = judge_prompt
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
-        from guard_sdk.training.teachers import pairs
-
-        texts = [self._prompt(self.tokenizer, p, r) for p, r in pairs(prompts, responses)]
+        texts = [judge_prompt(self.tokenizer, p, r) for p, r in pairs(prompts, responses)]
         choices = self.client.complete(texts, max_tokens=1, temperature=0.0, logprobs=self.logprobs)
         scores = []
         for choice in choices:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from guard_sdk.errors import InputError
+from guard_sdk.training.causal_lm import encode_batch, left_padded, load_causal_lm
 
 # Llama Guard 3's hazard categories (MLCommons taxonomy), as its model card and chat template list them.
 LLAMA_GUARD_CATEGORIES: tuple[str, ...] = (
@@ -98,11 +99,8 @@ class LlamaGuardTeacher:
 
     @classmethod
     def from_pretrained(cls, source: str | Path, batch_size: int = 8, **kwargs: Any) -> LlamaGuardTeacher:
-        """Any causal LM folder or hub id; ``kwargs`` go to ``from_pretrained`` (``gguf_file=...``, dtype)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(source), **{k: v for k, v in kwargs.items() if k == "gguf_file"})
-        model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
+        """Any causal LM folder or hub id; ``kwargs`` as ``causal_lm.load_causal_lm`` takes them."""
+        model, tokenizer = load_causal_lm(source, **kwargs)
         return cls(model, tokenizer, name=f"llama-guard-style:{source}", batch_size=batch_size)
 
     def prompt_text(self, prompt: str, response: str | None) -> str:
@@ -113,19 +111,13 @@ class LlamaGuardTeacher:
         """Logits of the token after each text, batched with left padding so the last position is the answer's."""
         import torch
 
-        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        try:
-            out = []
+        out = []
+        with left_padded(self.tokenizer):
             for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(list(texts[start : start + self.batch_size]), return_tensors="pt",
-                                       padding=True, add_special_tokens=False, return_token_type_ids=False)
+                batch = encode_batch(self.tokenizer, list(texts[start : start + self.batch_size]))
                 with torch.inference_mode():
                     out.append(self.model(**batch).logits[:, -1, :].float().numpy())
-            return np.concatenate(out)
-        finally:
-            self.tokenizer.padding_side = side
+        return np.concatenate(out)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
         texts = [self.prompt_text(p, r) for p, r in pairs(prompts, responses)]
@@ -141,7 +133,9 @@ class ClassifierTeacher:
     def __init__(self, source: str | Path | None = None, name: str | None = None, max_length: int = 512,
                  **load: Any) -> None:
         if source is not None and not (Path(source) / "guard.json").is_file():
-            self._score = self._checkpoint_scorer(source, max_length)
+            from guard_sdk.training.evaluate import checkpoint_scorer
+
+            self._score = checkpoint_scorer(source, max_length, progress=False)
             self.name = name or f"classifier:{source}"
             return
         from guard_sdk import Guard
@@ -152,18 +146,6 @@ class ClassifierTeacher:
             return np.array([v.score for v in guard.classify_batch(prompts, responses)])
 
         self._score, self.name = score, name or f"bundle:{guard.manifest.name}"
-
-    @staticmethod
-    def _checkpoint_scorer(source: str | Path, max_length: int) -> Any:
-        import tempfile
-
-        from guard_sdk.export.checkpoint import bundle_encoder, load_checkpoint
-        from guard_sdk.training.evaluate import score_torch
-
-        model, tokenizer = load_checkpoint(source)
-        with tempfile.TemporaryDirectory() as scratch:
-            encoder = bundle_encoder(tokenizer, Path(scratch), max_length)
-        return lambda prompts, responses: score_torch(model, tokenizer, encoder, prompts, responses, progress=False)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
         rows = pairs(prompts, responses)

@@ -52,6 +52,13 @@ def runs_here(backend: str, platform: str = sys.platform) -> bool:
     return platforms is None or platform in platforms
 
 
+def check_platform(backend: str) -> None:
+    """Refuse a backend that cannot predict on this platform (before any file of its is read)."""
+    if not runs_here(backend):
+        raise BackendUnavailableError(f"backend {backend!r} predicts only on "
+                                      f"{', '.join(BACKENDS[backend].platforms or ())}, not on {sys.platform}")
+
+
 def backend_format(backend: str) -> str:
     """The artifact format a backend runs; refuse an unknown backend with the known ones."""
     if backend not in BACKENDS:
@@ -63,10 +70,7 @@ def backend_format(backend: str) -> str:
 def open_backend(backend: str, path: Path, threads: int | None, output: str, inputs: Sequence[str]) -> Backend:
     """Instantiate ``backend`` on the artifact at ``path``, whose graph takes ``inputs`` in that order."""
     info = BACKENDS[backend]
-    if not runs_here(backend):
-        raise BackendUnavailableError(
-            f"backend {backend!r} predicts only on {', '.join(info.platforms or ())}, not on {sys.platform}"
-        )
+    check_platform(backend)
     module_name, class_name = info.target.split(":")
     try:
         module = import_module(module_name)
