@@ -2,7 +2,7 @@
 download (speed and size do not depend on the weights).
 
 Each shape is the published config of the hub model, written out here because the hub is not reachable
-offline. The tokenizer is a small Unigram one trained on the parity texts: it emits only a few hundred of
+offline. The tokenizer is a small Unigram one built from the parity texts: it emits only a few hundred of
 the vocabulary's ids, but the embedding table keeps the real model's rows, which is what size depends on.
 """
 
@@ -29,20 +29,40 @@ SHAPES: dict[str, dict[str, Any]] = {
     "deberta-v3-large": _deberta_v3(1024, 24, 16),  # microsoft/deberta-v3-large: the HarmAug student, 435M
     "deberta-v3-base": _deberta_v3(768, 12, 12),  # microsoft/deberta-v3-base, 184M
 }
-_SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def _tokenizer(max_length: int) -> Any:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+def small_tokenizer(kind: str, texts: list[str], max_length: int, vocab_size: int = 400) -> Any:
+    """A WordPiece (BERT's layout) or Unigram-with-Metaspace (DeBERTa-v3's) fast tokenizer over ``texts``.
+
+    Written here rather than trained with ``tokenizers.trainers``: those break ties between equally frequent
+    pieces in hash-map order, which changes from process to process, so ids, and a random model's scores,
+    would change run to run. This vocabulary is the characters plus the most frequent words, sorted.
+    """
+    import math
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    from guard_sdk.export.parity import PARITY_TEXTS
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(vocab_size=500, special_tokens=_SPECIALS, unk_token="[UNK]")
-    tok.train_from_iterator([t for pair in PARITY_TEXTS for t in pair if t], trainer)
+    wordpiece = kind == "wordpiece"
+    normalizer = normalizers.BertNormalizer(lowercase=True) if wordpiece else normalizers.NFKC()
+    pre = (pre_tokenizers.BertPreTokenizer() if wordpiece
+           else pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always"))
+    counts = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)))
+    chars = sorted({c for w in counts for c in w})
+    base = SPECIALS + chars + (["##" + c for c in chars] if wordpiece else [])
+    ranked = [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if w not in base]
+    pieces = base + ranked[: max(0, vocab_size - len(base))]
+    if wordpiece:
+        model = models.WordPiece(vocab={p: i for i, p in enumerate(pieces)}, unk_token="[UNK]")
+    else:  # log frequencies; single characters score lowest, so a known word is one piece
+        total = sum(counts.values())
+        scores = [0.0] * len(SPECIALS) + [math.log(0.1 / total)] * len(chars)
+        scores += [math.log(counts[w] / total) for w in pieces[len(base):]]
+        model = models.Unigram(list(zip(pieces, scores)), unk_id=SPECIALS.index("[UNK]"))
+    tok = Tokenizer(model)
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
@@ -56,6 +76,7 @@ def write_random_checkpoint(shape: str, out: str | Path, seed: int = 0) -> Path:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from guard_sdk.errors import ExportError
+    from guard_sdk.export.parity import PARITY_TEXTS
 
     if shape not in SHAPES:
         raise ExportError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
@@ -66,5 +87,6 @@ def write_random_checkpoint(shape: str, out: str | Path, seed: int = 0) -> Path:
     model = AutoModelForSequenceClassification.from_config(config)
     out = Path(out)
     model.save_pretrained(out)
-    _tokenizer(config.max_position_embeddings).save_pretrained(out)
+    texts = [t for pair in PARITY_TEXTS for t in pair if t]
+    small_tokenizer("unigram", texts, config.max_position_embeddings, 500).save_pretrained(out)
     return out

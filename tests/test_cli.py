@@ -10,6 +10,8 @@ import pytest
 
 from guard_sdk.cli import main
 
+from .conftest import TINY_INT8
+
 
 def run(*argv):
     out = io.StringIO()
@@ -84,7 +86,8 @@ def test_tampered_bundle_exit_2_and_named(bundle_copy, capsys):
 
 def test_export_and_verify_commands(tiny_bert, tmp_path, capsys):
     out = tmp_path / "cli-guard"
-    code, _ = run("export", tiny_bert, "-o", out, "--int8-tolerance", "0.35", "--int8-min-agreement", "0.9", "-q")
+    code, _ = run("export", tiny_bert, "-o", out, "--int8-tolerance", str(TINY_INT8["int8_tolerance"]),
+                  "--int8-min-agreement", str(TINY_INT8["int8_min_agreement"]), "-q")
     assert code == 0 and (out / "guard.json").is_file()
     code, _ = run("verify", out)
     assert code == 0

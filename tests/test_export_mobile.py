@@ -14,7 +14,7 @@ from guard_sdk.bundle import read_manifest, verify_bundle
 from guard_sdk.errors import ArtifactChangedError, BackendUnavailableError, ExportError
 from guard_sdk.export import ExportConfig, export_bundle
 
-from .conftest import SAFE_TEXTS, UNSAFE_TEXTS, rewrite_hashes
+from .conftest import SAFE_TEXTS, TINY_INT8, UNSAFE_TEXTS, rewrite_hashes
 
 TEXTS = UNSAFE_TEXTS + SAFE_TEXTS
 MOBILE = [("executorch", "fp32", "model.pte"), ("executorch", "int8", "model.int8.pte"),
@@ -87,7 +87,7 @@ def test_every_format_and_precision_is_written_with_its_parity(request, fixture)
         a = got[(fmt, precision)]
         assert a.path == path and a.batch == 1
         if fmt == "executorch":
-            bound = {"fp32": 1e-4, "int8": 0.35, "int4": 1.0}[precision]
+            bound = {"fp32": 1e-4, "int8": TINY_INT8["int8_tolerance"], "int4": 1.0}[precision]
             assert a.parity.measured and a.parity.max_abs_diff <= bound
             assert (a.quantization is None) == (precision == "fp32")
         elif sys.platform != "darwin":

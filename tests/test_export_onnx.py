@@ -10,7 +10,7 @@ from guard_sdk import ExportError, Guard, ParityError
 from guard_sdk.bundle import verify_bundle
 from guard_sdk.export import ExportConfig, export_bundle
 
-from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+from .conftest import SAFE_TEXTS, TINY_INT8, UNSAFE_TEXTS
 
 
 @pytest.mark.parametrize("fixture", ["bert_bundle", "deberta_bundle"])
@@ -84,7 +84,7 @@ def test_existing_output_is_kept_unless_overwrite(tiny_bert, bert_bundle, tmp_pa
     with pytest.raises(ExportError, match="already exists"):
         export_bundle(tiny_bert, out)
     assert (out / "keep.txt").read_text() == "mine"
-    export_bundle(tiny_bert, out, ExportConfig(overwrite=True, **{"int8_tolerance": 0.35, "int8_min_agreement": 0.9}))
+    export_bundle(tiny_bert, out, ExportConfig(overwrite=True, **TINY_INT8))
     assert json.loads((out / "guard.json").read_text())["name"] == "b" and not (out / "keep.txt").exists()
 
 
