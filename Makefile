@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test demo default-guard student-shape lint clean
+.PHONY: setup test demo default-guard augment student-shape lint clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,15 @@ demo: setup
 # guard_sdk/models/default. A killed run resumes; `rm -rf build/finetune/default-guard` first to start over.
 default-guard: setup
 	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/default-guard.yaml
+
+# HarmAug augmentation offline (training/recipes/augment-offline.yaml): SmolLM2-135M writes 300 instructions
+# and answers each twice, the embedded guard labels them, into build/augment/offline. About an hour on 2 CPU
+# cores; each stage resumes where a killed run stopped.
+AUGMENT := training/recipes/augment-offline.yaml
+augment: setup
+	$(VENV)/bin/guard-sdk augment instructions --recipe $(AUGMENT)
+	$(VENV)/bin/guard-sdk augment responses --recipe $(AUGMENT)
+	$(VENV)/bin/guard-sdk label --recipe $(AUGMENT)
 
 # The HarmAug paper's student shape (deberta-v3-large, 435M, random weights) in every format and precision,
 # then ExecuTorch int8/int4 again with fp32 embeddings for the before/after sizes. Random weights put

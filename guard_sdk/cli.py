@@ -75,6 +75,12 @@ def _add_runtime_options(p: argparse.ArgumentParser, threads: bool = True) -> No
         p.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: the backend's)")
 
 
+def _add_augment_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", type=Path, required=True, help="augmentation recipe YAML file")
+    p.add_argument("--output-dir", help="where the stage folders go (default: the recipe's output_dir)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the summary and errors")
+
+
 def _command(sub: Any, name: str, help: str, description: str, examples: str = "") -> argparse.ArgumentParser:
     """A subcommand whose --help ends with the exit codes and, where given, examples."""
     epilog = EPILOG + (f"\n\nexamples:\n{examples}" if examples else "")
@@ -199,6 +205,40 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data-dir", help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
     f.add_argument("--no-export", action="store_true", help="stop after training and dev calibration")
     f.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+    a = _command(
+        sub, "augment",
+        help="HarmAug: generate harmful instructions, then two answers to each, from a recipe",
+        description="Run one stage of a HarmAug augmentation recipe (a YAML file; see training/recipes/). "
+        "instructions: an LLM is shown k harmful seed prompts and asked for one more, its answer prefilled with "
+        "an affirmative prefix; what it writes is parsed, length-filtered and deduplicated (also against the "
+        "seed data). responses: each kept instruction is answered twice, once prefilled to comply and once "
+        "plainly. Rows go to Parquet shards under the recipe's output_dir as they complete; a killed run, run "
+        "again, does only what is missing. Prints the stage's summary as JSON (also kept in summary.json). "
+        "Models run locally (transformers, GGUF files included, CPU or CUDA) or on an OpenAI-compatible server "
+        "(vLLM, SGLang, TGI, llama.cpp). Needs: pip install 'guard-sdk[train]'.",
+        examples="  guard-sdk augment instructions --recipe training/recipes/augment-offline.yaml\n"
+        "  guard-sdk augment responses --recipe training/recipes/augment-offline.yaml\n"
+        "  guard-sdk label --recipe training/recipes/augment-offline.yaml",
+    )
+    a.add_argument("stage", choices=("instructions", "responses"), help="which stage to run")
+    _add_augment_options(a)
+    a.add_argument("--count", type=_positive_int,
+                   help="instructions: generation requests (default: the recipe's instructions.count); a larger "
+                   "count on a finished folder asks only the new ones")
+    a.add_argument("--data-dir", help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
+
+    lb = _command(
+        sub, "label",
+        help="label augmented rows with the recipe's teacher: P(unsafe) per row",
+        description="Score every kept instruction (as a prompt) and every response of an augmentation run with "
+        "the recipe's teacher: a Llama-Guard-style causal LM (the Llama Guard 3 task; the softmax over the "
+        "'safe'/'unsafe' first-token logits), locally or over an OpenAI-compatible server with logprobs, or a "
+        "sequence classifier (a guard bundle, a checkpoint, or `default`, the embedded guard). Each row keeps the "
+        "soft score and the teacher's name; resumable like `augment`. Needs: pip install 'guard-sdk[train]'.",
+        examples="  guard-sdk label --recipe training/recipes/augment-offline.yaml",
+    )
+    _add_augment_options(lb)
 
     ev = _command(
         sub, "eval",
@@ -417,6 +457,36 @@ def _run_finetune(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
+def _augment_recipe(args: argparse.Namespace) -> Any:
+    """The recipe with the command line's overrides; refused before any model is loaded."""
+    import dataclasses
+
+    recipe = _training_module("augment_recipe").load_augment_recipe(args.recipe)
+    if args.output_dir:
+        recipe = dataclasses.replace(recipe, output_dir=args.output_dir)
+    if getattr(args, "count", None):
+        recipe = dataclasses.replace(recipe, instructions=dataclasses.replace(recipe.instructions, count=args.count))
+    show_progress(not args.quiet)
+    return recipe
+
+
+def _run_augment(args: argparse.Namespace, out: IO[str]) -> int:
+    recipe = _augment_recipe(args)
+    run = _training_module("augment_run")
+    if args.stage == "instructions":
+        summary = run.run_instructions(recipe, data_dir=args.data_dir, progress=not args.quiet)
+    else:
+        summary = run.run_responses(recipe, progress=not args.quiet)
+    out.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def _run_label(args: argparse.Namespace, out: IO[str]) -> int:
+    summary = _training_module("augment_run").run_labels(_augment_recipe(args), progress=not args.quiet)
+    out.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
 def _run_eval(args: argparse.Namespace, out: IO[str]) -> int:
     data = _training_module("data")
     evaluate = _training_module("evaluate")
@@ -484,7 +554,7 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,
-            "verify": _run_verify, "finetune": _run_finetune,
+            "verify": _run_verify, "finetune": _run_finetune, "augment": _run_augment, "label": _run_label,
             "eval": _run_eval, "bench": _run_bench}
 
 

@@ -24,6 +24,8 @@ from guard_sdk.training.data import normalize
 _LABEL = re.compile(r"^\s*(?:\d+[.)]\s+)?(?:\*\*)?(?:(?:prompt|instruction|request|here it is|here's one)\s*[:\-]\s*)?"
                     r"(?:\*\*)?\s*", re.IGNORECASE)
 _QUOTES = "\"'“”‘’`"
+# An instruction in quotes with the model's comment after it: the quoted part (a closing quote ends a word).
+_QUOTED = re.compile(r"^[\"“‘'`](.+?)[\"”’'`](?=\s|$)")
 
 
 def instruction_messages(exemplars: Sequence[str], template: str) -> list[dict[str, str]]:
@@ -53,12 +55,13 @@ def response_requests(tokenizer: Any, instruction: str, compliant_prefix: str) -
 def parse_instruction(continuation: str) -> str | None:
     """The instruction in a continuation of the prefix, or None when there is none.
 
-    Takes the first non-empty line, drops a list number, a "Prompt:"-style label and the quotes or emphasis
-    around it.
+    Takes the first non-empty line, drops a list number, a "Prompt:"-style label and the emphasis around
+    it; an instruction in quotes is the quoted part, without what the model says after it.
     """
     for line in continuation.strip().splitlines():
-        text = _LABEL.sub("", line.strip()).strip()
-        text = text.strip("*").strip().strip(_QUOTES).strip()
+        text = _LABEL.sub("", line.strip()).strip().strip("*").strip()
+        quoted = _QUOTED.match(text)
+        text = (quoted.group(1) if quoted else text).strip(_QUOTES).strip()
         if text:
             return " ".join(text.split())
     return None
@@ -165,7 +168,8 @@ class TransformersGenerator:
         out: list[str] = []
         with left_padded(self.tokenizer):  # each text ends where its output starts
             for start in range(0, len(texts), self.batch_size):
-                batch = encode_batch(self.tokenizer, list(texts[start : start + self.batch_size]))
+                chunk = list(texts[start : start + self.batch_size])
+                batch = encode_batch(self.tokenizer, chunk, self.model.device)
                 with torch.inference_mode():
                     generated = self.model.generate(
                         **batch, max_new_tokens=sampling.max_new_tokens, do_sample=sampling.temperature > 0,
@@ -193,12 +197,15 @@ def generate_instructions(generator: Any, tokenizer: Any, seed_harmful: Sequence
     Request i draws its exemplars from ``random.Random(f"{seed}:{i}")``, so a resumed run asks exactly what
     the killed one would have; the filter first remembers the seed data and the rows kept before.
     """
+    import pyarrow as pa
     from tqdm import tqdm
 
     from guard_sdk.training.shards import ShardWriter, read_shards
 
+    schema = pa.schema({"id": pa.int64(), "instruction": pa.string(), "kept": pa.bool_(), "dropped": pa.string(),
+                        "continuation": pa.string(), "exemplars": pa.list_(pa.string()), "generator": pa.string()})
     keep.remember(seed_harmful)
-    with ShardWriter(out_dir, shard_rows) as out:
+    with ShardWriter(out_dir, shard_rows, schema=schema) as out:
         if out.done:
             keep.remember(r["instruction"] for r in read_shards(out_dir) if r["kept"])
         todo = out.todo(range(count))
@@ -219,8 +226,8 @@ def generate_instructions(generator: Any, tokenizer: Any, seed_harmful: Sequence
     rows = read_shards(out_dir)
     kept_texts = [r["instruction"] for r in rows if r["kept"]]
     dropped = {reason: sum(1 for r in rows if r["dropped"] == reason) for reason in keep.drops}
-    return {"asked": len(rows), "kept": len(kept_texts), "parsed": len(rows) - dropped["unparsed"],
-            "dropped": dropped, "distinct_2": distinct_ngrams(kept_texts)}
+    return {"asked": len(rows), "asked_this_run": len(todo), "kept": len(kept_texts),
+            "parsed": len(rows) - dropped["unparsed"], "dropped": dropped, "distinct_2": distinct_ngrams(kept_texts)}
 
 
 def generate_responses(generator: Any, tokenizer: Any, instructions: Sequence[tuple[int, str]], out_dir: str,
@@ -228,13 +235,16 @@ def generate_responses(generator: Any, tokenizer: Any, instructions: Sequence[tu
                        progress: bool = True) -> dict[str, Any]:
     """Answer each (key, instruction) twice, prefilled and plainly (``response_requests``), into resumable
     shards keyed "key:kind"; a compliant response is stored with its prefix, as the teacher will read it."""
+    import pyarrow as pa
     from tqdm import tqdm
 
     from guard_sdk.training.shards import ShardWriter, read_shards
 
+    schema = pa.schema({"id": pa.string(), "prompt": pa.string(), "kind": pa.string(), "response": pa.string(),
+                        "generator": pa.string()})
     requests = [(f"{key}:{kind}", instruction, kind, text) for key, instruction in instructions
                 for kind, text in response_requests(tokenizer, instruction, compliant_prefix)]
-    with ShardWriter(out_dir, shard_rows) as out:
+    with ShardWriter(out_dir, shard_rows, schema=schema) as out:
         todo = [r for r in requests if r[0] not in out.done]
         bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc="responses", unit="resp",
                    disable=not progress)
@@ -248,7 +258,7 @@ def generate_responses(generator: Any, tokenizer: Any, instructions: Sequence[tu
             bar.update(len(batch))
         bar.close()
     rows = read_shards(out_dir)
-    return {"instructions": len(instructions), "responses": len(rows),
+    return {"instructions": len(instructions), "responses": len(rows), "asked_this_run": len(todo),
             "empty": sum(1 for r in rows if not r["response"])}
 
 
@@ -256,11 +266,14 @@ def label(teacher: Any, rows: Sequence[dict[str, Any]], out_dir: str, batch_size
           progress: bool = True) -> dict[str, Any]:
     """Score every row (``id``, ``prompt``, ``response`` or None) with ``teacher`` into resumable shards:
     the soft score and the teacher's name; the summary gives the label balance at 0.5."""
+    import pyarrow as pa
     from tqdm import tqdm
 
     from guard_sdk.training.shards import ShardWriter, read_shards
 
-    with ShardWriter(out_dir, shard_rows) as out:
+    schema = pa.schema({"id": pa.string(), "prompt": pa.string(), "response": pa.string(),
+                        "teacher_score": pa.float64(), "teacher": pa.string()})
+    with ShardWriter(out_dir, shard_rows, schema=schema) as out:
         todo = [r for r in rows if r["id"] not in out.done]
         bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="labels", unit="row", disable=not progress)
         for start in range(0, len(todo), batch_size):
@@ -273,5 +286,5 @@ def label(teacher: Any, rows: Sequence[dict[str, Any]], out_dir: str, batch_size
         bar.close()
     labelled = read_shards(out_dir)
     unsafe = sum(1 for s in labelled["teacher_score"] if s > 0.5)
-    return {"rows": len(labelled), "unsafe": unsafe, "safe": len(labelled) - unsafe,
+    return {"rows": len(labelled), "asked_this_run": len(todo), "unsafe": unsafe, "safe": len(labelled) - unsafe,
             "mean_score": float(np.mean(labelled["teacher_score"])) if len(labelled) else 0.0}

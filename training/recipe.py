@@ -11,11 +11,12 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from guard_sdk.errors import InputError
 
 CALIBRATION_RULES = ("max_f1", "fixed")
+T = TypeVar("T")
 
 
 class RecipeError(InputError):
@@ -130,15 +131,19 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**{name: _convert(data[name], hints[name], f"{where}.{name}") for name in fields})
 
 
+def check_data(data: DataRecipe, where: str) -> None:
+    if set(data.splits) != {"train", "dev", "test"}:
+        raise RecipeError(f"{where}: data.splits must name train, dev and test")
+    if abs(sum(data.splits.values()) - 1) > 1e-6 or min(data.splits.values()) <= 0:
+        raise RecipeError(f"{where}: data.splits shares must be positive and sum to 1")
+    if not data.sources:
+        raise RecipeError(f"{where}: data.sources is empty")
+
+
 def _check(recipe: Recipe, where: str) -> None:
     """What types cannot say: ranges and the known names."""
     t, c = recipe.train, recipe.calibration
-    if set(recipe.data.splits) != {"train", "dev", "test"}:
-        raise RecipeError(f"{where}: data.splits must name train, dev and test")
-    if abs(sum(recipe.data.splits.values()) - 1) > 1e-6 or min(recipe.data.splits.values()) <= 0:
-        raise RecipeError(f"{where}: data.splits shares must be positive and sum to 1")
-    if not recipe.data.sources:
-        raise RecipeError(f"{where}: data.sources is empty")
+    check_data(recipe.data, where)
     positive = {"train.max_length": t.max_length, "train.learning_rate": t.learning_rate, "train.epochs": t.epochs,
                 "train.batch_size": t.batch_size, "train.eval_batch_size": t.eval_batch_size,
                 "train.save_steps": t.save_steps, "train.logging_steps": t.logging_steps}
@@ -155,8 +160,8 @@ def _check(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: calibration.threshold is a number in [0, 1] with rule fixed, and null otherwise")
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and check a recipe; nothing is trained until this returns."""
+def read_recipe(path: str | Path, cls: type[T]) -> T:
+    """A YAML file read strictly into the dataclass ``cls``: every field named, each of its type."""
     import yaml
 
     path = Path(path)
@@ -166,7 +171,12 @@ def load_recipe(path: str | Path) -> Recipe:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise RecipeError(f"{path}: not valid YAML ({e})") from e
-    recipe = _build(Recipe, data, str(path))
+    return _build(cls, data, str(path))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and check a recipe; nothing is trained until this returns."""
+    recipe = read_recipe(path, Recipe)
     _check(recipe, str(path))
     return recipe
 

@@ -19,10 +19,12 @@ SHARD_GLOB = "shard-*.parquet"
 class ShardWriter:
     """Buffer rows; every ``shard_rows`` rows, write them as the next shard of ``folder``."""
 
-    def __init__(self, folder: str | Path, shard_rows: int, key: str = "id") -> None:
+    def __init__(self, folder: str | Path, shard_rows: int, key: str = "id", schema: Any = None) -> None:
+        """``schema`` (a ``pyarrow.Schema``) fixes the column types: a shard whose rows all hold None in a
+        column would otherwise get a null-typed column that the other shards' cannot be read with."""
         import pyarrow.parquet as pq
 
-        self.folder, self.shard_rows, self.key = Path(folder), shard_rows, key
+        self.folder, self.shard_rows, self.key, self.schema = Path(folder), shard_rows, key, schema
         self.folder.mkdir(parents=True, exist_ok=True)
         for leftover in self.folder.glob("*.tmp"):  # a shard that was being written when the run was killed
             leftover.unlink()
@@ -57,7 +59,7 @@ class ShardWriter:
             return
         path = self.folder / f"shard-{self._next:05d}.parquet"
         tmp = path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pylist(self._buffer), tmp)
+        pq.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema), tmp)
         os.replace(tmp, path)
         self._next += 1
         self._buffer = []

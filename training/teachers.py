@@ -114,9 +114,10 @@ class LlamaGuardTeacher:
         out = []
         with left_padded(self.tokenizer):
             for start in range(0, len(texts), self.batch_size):
-                batch = encode_batch(self.tokenizer, list(texts[start : start + self.batch_size]))
+                chunk = list(texts[start : start + self.batch_size])
+                batch = encode_batch(self.tokenizer, chunk, self.model.device)
                 with torch.inference_mode():
-                    out.append(self.model(**batch).logits[:, -1, :].float().numpy())
+                    out.append(self.model(**batch).logits[:, -1, :].float().cpu().numpy())
         return np.concatenate(out)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:

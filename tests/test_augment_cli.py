@@ -1,0 +1,152 @@
+"""`guard-sdk augment` and `guard-sdk label` from a recipe: a run killed mid-way resumes with no row lost or
+repeated, the stages chain through disk, and a recipe is checked before any model loads."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from guard_sdk.cli import main
+from guard_sdk.training.augment import draw_exemplars
+from guard_sdk.training.augment_recipe import load_augment_recipe
+from guard_sdk.training.augment_run import seed_prompts
+from guard_sdk.training.recipe import RecipeError
+from guard_sdk.training.shards import read_shards
+
+from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+
+OFFLINE = "training/recipes/augment-offline.yaml"
+
+
+def _recipe(tmp_path, lm_dir, teacher_bundle, count, **instructions):
+    """The offline recipe pointed at the tiny LM, a seed file and a tiny bundle as teacher."""
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text("".join(json.dumps({"prompt": t, "label": int(t in UNSAFE_TEXTS)}) + "\n"
+                            for t in UNSAFE_TEXTS + SAFE_TEXTS))
+    recipe = yaml.safe_load(open(OFFLINE))
+    recipe.update(output_dir=str(tmp_path / "out"), shard_rows=4)
+    recipe["data"].update(sources=[str(seed)], holdout=[], max_train_rows_per_source=None)
+    recipe["generator"].update(model=str(lm_dir), gguf_file=None, batch_size=4)
+    recipe["instructions"].update(count=count, k=2, min_words=1, max_words=60,
+                                  sampling={"max_new_tokens": 24, "temperature": 1.0, "top_p": 0.95, "seed": 3},
+                                  **instructions)
+    recipe["responses"]["sampling"].update(max_new_tokens=8)
+    recipe["teacher"].update(classifier=str(teacher_bundle), batch_size=5)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture
+def lm_dir(tiny_lm, tmp_path):
+    model, tokenizer = tiny_lm
+    model.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    return tmp_path / "lm"
+
+
+def _cli(*argv, capsys=None):
+    code = main([str(a) for a in argv])
+    return code, (json.loads(capsys.readouterr().out) if capsys and code == 0 else None)
+
+
+@pytest.mark.slow
+def test_a_killed_cli_run_resumes_with_no_row_lost_or_repeated(lm_dir, bert_bundle, tmp_path, capsys):
+    recipe = _recipe(tmp_path, lm_dir, bert_bundle, count=400)
+    shards = tmp_path / "out" / "instructions"
+    child = subprocess.Popen([sys.executable, "-m", "guard_sdk.cli", "augment", "instructions", "--recipe",
+                              str(recipe), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while len(list(shards.glob("shard-*.parquet"))) < 3 and time.time() < deadline and child.poll() is None:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)  # mid-run: the rows of the open shard are lost to this run
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    before = read_shards(shards).to_list()
+    assert 12 <= len(before) < 400 and len(before) % 4 == 0, "the run was not killed mid-way"
+
+    code, summary = _cli("augment", "instructions", "--recipe", recipe, "-q", capsys=capsys)
+    assert code == 0 and summary["asked"] == 400 and summary["asked_this_run"] == 400 - len(before)
+    rows = read_shards(shards)
+    assert rows["id"] == list(range(400))  # none lost, none twice
+    assert rows.select(range(len(before))).to_list() == before  # what was on disk is kept as it was
+    pool, others = seed_prompts(load_augment_recipe(recipe), None)  # the train split's harmful prompts
+    assert set(pool) <= set(UNSAFE_TEXTS) and not set(pool) & set(others)
+    assert all(r["exemplars"] == draw_exemplars(pool, 2, random.Random(f"3:{r['id']}")) for r in rows)
+    assert summary["kept"] + sum(summary["dropped"].values()) == 400
+
+
+@pytest.mark.slow
+def test_stages_chain_through_disk_and_labels_are_the_teachers(lm_dir, bert_bundle, tmp_path, capsys):
+    from guard_sdk import Guard
+
+    recipe = _recipe(tmp_path, lm_dir, bert_bundle, count=6)
+    code, made = _cli("augment", "instructions", "--recipe", recipe, "-q", capsys=capsys)
+    assert code == 0 and made["asked"] == 6 and made["per_minute"] > 0 and len(made["samples"]) == made["kept"]
+    code, answered = _cli("augment", "responses", "--recipe", recipe, "-q", capsys=capsys)
+    assert code == 0 and answered["responses"] == 2 * made["kept"]
+    code, labelled = _cli("label", "--recipe", recipe, "-q", capsys=capsys)
+    assert code == 0 and labelled["rows"] == 3 * made["kept"] and labelled["teacher"] == "bundle:tiny-bert-guard"
+    assert {k: sum(v.values()) for k, v in labelled["by_kind"].items()} == \
+        {"prompt": made["kept"], "compliant": made["kept"], "plain": made["kept"]}
+
+    rows = read_shards(tmp_path / "out" / "labels")
+    direct = Guard.load(bert_bundle).classify_batch(rows["prompt"], rows["response"])
+    assert rows["teacher_score"] == pytest.approx([v.score for v in direct], abs=1e-6)
+    assert all(r["response"] is None for r in rows if ":" not in r["id"])
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(saved) == {"instructions", "responses", "labels"} and saved["labels"]["rows"] == labelled["rows"]
+
+    # A larger count asks only the new requests; a different recipe in the same folder is refused.
+    code, more = _cli("augment", "instructions", "--recipe", recipe, "--count", 8, "-q", capsys=capsys)
+    assert code == 0 and more["asked"] == 8 and more["asked_this_run"] == 2
+    changed = _recipe(tmp_path, lm_dir, bert_bundle, count=6, prefix="Here is a prompt:")
+    assert _cli("augment", "instructions", "--recipe", changed, "-q")[0] == 2
+    assert "different recipe (it differs in: instructions)" in capsys.readouterr().err
+
+
+def test_both_shipped_recipes_load():
+    assert load_augment_recipe(OFFLINE).generator.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    paper = load_augment_recipe("training/recipes/augment-paper.yaml")
+    assert paper.teacher.kind == "llama_guard" and paper.teacher.model.model == "meta-llama/Llama-Guard-3-8B"
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda r: r["teacher"].update(kind="llama_guard"), "llama_guard takes teacher.model"),
+    (lambda r: r["generator"].update(backend="openai"), "generator.base_url is needed with backend openai"),
+    (lambda r: r["generator"].update(backend="ollama"), "generator.backend must be one of local, openai"),
+    (lambda r: r["instructions"].update(near_duplicate=0), "near_duplicate must lie in (0, 1]"),
+    (lambda r: r["instructions"]["sampling"].update(top_p=1.5), "instructions.sampling"),
+    (lambda r: r["instructions"].pop("prefix"), "missing field(s) prefix"),
+    (lambda r: r.update(temperature=1), "unknown field(s) temperature"),
+    (lambda r: r["instructions"].update(count="many"), "instructions.count: expected int"),
+])
+def test_a_bad_recipe_is_refused_with_its_field(tmp_path, edit, message):
+    recipe = yaml.safe_load(open(OFFLINE))
+    edit(recipe)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_augment_recipe(path)
+    assert main(["augment", "instructions", "--recipe", str(path)]) == 2
+
+
+def test_an_api_key_comes_from_the_environment_never_the_recipe(monkeypatch):
+    from guard_sdk.errors import InputError
+    from guard_sdk.training.augment_recipe import ModelSpec
+    from guard_sdk.training.augment_run import _client
+
+    spec = ModelSpec("openai", "m", None, None, "http://127.0.0.1:9", "GUARD_TEST_KEY", 4, 2, 5.0, 0)
+    monkeypatch.delenv("GUARD_TEST_KEY", raising=False)
+    with pytest.raises(InputError, match="GUARD_TEST_KEY"):
+        _client(spec)
+    monkeypatch.setenv("GUARD_TEST_KEY", "s3cret")
+    assert _client(spec).headers == {"Authorization": "Bearer s3cret"}

@@ -1,0 +1,209 @@
+"""A HarmAug run from its recipe, stage by stage: each stage reads the one before from disk and writes its own
+folder of resumable shards under the recipe's output_dir, so any stage can be killed and run again.
+
+    instructions/  every generation request: the parsed instruction, kept or the filter that dropped it
+    responses/     two answers to each kept instruction, "ID:compliant" (prefilled) and "ID:plain"
+    labels/        the teacher's P(unsafe) for each kept instruction alone ("ID") and for each answer
+    recipe.json    the recipe the folder was started with; a different one is refused
+    summary.json   each stage's figures: rows, drops per filter, label balance, rate, samples
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from guard_sdk.errors import InputError
+from guard_sdk.training.augment import (
+    InstructionFilter,
+    TransformersGenerator,
+    generate_instructions,
+    generate_responses,
+    label,
+)
+from guard_sdk.training.augment_recipe import AugmentRecipe, ModelSpec, TeacherSpec
+from guard_sdk.training.causal_lm import load_causal_lm
+from guard_sdk.training.finetune import build_splits, resolve_model
+from guard_sdk.training.recipe import RecipeError
+from guard_sdk.training.shards import read_shards
+
+log = logging.getLogger("guard_sdk.augment")
+SAMPLES = 10  # rows of each stage quoted in summary.json
+
+
+def _load_local(spec: ModelSpec) -> tuple[Any, Any]:
+    return load_causal_lm(resolve_model(spec.model), **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}))
+
+
+def _client(spec: ModelSpec) -> Any:
+    from guard_sdk.training.openai_client import CompletionsClient
+
+    key = None
+    if spec.api_key_env:
+        key = os.environ.get(spec.api_key_env)
+        if not key:
+            raise InputError(f"the environment variable {spec.api_key_env} (api_key_env) is not set")
+    return CompletionsClient(spec.base_url or "", spec.model, api_key=key, concurrency=spec.concurrency,
+                             timeout=spec.timeout_s, retries=spec.retries)
+
+
+def _served_tokenizer(spec: ModelSpec) -> Any:
+    """The served model's tokenizer, whose chat template builds the prompts sent to the server."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(spec.tokenizer or spec.model))
+
+
+def open_generator(spec: ModelSpec) -> tuple[Any, Any]:
+    """(generator, the tokenizer whose chat template its requests are written in)."""
+    name = spec.model + (f"/{spec.gguf_file}" if spec.gguf_file else "")
+    if spec.backend == "local":
+        model, tokenizer = _load_local(spec)
+        return TransformersGenerator(model, tokenizer, name, spec.batch_size), tokenizer
+    from guard_sdk.training.openai_client import OpenAIGenerator
+
+    return OpenAIGenerator(_client(spec)), _served_tokenizer(spec)
+
+
+def open_teacher(spec: TeacherSpec) -> Any:
+    from guard_sdk.training.teachers import ClassifierTeacher, LlamaGuardTeacher
+
+    if spec.kind == "classifier":
+        return ClassifierTeacher(None if spec.classifier == "default" else spec.classifier,
+                                 max_length=spec.max_length)
+    judge = spec.model
+    assert judge is not None  # augment_recipe.check: llama_guard has a model
+    if judge.backend == "local":
+        model, tokenizer = _load_local(judge)
+        return LlamaGuardTeacher(model, tokenizer, name=f"llama-guard-style:{judge.model}",
+                                 batch_size=spec.batch_size)
+    from guard_sdk.training.openai_client import OpenAILlamaGuardTeacher
+
+    return OpenAILlamaGuardTeacher(_client(judge), _served_tokenizer(judge), logprobs=spec.logprobs)
+
+
+def pin_recipe(recipe: AugmentRecipe) -> Path:
+    """Record the recipe in a new output folder, or check that it is the one the folder was started with:
+    rows of two recipes in one folder would belong to neither run. Only instructions.count may grow."""
+    out = Path(recipe.output_dir)
+    record = dataclasses.asdict(recipe)
+    record.pop("output_dir")
+    record["instructions"].pop("count")
+    path = out / "recipe.json"
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in record.keys() | before.keys() if record.get(k) != before.get(k))
+        if changed:
+            raise RecipeError(f"{out} was started with a different recipe (it differs in: {', '.join(changed)}); "
+                              "use a new output_dir, or delete the folder to start over")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+    return out
+
+
+def _record(out: Path, stage: str, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Add the rate of this run to ``summary`` and store it under ``stage`` in summary.json."""
+    done = summary["asked_this_run"]
+    summary = {**summary, "seconds": round(seconds, 1),
+               "per_minute": round(60 * done / seconds, 2) if done and seconds > 0 else None}
+    path = out / "summary.json"
+    everything = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    everything[stage] = summary
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(everything, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return summary
+
+
+def seed_prompts(recipe: AugmentRecipe, data_dir: str | None) -> tuple[list[str], list[str]]:
+    """(exemplars: the harmful prompt-only rows of the train split, every other seed and holdout prompt).
+
+    The split is the one a training recipe with the same data section makes, so no dev or test prompt is
+    ever shown to the generator; all prompts, those included, are what new instructions must not repeat.
+    """
+    splits, holdout = build_splits(recipe.data, data_dir)
+    train = splits["train"]
+    rows = zip(train["prompt"], train["response"], train["label"])
+    exemplars = sorted({prompt for prompt, response, y in rows if y == 1 and response is None})
+    if len(exemplars) < recipe.instructions.k:
+        raise InputError(f"the seed data's train split has {len(exemplars)} harmful prompts; instructions.k is "
+                         f"{recipe.instructions.k}")
+    chosen = set(exemplars)
+    parts = [*splits.values(), *([holdout] if holdout is not None else [])]
+    others = sorted({p for part in parts for p in part["prompt"]} - chosen)
+    return exemplars, others
+
+
+def run_instructions(recipe: AugmentRecipe, data_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
+    out = pin_recipe(recipe)
+    exemplars, others = seed_prompts(recipe, data_dir)
+    log.info("%d harmful train prompts as exemplars; %d more seed prompts to stay away from", len(exemplars),
+             len(others))
+    i = recipe.instructions
+    keep = InstructionFilter(i.min_words, i.max_words, i.near_duplicate)
+    keep.remember(others)
+    generator, tokenizer = open_generator(recipe.generator)
+    start = time.perf_counter()
+    summary = generate_instructions(generator, tokenizer, exemplars, str(out / "instructions"), i.count, i.k,
+                                    i.template, i.prefix, i.sampling, keep, seed=i.sampling.seed,
+                                    batch_size=recipe.generator.batch_size, shard_rows=recipe.shard_rows,
+                                    progress=progress)
+    rows = read_shards(out / "instructions")
+    summary["samples"] = [r["instruction"] for r in rows if r["kept"]][:SAMPLES]
+    return _record(out, "instructions", summary, time.perf_counter() - start)
+
+
+def kept_instructions(out: Path) -> list[tuple[int, str]]:
+    if not (out / "instructions").is_dir():
+        raise InputError(f"{out}: no instructions yet; run `guard-sdk augment instructions` first")
+    return [(r["id"], r["instruction"]) for r in read_shards(out / "instructions") if r["kept"]]
+
+
+def run_responses(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any]:
+    out = pin_recipe(recipe)
+    instructions = kept_instructions(out)
+    spec = recipe.responses.responder or recipe.generator
+    responder, tokenizer = open_generator(spec)
+    start = time.perf_counter()
+    summary = generate_responses(responder, tokenizer, instructions, str(out / "responses"),
+                                 recipe.responses.compliant_prefix, recipe.responses.sampling,
+                                 batch_size=spec.batch_size, shard_rows=recipe.shard_rows, progress=progress)
+    rows = read_shards(out / "responses")
+    summary["samples"] = [{"prompt": r["prompt"], "kind": r["kind"], "response": r["response"]}
+                          for r in rows.select(range(min(SAMPLES, len(rows))))]
+    return _record(out, "responses", summary, time.perf_counter() - start)
+
+
+def run_labels(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any]:
+    """Score each kept instruction as a prompt, and each response (if that stage ran) as a response."""
+    out = pin_recipe(recipe)
+    rows: list[dict[str, Any]] = [{"id": str(key), "prompt": text, "response": None}
+                                  for key, text in kept_instructions(out)]
+    if (out / "responses").is_dir():
+        rows += [{"id": r["id"], "prompt": r["prompt"], "response": r["response"]}
+                 for r in read_shards(out / "responses")]
+    else:
+        log.warning("%s: no responses yet; labelling the instructions alone", out)
+    teacher = open_teacher(recipe.teacher)
+    start = time.perf_counter()
+    summary = label(teacher, rows, str(out / "labels"), batch_size=recipe.teacher.batch_size,
+                    shard_rows=recipe.shard_rows, progress=progress)
+    labelled = read_shards(out / "labels")
+    kinds: dict[str, dict[str, int]] = {}
+    for key, score in zip(labelled["id"], labelled["teacher_score"]):
+        kind = key.partition(":")[2] or "prompt"
+        counts = kinds.setdefault(kind, {"unsafe": 0, "safe": 0})
+        counts["unsafe" if score > 0.5 else "safe"] += 1
+    summary["by_kind"] = kinds
+    summary["teacher"] = teacher.name
+    summary["samples"] = [{"prompt": r["prompt"], "response": r["response"], "teacher_score": r["teacher_score"]}
+                          for r in labelled.select(range(min(SAMPLES, len(labelled))))]
+    return _record(out, "labels", summary, time.perf_counter() - start)
