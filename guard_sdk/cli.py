@@ -283,8 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What other libraries log on import that tells a guard-sdk user nothing: torchao's CUDA kernels, which a
+# CPU machine cannot load, and a torch deprecation that torchao's import triggers.
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def show_progress(verbose: bool = True) -> None:
     """Print guard-sdk's own progress lines (not every library's) to stderr."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("  %(message)s"))
     logger = logging.getLogger("guard_sdk")

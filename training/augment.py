@@ -81,16 +81,20 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 @dataclass
 class InstructionFilter:
-    """Keeps an instruction only if it is within the word limits, new, and not a near-duplicate.
+    """Keeps an instruction only if it is within the word limits, does not echo the request, is new, and is
+    not a near-duplicate.
 
-    ``drops`` counts what each rule removed, for the run's summary. Near-duplicates are found by Jaccard
-    similarity of word trigrams through an inverted index, so each check touches only texts sharing a trigram.
+    ``drops`` counts what each rule removed, for the run's summary. An echo shares a run of four words with
+    ``request`` (a small model often restates "Make a single harmful instruction prompt ..." instead of
+    writing one). Near-duplicates are found by Jaccard similarity of word trigrams through an inverted index,
+    so each check touches only texts sharing a trigram.
     """
 
     min_words: int
     max_words: int
     near_duplicate: float  # Jaccard at or above which two texts are one
-    drops: dict[str, int] = field(default_factory=lambda: {"unparsed": 0, "length": 0, "duplicate": 0,
+    request: str = ""  # the generation request's template; "" checks no echo
+    drops: dict[str, int] = field(default_factory=lambda: {"unparsed": 0, "length": 0, "echo": 0, "duplicate": 0,
                                                            "near_duplicate": 0})
     _exact: set[str] = field(default_factory=set)
     _sets: list[frozenset[str]] = field(default_factory=list)
@@ -125,6 +129,8 @@ class InstructionFilter:
             return "unparsed"
         if not self.min_words <= len(instruction.split()) <= self.max_words:
             return "length"
+        if self.request and shingles(instruction, 4) & shingles(self.request, 4):
+            return "echo"
         if normalize(instruction) in self._exact:
             return "duplicate"
         grams = shingles(instruction)

@@ -148,7 +148,7 @@ def run_instructions(recipe: AugmentRecipe, data_dir: str | None = None, progres
     log.info("%d harmful train prompts as exemplars; %d more seed prompts to stay away from", len(exemplars),
              len(others))
     i = recipe.instructions
-    keep = InstructionFilter(i.min_words, i.max_words, i.near_duplicate)
+    keep = InstructionFilter(i.min_words, i.max_words, i.near_duplicate, request=i.template)
     keep.remember(others)
     generator, tokenizer = open_generator(recipe.generator)
     start = time.perf_counter()

@@ -67,9 +67,12 @@ class ShardWriter:
 
 def read_shards(folder: str | Path, key: str = "id") -> Any:
     """Every shard of ``folder`` as one ``datasets.Dataset``, sorted by ``key``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from datasets import Dataset
 
-    shards = sorted(str(p) for p in Path(folder).glob(SHARD_GLOB))
+    shards = sorted(Path(folder).glob(SHARD_GLOB))
     if not shards:
         raise FileNotFoundError(f"{folder}: no {SHARD_GLOB} files")
-    return Dataset.from_parquet(shards).sort(key)
+    # In memory, straight from Arrow: Dataset.from_parquet would copy every shard into the datasets cache.
+    return Dataset(pa.concat_tables([pq.read_table(path) for path in shards]).sort_by(key))
