@@ -23,13 +23,13 @@ from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
 OFFLINE = "training/recipes/augment-offline.yaml"
 
 
-def _recipe(tmp_path, lm_dir, teacher_bundle, count, **instructions):
+def _recipe(tmp_path, lm_dir, teacher_bundle, count, shard_rows=4, **instructions):
     """The offline recipe pointed at the tiny LM, a seed file and a tiny bundle as teacher."""
     seed = tmp_path / "seed.jsonl"
     seed.write_text("".join(json.dumps({"prompt": t, "label": int(t in UNSAFE_TEXTS)}) + "\n"
                             for t in UNSAFE_TEXTS + SAFE_TEXTS))
     recipe = yaml.safe_load(open(OFFLINE))
-    recipe.update(output_dir=str(tmp_path / "out"), shard_rows=4)
+    recipe.update(output_dir=str(tmp_path / "out"), shard_rows=shard_rows)
     recipe["data"].update(sources=[str(seed)], holdout=[], max_train_rows_per_source=None)
     recipe["generator"].update(model=str(lm_dir), gguf_file=None, batch_size=4)
     recipe["instructions"].update(count=count, k=2, min_words=1, max_words=60,
@@ -105,9 +105,13 @@ def test_stages_chain_through_disk_and_labels_are_the_teachers(lm_dir, bert_bund
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert set(saved) == {"instructions", "responses", "labels"} and saved["labels"]["rows"] == labelled["rows"]
 
-    # A larger count asks only the new requests; a different recipe in the same folder is refused.
+    # A larger count asks only the new requests, a new shard size is how the run goes, not what it makes;
+    # a different request in the same folder is refused.
     code, more = _cli("augment", "instructions", "--recipe", recipe, "--count", 8, "-q", capsys=capsys)
     assert code == 0 and more["asked"] == 8 and more["asked_this_run"] == 2
+    resized = _recipe(tmp_path, lm_dir, bert_bundle, count=8, shard_rows=64)
+    code, again = _cli("augment", "instructions", "--recipe", resized, "-q", capsys=capsys)
+    assert code == 0 and again["asked_this_run"] == 0
     changed = _recipe(tmp_path, lm_dir, bert_bundle, count=6, prefix="Here is a prompt:")
     assert _cli("augment", "instructions", "--recipe", changed, "-q")[0] == 2
     assert "different recipe (it differs in: instructions)" in capsys.readouterr().err

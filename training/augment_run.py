@@ -87,13 +87,23 @@ def open_teacher(spec: TeacherSpec) -> Any:
     return OpenAILlamaGuardTeacher(_client(judge), _served_tokenizer(judge), logprobs=spec.logprobs)
 
 
+# How a run goes, not what it makes: these may change between a killed run and its rerun.
+HOW_IT_RUNS = frozenset({"output_dir", "shard_rows", "count", "backend", "base_url", "api_key_env", "batch_size",
+                         "concurrency", "timeout_s", "retries"})
+
+
+def _what_it_makes(record: Any) -> Any:
+    if isinstance(record, dict):
+        return {k: _what_it_makes(v) for k, v in record.items() if k not in HOW_IT_RUNS}
+    return record
+
+
 def pin_recipe(recipe: AugmentRecipe) -> Path:
     """Record the recipe in a new output folder, or check that it is the one the folder was started with:
-    rows of two recipes in one folder would belong to neither run. Only instructions.count may grow."""
+    rows of two recipes in one folder would belong to neither run. What may differ is how the run goes
+    (``HOW_IT_RUNS``: servers, batch sizes, timeouts, shard size) and instructions.count."""
     out = Path(recipe.output_dir)
-    record = dataclasses.asdict(recipe)
-    record.pop("output_dir")
-    record["instructions"].pop("count")
+    record = _what_it_makes(dataclasses.asdict(recipe))
     path = out / "recipe.json"
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
