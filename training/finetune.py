@@ -134,6 +134,16 @@ def balanced_sampler(labels: list[int], lengths: list[int], batch_size: int, see
     return BalancedLengthGroupedSampler()
 
 
+def sampled_trainer_class(base: type, sampler: Any) -> type:
+    """``base`` (a ``transformers.Trainer`` class) drawing training rows from ``sampler`` when it is not None."""
+
+    class SampledTrainer(base):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
+
+    return SampledTrainer
+
+
 def flip_final_punctuation(text: str, key: str, share: float) -> str:
     """For ``share`` of texts (drawn by ``key``), drop a final . ! ? or add a final "." where there is none.
 
@@ -201,10 +211,6 @@ def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple
     sampler = (balanced_sampler(train["labels"], train["length"], t.batch_size, t.seed)
                if t.class_balanced else None)
 
-    class GuardTrainer(Trainer):
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
-
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=t.batch_size,
         learning_rate=t.learning_rate, num_train_epochs=t.epochs, weight_decay=t.weight_decay,
@@ -213,8 +219,9 @@ def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple
         group_by_length=not t.class_balanced, length_column_name="length", report_to=[],
         disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not _has_cuda(),
     )
-    trainer = GuardTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
-                           data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = sampled_trainer_class(Trainer, sampler)(
+        model=model, args=args, train_dataset=train, processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer))
     last = get_last_checkpoint(args.output_dir) if (out / "checkpoints").is_dir() else None
     if last:
         log.info("resuming from %s", last)
