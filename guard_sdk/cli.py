@@ -75,6 +75,14 @@ def _add_runtime_options(p: argparse.ArgumentParser, threads: bool = True) -> No
         p.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: the backend's)")
 
 
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", type=Path, required=True, help="recipe YAML file")
+    p.add_argument("--output-dir", help="where checkpoints, splits and reports go (default: the recipe's)")
+    p.add_argument("--data-dir", help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
+    p.add_argument("--no-export", action="store_true", help="stop after training and dev calibration")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+
 def _add_augment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", type=Path, required=True, help="augmentation recipe YAML file")
     p.add_argument("--output-dir", help="where the stage folders go (default: the recipe's output_dir)")
@@ -200,11 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
         "run again. Needs: pip install 'guard-sdk[train,export]'.",
         examples="  guard-sdk finetune --recipe training/recipes/default-guard.yaml",
     )
-    f.add_argument("--recipe", type=Path, required=True, help="recipe YAML file")
-    f.add_argument("--output-dir", help="where checkpoints, splits and reports go (default: the recipe's)")
-    f.add_argument("--data-dir", help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
-    f.add_argument("--no-export", action="store_true", help="stop after training and dev calibration")
-    f.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    _add_training_options(f)
+
+    di = _command(
+        sub, "distill",
+        help="distil a teacher into a student guard: seed data plus HarmAug rows, hard and soft labels",
+        description="Run a training recipe with a distill section: the teacher scores the train split (cached "
+        "under OUTPUT_DIR/teacher_scores, resumable), the labelled rows of HarmAug runs join it, and the student "
+        "learns with ce_weight x cross-entropy on the hard label + kl_weight x KL(teacher || student) on the "
+        "teacher's P(unsafe) at the recipe's temperature. Splits, class-balanced batches, calibration, export "
+        "and resuming are as in finetune. Needs: pip install 'guard-sdk[train,export]'.",
+        examples="  guard-sdk distill --recipe training/recipes/NAME.yaml",
+    )
+    _add_training_options(di)
 
     a = _command(
         sub, "augment",
@@ -451,6 +467,9 @@ def _run_finetune(args: argparse.Namespace, out: IO[str]) -> int:
     recipe_mod = _training_module("recipe")
     finetune_mod = _training_module("finetune")
     recipe = recipe_mod.load_recipe(args.recipe)  # refused here, before any data or model is touched
+    if (args.command == "distill") != (recipe.distill is not None):
+        raise InputError(f"{args.recipe}: `guard-sdk distill` runs recipes with a distill section and "
+                         "`guard-sdk finetune` those without one (distill: null)")
     show_progress(not args.quiet)
     result = finetune_mod.finetune(recipe, recipe_path=str(args.recipe), data_dir=args.data_dir,
                                    output_dir=args.output_dir, export=not args.no_export, progress=not args.quiet)
@@ -561,7 +580,8 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,
-            "verify": _run_verify, "finetune": _run_finetune, "augment": _run_augment, "label": _run_label,
+            "verify": _run_verify, "finetune": _run_finetune, "distill": _run_finetune, "augment": _run_augment,
+            "label": _run_label,
             "eval": _run_eval, "bench": _run_bench}
 
 

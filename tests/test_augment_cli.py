@@ -124,7 +124,7 @@ def test_both_shipped_recipes_load():
 
 
 @pytest.mark.parametrize("edit,message", [
-    (lambda r: r["teacher"].update(kind="llama_guard"), "llama_guard takes teacher.model"),
+    (lambda r: r["teacher"].update(kind="llama_guard"), "kind llama_guard takes model"),
     (lambda r: r["generator"].update(backend="openai"), "generator.base_url is needed with backend openai"),
     (lambda r: r["generator"].update(backend="ollama"), "generator.backend must be one of local, openai"),
     (lambda r: r["instructions"].update(near_duplicate=0), "near_duplicate must lie in (0, 1]"),

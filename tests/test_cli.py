@@ -95,13 +95,15 @@ def test_export_and_verify_commands(tiny_bert, tmp_path, capsys):
     assert code == 1 and "export failed" in capsys.readouterr().err and not (tmp_path / "strict").exists()
 
 
-@pytest.mark.parametrize("sub", [[], ["classify"], ["export"], ["verify"], ["finetune"], ["eval"], ["bench"]])
+@pytest.mark.parametrize("sub", [[], ["classify"], ["export"], ["verify"], ["finetune"], ["distill"], ["augment"],
+                                 ["label"], ["eval"], ["bench"]])
 def test_help_explains_itself(sub):
     result = subprocess.run([sys.executable, "-m", "guard_sdk.cli", *sub, "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "exit codes: 0 success; 2 bad input" in result.stdout
     assert {"": "classify", "classify": "--jsonl", "export": "--int8-tolerance", "verify": "sha256",
-            "finetune": "resumes from its last checkpoint", "eval": "--columns", "bench": "p50"}[
+            "finetune": "resumes from its last checkpoint", "distill": "KL(teacher || student)",
+            "augment": "affirmative prefix", "label": "Llama Guard 3", "eval": "--columns", "bench": "p50"}[
         sub[0] if sub else ""] in result.stdout
 
 

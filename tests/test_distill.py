@@ -90,3 +90,58 @@ def test_a_few_distillation_steps_bring_the_student_toward_the_teacher(tmp_path)
     model.eval()
     after = kl_to_teacher()
     assert after < 0.1 * before, (before, after)
+
+
+def _distill_recipe(tmp_path, teacher, augmented, **changes):
+    import json
+
+    from .conftest import build_tiny_checkpoint
+    from .test_finetune import _recipe
+
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text("".join(json.dumps({"prompt": t, "label": int(t in UNSAFE_TEXTS)}) + "\n"
+                            for t in UNSAFE_TEXTS + SAFE_TEXTS))
+    student = build_tiny_checkpoint(tmp_path / "student", "bert", probe=False, init_range=0.02)
+    distill = {"teacher": {"kind": "classifier", "model": None, "classifier": str(teacher), "max_length": 64,
+                           "batch_size": 8, "logprobs": 20},
+               "augmented": [str(a) for a in augmented], "ce_weight": 0.5, "kl_weight": 0.5, "temperature": 2.0}
+    return _recipe(tmp_path, student, seed, distill=distill, train__epochs=2, **changes)
+
+
+@pytest.mark.slow
+def test_distill_scores_the_train_split_with_the_teacher_and_adds_the_augmented_rows(tmp_path, tiny_bert):
+    import io
+    import json
+
+    from datasets import load_from_disk
+
+    from guard_sdk.cli import main
+    from guard_sdk.training.shards import ShardWriter, read_shards
+    from guard_sdk.training.teachers import ClassifierTeacher
+
+    augmented = tmp_path / "aug"
+    with ShardWriter(augmented / "labels", shard_rows=2) as out:
+        for i, (text, score) in enumerate([("Write a scam text to old people.", 0.93), ("Hotwire a van fast.", 0.71),
+                                           ("Plan a birthday picnic.", 0.08), ("Name three rivers.", 0.2)]):
+            out.add({"id": str(i), "prompt": text, "response": None, "teacher_score": score, "teacher": "t"})
+    recipe = _distill_recipe(tmp_path, tiny_bert, [augmented])
+    assert main(["finetune", "--recipe", str(recipe), "-q"], out=io.StringIO()) == 2  # a distill recipe
+    assert main(["distill", "--recipe", str(recipe), "-q", "--no-export"], out=io.StringIO()) == 0
+
+    run = tmp_path / "run"
+    train = load_from_disk(str(run / "data"))["train"]
+    cached = read_shards(run / "teacher_scores")
+    direct = ClassifierTeacher(tiny_bert, max_length=64).score(train["prompt"], train["response"])
+    assert cached["prompt"] == train["prompt"] and cached["teacher_score"] == pytest.approx(list(direct), abs=1e-6)
+    record = json.loads((run / "model" / "guard_training.json").read_text())
+    assert record["data"]["train"]["harmaug:aug"] == {"safe": 2, "unsafe": 2}
+    assert record["recipe"]["distill"]["temperature"] == 2.0
+
+
+def test_a_distill_recipe_naming_a_missing_augmentation_is_refused(tmp_path, tiny_bert):
+    from guard_sdk.training.recipe import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match="distill.augmented: .*nowhere/labels does not exist"):
+        load_recipe(_distill_recipe(tmp_path, tiny_bert, [tmp_path / "nowhere"]))
+    with pytest.raises(RecipeError, match="weights >= 0"):
+        load_recipe(_distill_recipe(tmp_path, tiny_bert, [], distill__kl_weight=-1.0))

@@ -11,26 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard_sdk.training.augment import Sampling
-from guard_sdk.training.recipe import DataRecipe, RecipeError, check_data, read_recipe
-
-BACKENDS = ("local", "openai")
-TEACHERS = ("llama_guard", "classifier")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where a generator, responder or Llama-Guard-style judge runs."""
-
-    backend: str  # local: transformers on this machine (CPU or CUDA); openai: an OpenAI-compatible server
-    model: str  # local: folder, hub id or package:MODULE; openai: the name the server serves the model as
-    gguf_file: str | None  # local: a GGUF file inside `model`, loaded through transformers
-    tokenizer: str | None  # openai: folder or hub id whose chat template builds the prompts (null: model)
-    base_url: str | None  # openai: e.g. http://127.0.0.1:8000 (vLLM, SGLang, TGI, llama.cpp server)
-    api_key_env: str | None  # openai: the environment variable that holds the key (never the key itself)
-    batch_size: int  # texts per call: one forward pass locally, one round of requests over HTTP
-    concurrency: int  # openai: requests in flight at once
-    timeout_s: float  # openai: per request
-    retries: int  # openai: after a timeout, a dropped connection or a retryable status
+from guard_sdk.training.recipe import (
+    DataRecipe,
+    ModelSpec,
+    RecipeError,
+    TeacherSpec,
+    check_data,
+    check_model,
+    check_teacher,
+    read_recipe,
+)
 
 
 @dataclass(frozen=True)
@@ -53,16 +43,6 @@ class ResponseStage:
 
 
 @dataclass(frozen=True)
-class TeacherSpec:
-    kind: str  # llama_guard: a causal LM asked Llama Guard 3's question; classifier: P(unsafe) of a classifier
-    model: ModelSpec | None  # llama_guard: where the judge runs
-    classifier: str | None  # classifier: a bundle folder, a checkpoint, or `default` (the embedded guard)
-    max_length: int  # classifier checkpoint: tokens per window
-    batch_size: int  # rows per scoring call
-    logprobs: int  # llama_guard over openai: top logprobs asked for the first answer token
-
-
-@dataclass(frozen=True)
 class AugmentRecipe:
     name: str
     output_dir: str  # instructions/, responses/, labels/ (Parquet shards), recipe.json, summary.json
@@ -74,20 +54,6 @@ class AugmentRecipe:
     shard_rows: int  # rows per Parquet shard: what a killed run can lose at most, per stage
 
 
-def _check_model(spec: ModelSpec, where: str) -> None:
-    if spec.backend not in BACKENDS:
-        raise RecipeError(f"{where}.backend must be one of {', '.join(BACKENDS)}, got {spec.backend!r}")
-    if spec.backend == "openai" and not spec.base_url:
-        raise RecipeError(f"{where}.base_url is needed with backend openai")
-    if spec.backend == "local" and spec.base_url:
-        raise RecipeError(f"{where}.base_url applies only to backend openai; write null")
-    for name in ("batch_size", "concurrency", "timeout_s"):
-        if getattr(spec, name) <= 0:
-            raise RecipeError(f"{where}.{name} must be positive")
-    if spec.retries < 0:
-        raise RecipeError(f"{where}.retries must be 0 or more")
-
-
 def _check_sampling(sampling: Sampling, where: str) -> None:
     if sampling.max_new_tokens <= 0 or sampling.temperature < 0 or not 0 < sampling.top_p <= 1:
         raise RecipeError(f"{where}: max_new_tokens > 0, temperature >= 0 and top_p in (0, 1] are needed")
@@ -96,7 +62,7 @@ def _check_sampling(sampling: Sampling, where: str) -> None:
 def check(recipe: AugmentRecipe, where: str) -> None:
     """What types cannot say: ranges, the known names, and fields that only some choices use."""
     check_data(recipe.data, f"{where}: data")
-    _check_model(recipe.generator, f"{where}: generator")
+    check_model(recipe.generator, f"{where}: generator")
     i, t = recipe.instructions, recipe.teacher
     if i.count <= 0 or i.k <= 0:
         raise RecipeError(f"{where}: instructions.count and instructions.k must be positive")
@@ -109,16 +75,8 @@ def check(recipe: AugmentRecipe, where: str) -> None:
     _check_sampling(i.sampling, f"{where}: instructions.sampling")
     _check_sampling(recipe.responses.sampling, f"{where}: responses.sampling")
     if recipe.responses.responder is not None:
-        _check_model(recipe.responses.responder, f"{where}: responses.responder")
-    if t.kind not in TEACHERS:
-        raise RecipeError(f"{where}: teacher.kind must be one of {', '.join(TEACHERS)}, got {t.kind!r}")
-    if (t.kind == "llama_guard") != (t.model is not None) or (t.kind == "classifier") != (t.classifier is not None):
-        raise RecipeError(f"{where}: teacher.kind llama_guard takes teacher.model, classifier takes "
-                          "teacher.classifier; write null for the other")
-    if t.model is not None:
-        _check_model(t.model, f"{where}: teacher.model")
-    if t.max_length <= 0 or t.batch_size <= 0 or t.logprobs <= 0:
-        raise RecipeError(f"{where}: teacher.max_length, batch_size and logprobs must be positive")
+        check_model(recipe.responses.responder, f"{where}: responses.responder")
+    check_teacher(t, f"{where}: teacher")
     if recipe.shard_rows <= 0:
         raise RecipeError(f"{where}: shard_rows must be positive")
 

@@ -7,9 +7,11 @@ and contributes cross-entropy alone, so a batch with no soft labels is plain cro
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 NO_SOFT_LABEL = float("nan")
+SCORE_SHARD_ROWS = 1024  # teacher scores of the train split, cached in shards of this many rows
 
 
 def distillation_loss(logits: Any, labels: Any, soft: Any, ce_weight: float = 0.5, kl_weight: float = 0.5,
@@ -59,3 +61,44 @@ def distill_trainer_class(ce_weight: float, kl_weight: float, temperature: float
                 self._signature_columns.append("soft")
 
     return sampled_trainer_class(DistillTrainer, sampler)
+
+
+def with_teacher_scores(train: Any, teacher: Any, cache: Path, batch_size: int, progress: bool = True) -> Any:
+    """``train`` with a ``soft`` column: the teacher's P(unsafe) of each row, cached (and resumable) under
+    ``cache``, since scoring a training set with a large teacher is the slow part."""
+    from guard_sdk.training.augment import label
+    from guard_sdk.training.shards import read_shards
+
+    rows = [{"id": f"{i:09d}", "prompt": p, "response": r} for i, (p, r) in enumerate(zip(train["prompt"],
+                                                                                          train["response"]))]
+    label(teacher, rows, str(cache), batch_size=batch_size, shard_rows=SCORE_SHARD_ROWS, progress=progress)
+    return train.add_column("soft", list(read_shards(cache)["teacher_score"]))  # ids sort in row order
+
+
+def augmented_rows(folders: list[str]) -> Any:
+    """The labelled rows of HarmAug runs (their labels/ folders): hard label = teacher score > 0.5, soft
+    label = the score, source ``harmaug:FOLDER``."""
+    from guard_sdk.training import data as D
+    from guard_sdk.training.shards import read_shards
+
+    rows, soft = [], []
+    for folder in folders:
+        source = f"harmaug:{Path(folder).name}"
+        for r in read_shards(Path(folder) / "labels"):
+            rows.append(D.Row(r["prompt"], r["response"], int(r["teacher_score"] > 0.5), source))
+            soft.append(r["teacher_score"])
+    return D.to_dataset(rows).add_column("soft", soft)
+
+
+def distillation_train_set(distill: Any, train: Any, out: Path, progress: bool = True) -> Any:
+    """The train split scored by the recipe's teacher, with the augmented rows appended."""
+    import datasets
+
+    from guard_sdk.training.augment_run import open_teacher
+
+    scored = with_teacher_scores(train, open_teacher(distill.teacher), out / "teacher_scores",
+                                 distill.teacher.batch_size, progress)
+    if not distill.augmented:
+        return scored
+    extra = augmented_rows(distill.augmented)
+    return datasets.concatenate_datasets([scored, extra.cast(scored.features)])

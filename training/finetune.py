@@ -169,7 +169,9 @@ def encode_first_windows(dataset: Any, encoder: Any, inputs: list[str], flip: fl
         window = encoder.windows(prompt, response)[0]
         features = {"input_ids": window.input_ids, "attention_mask": [1] * len(window.input_ids),
                     "token_type_ids": window.token_type_ids}
-        return {**{k: features[k] for k in inputs}, "labels": int(row["label"]), "length": len(window.input_ids)}
+        soft = {"soft": float(row["soft"])} if "soft" in row else {}
+        return {**{k: features[k] for k in inputs}, "labels": int(row["label"]), "length": len(window.input_ids),
+                **soft}
 
     return dataset.map(encode, with_indices=True, remove_columns=dataset.column_names, desc="encoding")
 
@@ -219,7 +221,14 @@ def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple
         group_by_length=not t.class_balanced, length_column_name="length", report_to=[],
         disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not _has_cuda(),
     )
-    trainer = sampled_trainer_class(Trainer, sampler)(
+    if recipe.distill is None:
+        trainer_class = sampled_trainer_class(Trainer, sampler)
+    else:
+        from guard_sdk.training.distill import distill_trainer_class
+
+        d = recipe.distill
+        trainer_class = distill_trainer_class(d.ce_weight, d.kl_weight, d.temperature, sampler)
+    trainer = trainer_class(
         model=model, args=args, train_dataset=train, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer))
     last = get_last_checkpoint(args.output_dir) if (out / "checkpoints").is_dir() else None
@@ -243,6 +252,12 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     _check_output_dir(out, recipe)
     log.info("building data splits (seed %d) ...", recipe.data.seed)
     splits, holdout = prepare_data(recipe, data_dir, out / "data")
+    if recipe.distill is not None:
+        from guard_sdk.training.distill import distillation_train_set
+
+        log.info("scoring the train split with the teacher, adding %d augmented folder(s) ...",
+                 len(recipe.distill.augmented))
+        splits["train"] = distillation_train_set(recipe.distill, splits["train"], out, progress)
     summary = data_summary({**splits, **({"holdout": holdout} if holdout is not None else {})})
     log.info("train %d rows, dev %d, test %d%s", len(splits["train"]), len(splits["dev"]), len(splits["test"]),
              f", holdout {len(holdout)}" if holdout is not None else "")

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 from guard_sdk.errors import InputError
 
 CALIBRATION_RULES = ("max_f1", "fixed")
+BACKENDS = ("local", "openai")
+TEACHERS = ("llama_guard", "classifier")
 T = TypeVar("T")
 
 
@@ -76,6 +78,44 @@ class ExportRecipe:
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """Where a generator, responder or Llama-Guard-style judge runs."""
+
+    backend: str  # local: transformers on this machine (CPU or CUDA); openai: an OpenAI-compatible server
+    model: str  # local: folder, hub id or package:MODULE; openai: the name the server serves the model as
+    gguf_file: str | None  # local: a GGUF file inside `model`, loaded through transformers
+    tokenizer: str | None  # openai: folder or hub id whose chat template builds the prompts (null: model)
+    base_url: str | None  # openai: e.g. http://127.0.0.1:8000 (vLLM, SGLang, TGI, llama.cpp server)
+    api_key_env: str | None  # openai: the environment variable that holds the key (never the key itself)
+    batch_size: int  # texts per call: one forward pass locally, one round of requests over HTTP
+    concurrency: int  # openai: requests in flight at once
+    timeout_s: float  # openai: per request
+    retries: int  # openai: after a timeout, a dropped connection or a retryable status
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    kind: str  # llama_guard: a causal LM asked Llama Guard 3's question; classifier: P(unsafe) of a classifier
+    model: ModelSpec | None  # llama_guard: where the judge runs
+    classifier: str | None  # classifier: a bundle folder, a checkpoint, or `default` (the embedded guard)
+    max_length: int  # classifier checkpoint: tokens per window
+    batch_size: int  # rows per scoring call
+    logprobs: int  # llama_guard over openai: top logprobs asked for the first answer token
+
+
+@dataclass(frozen=True)
+class DistillRecipe:
+    """HarmAug's distillation: the teacher scores the train split, augmented rows join it, and the loss mixes
+    cross-entropy on hard labels with KL(teacher ‖ student) on the teacher's scores (training/distill.py)."""
+
+    teacher: TeacherSpec  # scores the seed train rows (cached, resumable, under OUTPUT_DIR/teacher_scores)
+    augmented: list[str]  # augmentation output folders; their labels/ rows join train (hard label: score > 0.5)
+    ce_weight: float
+    kl_weight: float
+    temperature: float
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     model: str  # a hub id, a checkpoint folder, or package:MODULE for weights a pip package ships
@@ -84,6 +124,7 @@ class Recipe:
     train: TrainRecipe
     calibration: CalibrationRecipe
     export: ExportRecipe | None
+    distill: DistillRecipe | None  # null: plain fine-tuning on the seed data
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:
@@ -131,6 +172,32 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**{name: _convert(data[name], hints[name], f"{where}.{name}") for name in fields})
 
 
+def check_model(spec: ModelSpec, where: str) -> None:
+    if spec.backend not in BACKENDS:
+        raise RecipeError(f"{where}.backend must be one of {', '.join(BACKENDS)}, got {spec.backend!r}")
+    if spec.backend == "openai" and not spec.base_url:
+        raise RecipeError(f"{where}.base_url is needed with backend openai")
+    if spec.backend == "local" and spec.base_url:
+        raise RecipeError(f"{where}.base_url applies only to backend openai; write null")
+    for name in ("batch_size", "concurrency", "timeout_s"):
+        if getattr(spec, name) <= 0:
+            raise RecipeError(f"{where}.{name} must be positive")
+    if spec.retries < 0:
+        raise RecipeError(f"{where}.retries must be 0 or more")
+
+
+def check_teacher(t: TeacherSpec, where: str) -> None:
+    if t.kind not in TEACHERS:
+        raise RecipeError(f"{where}.kind must be one of {', '.join(TEACHERS)}, got {t.kind!r}")
+    if (t.kind == "llama_guard") != (t.model is not None) or (t.kind == "classifier") != (t.classifier is not None):
+        raise RecipeError(f"{where}: kind llama_guard takes model, classifier takes classifier; write null for "
+                          "the other")
+    if t.model is not None:
+        check_model(t.model, f"{where}.model")
+    if t.max_length <= 0 or t.batch_size <= 0 or t.logprobs <= 0:
+        raise RecipeError(f"{where}: max_length, batch_size and logprobs must be positive")
+
+
 def check_data(data: DataRecipe, where: str) -> None:
     if set(data.splits) != {"train", "dev", "test"}:
         raise RecipeError(f"{where}: data.splits must name train, dev and test")
@@ -144,6 +211,15 @@ def _check(recipe: Recipe, where: str) -> None:
     """What types cannot say: ranges and the known names."""
     t, c = recipe.train, recipe.calibration
     check_data(recipe.data, where)
+    if recipe.distill is not None:
+        d = recipe.distill
+        check_teacher(d.teacher, f"{where}: distill.teacher")
+        if d.ce_weight < 0 or d.kl_weight < 0 or d.ce_weight + d.kl_weight == 0 or d.temperature <= 0:
+            raise RecipeError(f"{where}: distill needs weights >= 0 (not both 0) and a positive temperature")
+        for folder in d.augmented:
+            if not (Path(folder) / "labels").is_dir():
+                raise RecipeError(f"{where}: distill.augmented: {folder}/labels does not exist; run "
+                                  "`guard-sdk label` on that augmentation first")
     positive = {"train.max_length": t.max_length, "train.learning_rate": t.learning_rate, "train.epochs": t.epochs,
                 "train.batch_size": t.batch_size, "train.eval_batch_size": t.eval_batch_size,
                 "train.save_steps": t.save_steps, "train.logging_steps": t.logging_steps}
