@@ -29,8 +29,8 @@ from guard_sdk.training.augment import (
 from guard_sdk.training.augment_recipe import AugmentRecipe, ModelSpec, TeacherSpec
 from guard_sdk.training.causal_lm import load_causal_lm
 from guard_sdk.training.finetune import build_splits, resolve_model
-from guard_sdk.training.recipe import RecipeError
-from guard_sdk.training.shards import read_shards
+from guard_sdk.training.recipe import pin_record
+from guard_sdk.training.shards import read_shards, write_json
 
 log = logging.getLogger("guard_sdk.augment")
 SAMPLES = 10  # rows of each stage quoted in summary.json
@@ -99,23 +99,10 @@ def _what_it_makes(record: Any) -> Any:
 
 
 def pin_recipe(recipe: AugmentRecipe) -> Path:
-    """Record the recipe in a new output folder, or check that it is the one the folder was started with:
-    rows of two recipes in one folder would belong to neither run. What may differ is how the run goes
-    (``HOW_IT_RUNS``: servers, batch sizes, timeouts, shard size) and instructions.count."""
+    """``recipe.pin_record`` of what the recipe makes: how the run goes (``HOW_IT_RUNS``: servers, batch
+    sizes, timeouts, shard size, instructions.count) may differ between runs of one folder."""
     out = Path(recipe.output_dir)
-    record = _what_it_makes(dataclasses.asdict(recipe))
-    path = out / "recipe.json"
-    if path.is_file():
-        before = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in record.keys() | before.keys() if record.get(k) != before.get(k))
-        if changed:
-            raise RecipeError(f"{out} was started with a different recipe (it differs in: {', '.join(changed)}); "
-                              "use a new output_dir, or delete the folder to start over")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+    pin_record(out, _what_it_makes(dataclasses.asdict(recipe)))
     return out
 
 
@@ -126,10 +113,7 @@ def _record(out: Path, stage: str, summary: dict[str, Any], seconds: float) -> d
                "per_minute": round(60 * done / seconds, 2) if done and seconds > 0 else None}
     path = out / "summary.json"
     everything = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    everything[stage] = summary
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(everything, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, {**everything, stage: summary})
     return summary
 
 

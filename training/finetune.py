@@ -25,7 +25,7 @@ import numpy as np
 from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, model_inputs
 from guard_sdk.training import data as D
 from guard_sdk.training.evaluate import calibrate, levels_of, report, score_torch, score_with_guard, write_report
-from guard_sdk.training.recipe import DataRecipe, Recipe, RecipeError, SourceSpec, recipe_dict
+from guard_sdk.training.recipe import DataRecipe, Recipe, RecipeError, SourceSpec, pin_record, recipe_dict
 
 log = logging.getLogger(__name__)
 LABELS = {0: "safe", 1: "unsafe"}
@@ -178,12 +178,7 @@ def encode_first_windows(dataset: Any, encoder: Any, inputs: list[str], flip: fl
 
 def _check_output_dir(out: Path, recipe: Recipe) -> None:
     """Refuse to resume a run of another recipe from the same folder; record this one's."""
-    record = out / "recipe.json"
-    mine = {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")}
-    if record.is_file() and json.loads(record.read_text()) != mine:
-        raise RecipeError(f"{out} holds a run of a different recipe; choose another output_dir or remove it")
-    out.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(mine, indent=2) + "\n")
+    pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")})
 
 
 def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any]:

@@ -257,6 +257,25 @@ def load_recipe(path: str | Path) -> Recipe:
     return recipe
 
 
+def pin_record(out: Path, record: dict[str, Any]) -> None:
+    """Record what a run makes in its output folder (``out``/recipe.json), or refuse a record that differs from
+    the one the folder was started with: rows or checkpoints of two recipes in one folder belong to neither."""
+    import json
+
+    from guard_sdk.training.shards import write_json
+
+    path = out / "recipe.json"
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in record.keys() | before.keys() if record.get(k) != before.get(k))
+        if changed:
+            raise RecipeError(f"{out} holds a run of a different recipe (it differs in: {', '.join(changed)}); "
+                              "choose another output_dir, or delete the folder to start over")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+
+
 def recipe_dict(recipe: Recipe) -> dict[str, Any]:
     """The recipe as plain data, for the training record and the model card."""
     return dataclasses.asdict(recipe)

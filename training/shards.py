@@ -65,6 +65,16 @@ class ShardWriter:
         self._buffer = []
 
 
+def write_json(path: str | Path, data: Any) -> None:
+    """``data`` as JSON at ``path``, written under a temporary name and renamed: whole or absent."""
+    import json
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def read_shards(folder: str | Path, key: str = "id") -> Any:
     """Every shard of ``folder`` as one ``datasets.Dataset``, sorted by ``key``."""
     import pyarrow as pa
