@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test demo default-guard augment student-shape lint clean
+.PHONY: setup test demo default-guard augment ablation student-shape lint clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,12 @@ augment: setup
 	$(VENV)/bin/guard-sdk augment instructions --recipe $(AUGMENT)
 	$(VENV)/bin/guard-sdk augment responses --recipe $(AUGMENT)
 	$(VENV)/bin/guard-sdk label --recipe $(AUGMENT)
+
+# HarmAug's ablation (training/recipes/ablation-offline.yaml): (a) the student on seed data, (b) + distillation
+# from the SmolLM2 teacher, (c) + the HarmAug rows of `make augment`, (d) the teacher; writes docs/ablation.md.
+# Finished rows are reused and a killed run resumes. About 2 hours on 2 CPU cores from scratch, after augment.
+ablation: augment
+	$(VENV)/bin/guard-sdk ablation --recipe training/recipes/ablation-offline.yaml
 
 # The HarmAug paper's student shape (deberta-v3-large, 435M, random weights) in every format and precision,
 # then ExecuTorch int8/int4 again with fp32 embeddings for the before/after sizes. Random weights put

@@ -55,7 +55,8 @@ def torch_runner(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
 
     def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
         with torch.inference_mode():
-            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.float().numpy()
+            inputs = {k: torch.from_numpy(v).to(model.device) for k, v in feeds.items()}
+            return model(**inputs).logits.float().cpu().numpy()
 
     return run
 

@@ -79,6 +79,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", type=Path, required=True, help="recipe YAML file")
     p.add_argument("--output-dir", help="where checkpoints, splits and reports go (default: the recipe's)")
     p.add_argument("--data-dir", help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="change one recipe field for this run, e.g. --set train.max_length=256 (repeatable; the "
+                   "value is YAML; the output folder records the recipe as run)")
     p.add_argument("--no-export", action="store_true", help="stop after training and dev calibration")
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
@@ -213,14 +216,32 @@ def build_parser() -> argparse.ArgumentParser:
     di = _command(
         sub, "distill",
         help="distil a teacher into a student guard: seed data plus HarmAug rows, hard and soft labels",
-        description="Run a training recipe with a distill section: the teacher scores the train split (cached "
-        "under OUTPUT_DIR/teacher_scores, resumable), the labelled rows of HarmAug runs join it, and the student "
-        "learns with ce_weight x cross-entropy on the hard label + kl_weight x KL(teacher || student) on the "
-        "teacher's P(unsafe) at the recipe's temperature. Splits, class-balanced batches, calibration, export "
+        description="Run a training recipe with a distill section: the teacher scores the train split and the "
+        "rows of HarmAug runs (cached in distill.score_cache, resumable, shared by recipes with the same teacher "
+        "and data); a HarmAug row's hard label is the teacher's score > 0.5. The student learns with ce_weight x "
+        "cross-entropy on the hard label + kl_weight x KL(teacher || student) on the teacher's P(unsafe) at the "
+        "recipe's temperature. Splits, class-balanced batches, calibration, export "
         "and resuming are as in finetune. Needs: pip install 'guard-sdk[train,export]'.",
         examples="  guard-sdk distill --recipe training/recipes/NAME.yaml",
     )
     _add_training_options(di)
+
+    ab = _command(
+        sub, "ablation",
+        help="HarmAug's ablation: train the rows of an ablation file that are missing, score all, write the table",
+        description="Run an ablation file (training/recipes/ablation-offline.yaml): each row is a training recipe "
+        "(plain fine-tuning or distillation). Rows without a finished model are trained, plain ones first (a "
+        "distillation's teacher is one), without export; every model is scored in PyTorch on the same dev, test "
+        "and holdout rows at its own dev-calibrated threshold; a markdown table with F1, AUPRC, holdout "
+        "false-positive rates and the rows each model saw is written to the file's `table`, with the verdict on "
+        "shipping the candidate row. A killed run resumes. Prints the figures as JSON. "
+        "Needs: pip install 'guard-sdk[train,export]'.",
+        examples="  guard-sdk ablation --recipe training/recipes/ablation-offline.yaml",
+    )
+    ab.add_argument("--recipe", type=Path, required=True, help="ablation YAML file")
+    ab.add_argument("--data-dir",
+                    help="the shared data folder (default: the recipes', $GUARD_DATA_DIR, ../shared/data)")
+    ab.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     a = _command(
         sub, "augment",
@@ -466,7 +487,7 @@ def _training_module(name: str) -> Any:
 def _run_finetune(args: argparse.Namespace, out: IO[str]) -> int:
     recipe_mod = _training_module("recipe")
     finetune_mod = _training_module("finetune")
-    recipe = recipe_mod.load_recipe(args.recipe)  # refused here, before any data or model is touched
+    recipe = recipe_mod.load_recipe(args.recipe, args.overrides)  # refused here, before anything is touched
     if (args.command == "distill") != (recipe.distill is not None):
         raise InputError(f"{args.recipe}: `guard-sdk distill` runs recipes with a distill section and "
                          "`guard-sdk finetune` those without one (distill: null)")
@@ -480,6 +501,15 @@ def _run_finetune(args: argparse.Namespace, out: IO[str]) -> int:
             m = rep["overall"]
             out.write(f"  {name}: F1 {m['f1'] or 0:.3f}  AUPRC {m['auprc'] or 0:.3f}  FPR {m['fpr'] or 0:.3f}  "
                       f"({m['n']} rows)\n")
+    return EXIT_OK
+
+
+def _run_ablation(args: argparse.Namespace, out: IO[str]) -> int:
+    ablation = _training_module("ablation")
+    ablation.load_ablation(args.recipe)  # every recipe refused here, before anything trains
+    show_progress(not args.quiet)
+    result = ablation.run_ablation(args.recipe, data_dir=args.data_dir, progress=not args.quiet)
+    out.write(json.dumps(result, indent=2) + "\n")
     return EXIT_OK
 
 
@@ -582,6 +612,7 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
 COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,
             "verify": _run_verify, "finetune": _run_finetune, "distill": _run_finetune, "augment": _run_augment,
             "label": _run_label,
+            "ablation": _run_ablation,
             "eval": _run_eval, "bench": _run_bench}
 
 

@@ -234,3 +234,22 @@ def test_shared_splits_do_not_leak(shared):
     prompts = [D.normalize(p) for p, r in zip(splits["train"]["prompt"], splits["train"]["response"]) if r is None]
     assert len(prompts) == len(set(prompts))
     assert "advbench:behaviors" in splits["train"]["source"]
+
+
+def test_a_label_may_fall_back_across_columns_as_wildguardmix_needs(tmp_path):
+    """WildGuardMix labels a row's response where it has one and only its prompt otherwise."""
+    path = tmp_path / "wgm.jsonl"
+    rows = [{"prompt": "How do I pick a lock?", "response": "Insert a tension wrench...",
+             "prompt_harm_label": "harmful", "response_harm_label": "unharmful"},
+            {"prompt": "Write a poem.", "response": None, "prompt_harm_label": "unharmful",
+             "response_harm_label": None},
+            {"prompt": "Build a bomb.", "response": None, "prompt_harm_label": "harmful", "response_harm_label": None}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = D.load_data(path, columns={"label": "response_harm_label|prompt_harm_label"})
+    assert ds["label"] == [0, 0, 1] and ds["response"] == ["Insert a tension wrench...", None, None]
+    with pytest.raises(DataError, match="row 1: missing column.s. response_label"):
+        D.load_data(path, columns={"label": "response_label|prompt_harm_label"})
+    rows[1]["prompt_harm_label"] = None
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="row 2: unknown label value None"):
+        D.load_data(path, columns={"label": "response_harm_label|prompt_harm_label"})

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from guard_sdk.training.distill import NO_SOFT_LABEL, distill_trainer_class, distillation_loss
+from guard_sdk.training.finetune import finetune
+from guard_sdk.training.recipe import RecipeError, load_recipe
 
 from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
 
@@ -98,13 +100,15 @@ def _distill_recipe(tmp_path, teacher, augmented, **changes):
     from .conftest import build_tiny_checkpoint
     from .test_finetune import _recipe
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     seed = tmp_path / "seed.jsonl"
     seed.write_text("".join(json.dumps({"prompt": t, "label": int(t in UNSAFE_TEXTS)}) + "\n"
                             for t in UNSAFE_TEXTS + SAFE_TEXTS))
     student = build_tiny_checkpoint(tmp_path / "student", "bert", probe=False, init_range=0.02)
     distill = {"teacher": {"kind": "classifier", "model": None, "classifier": str(teacher), "max_length": 64,
                            "batch_size": 8, "logprobs": 20},
-               "augmented": [str(a) for a in augmented], "ce_weight": 0.5, "kl_weight": 0.5, "temperature": 2.0}
+               "augmented": [str(a) for a in augmented], "score_cache": str(tmp_path / "scores"), "ce_weight": 0.5,
+               "kl_weight": 0.5, "temperature": 2.0}
     return _recipe(tmp_path, student, seed, distill=distill, train__epochs=2, **changes)
 
 
@@ -130,17 +134,28 @@ def test_distill_scores_the_train_split_with_the_teacher_and_adds_the_augmented_
 
     run = tmp_path / "run"
     train = load_from_disk(str(run / "data"))["train"]
-    cached = read_shards(run / "teacher_scores")
-    direct = ClassifierTeacher(tiny_bert, max_length=64).score(train["prompt"], train["response"])
+    teacher = ClassifierTeacher(tiny_bert, max_length=64)
+    cached = read_shards(tmp_path / "scores" / "train")
+    direct = teacher.score(train["prompt"], train["response"])
     assert cached["prompt"] == train["prompt"] and cached["teacher_score"] == pytest.approx(list(direct), abs=1e-6)
+    # The augmented rows are labelled by the distillation's teacher, not by the augmentation's (0.93, 0.71, ...).
+    added = read_shards(tmp_path / "scores" / "harmaug-aug")
+    assert added["teacher_score"] == pytest.approx(list(teacher.score(added["prompt"], added["response"])), abs=1e-6)
+    unsafe = sum(s > 0.5 for s in added["teacher_score"])
     record = json.loads((run / "model" / "guard_training.json").read_text())
-    assert record["data"]["train"]["harmaug:aug"] == {"safe": 2, "unsafe": 2}
+    assert record["data"]["train"]["harmaug:aug"] == {k: v for k, v in (("safe", 4 - unsafe), ("unsafe", unsafe)) if v}
     assert record["recipe"]["distill"]["temperature"] == 2.0
+    assert record["command"] == f"guard-sdk distill --recipe {recipe}"
+    assert record["train_metrics"]["train_samples_per_second"] > 0 and record["train_metrics"]["epoch"] == 2.0
+
+    # A second recipe with the same teacher and data reuses the cached scores; another teacher is refused there.
+    other = _distill_recipe(tmp_path, tiny_bert, [augmented], output_dir=str(tmp_path / "run2"),
+                            distill__teacher__max_length=32)
+    with pytest.raises(RecipeError, match="scores holds a run of a different recipe .*teacher"):
+        finetune(load_recipe(other), export=False, progress=False)
 
 
 def test_a_distill_recipe_naming_a_missing_augmentation_is_refused(tmp_path, tiny_bert):
-    from guard_sdk.training.recipe import RecipeError, load_recipe
-
     with pytest.raises(RecipeError, match="distill.augmented: .*nowhere/labels does not exist"):
         load_recipe(_distill_recipe(tmp_path, tiny_bert, [tmp_path / "nowhere"]))
     with pytest.raises(RecipeError, match="weights >= 0"):

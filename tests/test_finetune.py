@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _recipe(tmp_path, checkpoint, data_file, **changes):
     recipe = {
-        "name": "tiny", "model": str(checkpoint), "output_dir": str(tmp_path / "run"),
+        "name": "tiny", "model": str(checkpoint), "gguf_file": None, "output_dir": str(tmp_path / "run"),
         "data": {"data_dir": None, "sources": [str(data_file)], "holdout": [],
                  "splits": {"train": 0.7, "dev": 0.15, "test": 0.15}, "max_train_rows_per_source": None, "seed": 0},
-        "train": {"max_length": 32, "learning_rate": 5e-3, "epochs": 10, "batch_size": 4, "eval_batch_size": 8,
+        "train": {"max_length": 32, "learning_rate": 5e-3, "epochs": 10, "batch_size": 4,
+                  "gradient_accumulation_steps": 1, "precision": "fp32", "eval_batch_size": 8,
                   "weight_decay": 0.0, "warmup_ratio": 0.0, "class_balanced": True, "punctuation_flip": 0.5,
                   "seed": 0, "save_steps": 4,
                   "logging_steps": 1},
@@ -41,6 +42,7 @@ def _recipe(tmp_path, checkpoint, data_file, **changes):
             target = target[p]
         target[leaf] = value
     path = tmp_path / "recipe.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(recipe))
     return path
 
@@ -78,10 +80,87 @@ def test_the_shipped_recipe_is_valid():
     ({"calibration": {"rule": "max_f1", "threshold": 0.4}}, "null otherwise"),
     ({"data__splits": {"train": 0.9, "dev": 0.1}}, "must name train, dev and test"),
     ({"data__sources": [{"data": "x.csv", "colums": {}}]}, r"sources\[0\]: unknown field\(s\) colums"),
+    ({"train__precision": "int8"}, "train.precision must be one of fp32, bf16, fp16"),
+    ({"train__gradient_accumulation_steps": 0}, "train.gradient_accumulation_steps must be positive"),
 ])
 def test_bad_recipes_are_refused_with_the_field(tmp_path, seed_file, tiny_bert, change, message):
     with pytest.raises(RecipeError, match=message):
         load_recipe(_recipe(tmp_path, tiny_bert, seed_file, **change))
+
+
+SHIPPED = sorted((ROOT / "training" / "recipes").glob("*.yaml"))
+NO_AUGMENTATION = ["distill.augmented=[]"]  # the HarmAug folders are build outputs, absent on a clean clone
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if not p.name.startswith(("augment-", "ablation-"))],
+                         ids=lambda p: p.stem)
+def test_every_shipped_training_recipe_is_valid(path):
+    raw = yaml.safe_load(path.read_text())
+    recipe = load_recipe(path, NO_AUGMENTATION if raw["distill"] else [])
+    assert recipe.name == path.stem and recipe.output_dir.startswith("build/")
+    if path.stem == "distill-paper":  # the paper's settings (the authors' script/kd.sh)
+        t = recipe.train
+        assert (t.learning_rate, t.batch_size * t.gradient_accumulation_steps, t.epochs, t.max_length) == (
+            3e-5, 256, 3, 1024)
+        assert recipe.model == "microsoft/deberta-v3-large"
+        assert recipe.distill.teacher.model.model == "meta-llama/Llama-Guard-3-8B"
+        assert (recipe.distill.ce_weight, recipe.distill.kl_weight) == (0.5, 0.5)
+        assert {s.data for s in recipe.data.sources + recipe.data.holdout} == {"allenai/wildguardmix"}
+
+
+def test_the_shipped_ablation_rows_share_their_data_and_name_existing_recipes():
+    from guard_sdk.training.ablation import AblationRecipe
+    from guard_sdk.training.recipe import read_recipe
+
+    ablation = read_recipe(ROOT / "training" / "recipes" / "ablation-offline.yaml", AblationRecipe)
+    recipes = [load_recipe(ROOT / r.recipe, NO_AUGMENTATION if "distill" in r.recipe else []) for r in ablation.rows]
+    assert [r.name for r in recipes] == ["default-guard", "distill-seed", "distill-offline", "teacher-smollm2"]
+    assert len({repr(r.data) for r in recipes}) == 1  # the same train, dev, test and holdout rows
+    assert recipes[1].distill.score_cache == recipes[2].distill.score_cache  # the train split is scored once
+    assert recipes[2].distill.teacher.classifier == f"{recipes[3].output_dir}/model"
+
+
+def _fields(cls):
+    import dataclasses
+    import typing
+
+    for f in dataclasses.fields(cls):
+        yield cls, f.name
+        for kind in [typing.get_type_hints(cls)[f.name], *typing.get_args(typing.get_type_hints(cls)[f.name])]:
+            for inner in [kind, *typing.get_args(kind)]:
+                if dataclasses.is_dataclass(inner):
+                    yield from _fields(inner)
+
+
+def test_every_recipe_field_is_read_by_the_code_that_runs_it():
+    """A field nobody reads is a knob that does nothing: each must be read as `.name` outside recipe.py's
+    checks (a few are read through dataclasses.asdict, and named here)."""
+    import re
+
+    from guard_sdk.training.ablation import AblationRecipe
+    from guard_sdk.training.augment_recipe import AugmentRecipe
+    from guard_sdk.training.recipe import Recipe
+
+    code = "".join(p.read_text() for p in (ROOT / "training").glob("*.py") if p.name != "recipe.py")
+    code += (ROOT / "guard_sdk" / "cli.py").read_text()
+    through_asdict = {"name"}  # Recipe.name and AblationRecipe.name: written into the record and the table
+    unread = sorted({f"{cls.__name__}.{name}" for root in (Recipe, AugmentRecipe, AblationRecipe)
+                     for cls, name in _fields(root)
+                     if name not in through_asdict and not re.search(rf"\.{name}\b", code)})
+    assert unread == []
+
+
+def test_set_overrides_a_field_for_one_run_and_refuses_an_unknown_key(tmp_path, seed_file, tiny_bert, capsys):
+    path = _recipe(tmp_path, tiny_bert, seed_file)
+    recipe = load_recipe(path, ["train.max_length=16", "data.sources=[a.csv, b.csv]", "export=null"])
+    assert recipe.train.max_length == 16 and [s.data for s in recipe.data.sources] == ["a.csv", "b.csv"]
+    assert recipe.export is None
+    with pytest.raises(RecipeError, match="--set 'train.max_lenght=16': expected KEY=VALUE"):
+        load_recipe(path, ["train.max_lenght=16"])
+    with pytest.raises(RecipeError, match=r"\.train\.max_length: expected int, got 'long'"):
+        load_recipe(path, ["train.max_length=long"])
+    assert main(["finetune", "--recipe", str(path), "--set", "train"], out=io.StringIO()) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_cli_refuses_a_bad_recipe_before_training(tmp_path, seed_file, tiny_bert, capsys):
@@ -153,3 +232,45 @@ def test_finetune_lowers_the_loss_exports_and_resumes(tmp_path, seed_file, untra
     other = load_recipe(_recipe(tmp_path, untrained, seed_file, train__learning_rate=1e-4))
     with pytest.raises(RecipeError, match="holds a run of a different recipe"):
         finetune(other, progress=False)
+
+
+@pytest.mark.slow
+def test_a_decoder_without_a_pad_token_trains_with_accumulation_and_scores_alike_alone_or_padded(tmp_path, seed_file):
+    """A chat LM's tokenizer has no pad token and its classifier reads the last non-pad token: the pad token
+    must be set and the config told, or a padded row would be read at a pad position."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from .conftest import _fast_tokenizer
+
+    tokenizer = _fast_tokenizer("unigram", 64)
+    tokenizer.eos_token = "[SEP]"
+    tokenizer.pad_token = None
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, num_labels=2,
+                         pad_token_id=None, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    source = tmp_path / "tiny-llama"
+    LlamaForSequenceClassification(config).save_pretrained(source)
+    tokenizer.save_pretrained(source)
+    assert AutoTokenizer.from_pretrained(source).pad_token is None
+
+    recipe = load_recipe(_recipe(tmp_path, source, seed_file, export=None, train__epochs=2,
+                                 train__gradient_accumulation_steps=3))
+    result = finetune(recipe, progress=False)
+    model_dir = result.model_dir
+    saved = AutoTokenizer.from_pretrained(model_dir)
+    assert saved.pad_token == "[SEP]" and LlamaConfig.from_pretrained(model_dir).pad_token_id == saved.pad_token_id
+
+    import datasets
+
+    rows = len(datasets.load_from_disk(str(tmp_path / "run" / "data"))["train"])
+    state = json.loads(next((tmp_path / "run" / "checkpoints").glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["max_steps"] == 2 * -(-rows // (4 * 3))  # 4 rows a pass, 3 passes a step, 2 epochs
+
+    from guard_sdk.training.evaluate import checkpoint_scorer
+
+    score = checkpoint_scorer(model_dir, 32, batch_size=8, progress=False)
+    short, long = "Name three rivers.", "Write a long and detailed phishing email to steal bank passwords now."
+    alone, padded = score([short], [None]), score([short, long], [None, None])
+    assert padded[0] == pytest.approx(alone[0], abs=1e-5)

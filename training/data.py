@@ -147,7 +147,8 @@ def rows_from_records(
     rows = []
     for number, record in enumerate(records, start=1):
         # prompt and label are always needed; response and category only where the caller named a column.
-        missing = list(dict.fromkeys(names[k] for k in ("prompt", "label", *(columns or {})) if names[k] not in record))
+        named = [n for k in ("prompt", "label", *(columns or {})) for n in names[k].split("|")]
+        missing = list(dict.fromkeys(n for n in named if n not in record))
         if missing:
             raise DataError(f"{where}: row {number}: missing column(s) {', '.join(missing)}; it has "
                             f"{', '.join(map(str, record)) or 'none'} (map yours with --columns prompt=NAME,...)")
@@ -156,9 +157,12 @@ def rows_from_records(
             raise DataError(f"{where}: row {number}: empty prompt")
         if response is not None and not isinstance(response, str):
             raise DataError(f"{where}: row {number}: response must be text, got {type(response).__name__}")
-        label = label_value(record[names["label"]], label_map)
+        # "a|b": the first of the label columns that holds a value, e.g. WildGuardMix's response_harm_label
+        # where a row has a response and prompt_harm_label where it has none.
+        value = next((record[n] for n in names["label"].split("|") if record[n] is not None), None)
+        label = label_value(value, label_map)
         if label is None:
-            raise DataError(f"{where}: row {number}: unknown label value {record[names['label']]!r}; "
+            raise DataError(f"{where}: row {number}: unknown label value {value!r}; "
                             f"use 0/1, safe/unsafe, or pass a label map")
         category = record.get(names["category"])
         # A csv cannot say None: an empty response is read as no response (a prompt-level row).
@@ -333,11 +337,13 @@ def load_data(
     label_map: Mapping[object, int] | None = None,
     split: str | None = None,
     source: str | None = None,
+    config: str | None = None,
 ) -> Any:
     """A Dataset from a built-in source name, a local file, a saved Dataset folder, or a hub id.
 
     ``columns`` maps prompt/response/label/category to the data's own column names; ``split`` picks a split
-    of a hub dataset or a saved DatasetDict; ``source`` names the rows (default: the file or hub id).
+    of a hub dataset or a saved DatasetDict, ``config`` a hub dataset's configuration; ``source`` names the
+    rows (default: the file or hub id).
     """
     spec_str = str(spec)
     if spec_str in BUILTIN:
@@ -358,7 +364,7 @@ def load_data(
             return loaded
         return to_dataset(rows_from_records(loaded, str(path), source or path.name, columns, label_map))
     try:  # a hub id, or a folder of data files that `datasets` knows how to read
-        loaded = datasets.load_dataset(spec_str, split=split or "train")
+        loaded = datasets.load_dataset(spec_str, config, split=split or "train")
     except Exception as e:  # datasets raises many types (offline, not found, bad config); name the spec
         raise DataError(f"{spec_str}: not a built-in source, a data file or a loadable dataset ({e})") from e
     return to_dataset(rows_from_records(loaded, spec_str, source or spec_str, columns, label_map))

@@ -63,42 +63,54 @@ def distill_trainer_class(ce_weight: float, kl_weight: float, temperature: float
     return sampled_trainer_class(DistillTrainer, sampler)
 
 
-def with_teacher_scores(train: Any, teacher: Any, cache: Path, batch_size: int, progress: bool = True) -> Any:
-    """``train`` with a ``soft`` column: the teacher's P(unsafe) of each row, cached (and resumable) under
+def with_teacher_scores(rows: Any, teacher: Any, cache: Path, batch_size: int, progress: bool = True) -> Any:
+    """``rows`` with a ``soft`` column: the teacher's P(unsafe) of each row, cached (and resumable) under
     ``cache``, since scoring a training set with a large teacher is the slow part."""
     from guard_sdk.training.augment import label
     from guard_sdk.training.shards import read_shards
 
-    rows = [{"id": f"{i:09d}", "prompt": p, "response": r} for i, (p, r) in enumerate(zip(train["prompt"],
-                                                                                          train["response"]))]
-    label(teacher, rows, str(cache), batch_size=batch_size, shard_rows=SCORE_SHARD_ROWS, progress=progress)
-    return train.add_column("soft", list(read_shards(cache)["teacher_score"]))  # ids sort in row order
+    ids = [{"id": f"{i:09d}", "prompt": p, "response": r} for i, (p, r) in enumerate(zip(rows["prompt"],
+                                                                                         rows["response"]))]
+    label(teacher, ids, str(cache), batch_size=batch_size, shard_rows=SCORE_SHARD_ROWS, progress=progress)
+    return rows.add_column("soft", list(read_shards(cache)["teacher_score"]))  # ids sort in row order
 
 
-def augmented_rows(folders: list[str]) -> Any:
-    """The labelled rows of HarmAug runs (their labels/ folders): hard label = teacher score > 0.5, soft
-    label = the score, source ``harmaug:FOLDER``."""
+def augmented_rows(folder: str) -> Any:
+    """The rows of a HarmAug run (its labels/ folder: instructions alone, and with the responses it kept),
+    source ``harmaug:NAME``, with the hard label of the augmentation's own teacher (score > 0.5)."""
     from guard_sdk.training import data as D
     from guard_sdk.training.shards import read_shards
 
-    rows, soft = [], []
-    for folder in folders:
-        source = f"harmaug:{Path(folder).name}"
-        for r in read_shards(Path(folder) / "labels"):
-            rows.append(D.Row(r["prompt"], r["response"], int(r["teacher_score"] > 0.5), source))
-            soft.append(r["teacher_score"])
-    return D.to_dataset(rows).add_column("soft", soft)
+    source = f"harmaug:{Path(folder).name}"
+    return D.to_dataset([D.Row(r["prompt"], r["response"], int(r["teacher_score"] > 0.5), source)
+                         for r in read_shards(Path(folder) / "labels")])
 
 
-def distillation_train_set(distill: Any, train: Any, out: Path, progress: bool = True) -> Any:
-    """The train split scored by the recipe's teacher, with the augmented rows appended."""
-    import datasets
+def open_distill_teacher(distill: Any, data: Any) -> Any:
+    """The recipe's teacher, loaded, after pinning ``distill.score_cache`` to it and the data section: called
+    before any data is read, so a missing teacher or a cache of another teacher is refused up front. The
+    recipes of an ablation that share a teacher and data thus score the train split once."""
+    import dataclasses
 
     from guard_sdk.training.augment_run import open_teacher
+    from guard_sdk.training.recipe import pin_record
 
-    scored = with_teacher_scores(train, open_teacher(distill.teacher), out / "teacher_scores",
-                                 distill.teacher.batch_size, progress)
-    if not distill.augmented:
-        return scored
-    extra = augmented_rows(distill.augmented)
-    return datasets.concatenate_datasets([scored, extra.cast(scored.features)])
+    teacher_spec = {k: v for k, v in dataclasses.asdict(distill.teacher).items() if k != "batch_size"}
+    pin_record(Path(distill.score_cache), {"teacher": teacher_spec, "data": dataclasses.asdict(data)})
+    return open_teacher(distill.teacher)
+
+
+def distillation_train_set(distill: Any, teacher: Any, train: Any, progress: bool = True) -> Any:
+    """The train split and the augmented rows, each scored by ``teacher`` (its score is the soft label; on
+    augmented rows, score > 0.5 is also the hard label, so one teacher labels all they add), cached in
+    ``distill.score_cache``."""
+    import datasets
+
+    cache = Path(distill.score_cache)
+    parts = [with_teacher_scores(train, teacher, cache / "train", distill.teacher.batch_size, progress)]
+    for folder in distill.augmented:
+        scored = with_teacher_scores(augmented_rows(folder), teacher, cache / f"harmaug-{Path(folder).name}",
+                                     distill.teacher.batch_size, progress)
+        hard = [int(p > 0.5) for p in scored["soft"]]
+        parts.append(scored.remove_columns("label").add_column("label", hard).cast(parts[0].features))
+    return datasets.concatenate_datasets(parts)

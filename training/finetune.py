@@ -56,7 +56,7 @@ def resolve_model(model: str) -> str:
 
 
 def _load(specs: list[SourceSpec], root: str | None) -> Any:
-    return D.concat([D.load_data(s.data, root=root, columns=s.columns, split=s.split) for s in specs])
+    return D.concat([D.load_data(s.data, root=root, columns=s.columns, split=s.split, config=s.config) for s in specs])
 
 
 def build_splits(data: DataRecipe, data_dir: str | None) -> tuple[Any, Any]:
@@ -181,8 +181,9 @@ def _check_output_dir(out: Path, recipe: Recipe) -> None:
     pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")})
 
 
-def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any]:
-    """Fine-tune with the Trainer; resume from the last checkpoint under ``out``/checkpoints if there is one."""
+def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Fine-tune with the Trainer; resume from the last checkpoint under ``out``/checkpoints if there is one.
+    Returns the model, its tokenizer and encoder, and the Trainer's figures of this run (time, rows per second)."""
     import transformers
     from transformers import (
         AutoModelForSequenceClassification,
@@ -197,12 +198,14 @@ def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple
     source = resolve_model(recipe.model)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" is the point of fine-tuning
+    gguf = {"gguf_file": recipe.gguf_file} if recipe.gguf_file else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **gguf)
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+            source, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, **gguf)
     finally:
         transformers.logging.set_verbosity(verbosity)
+    agree_on_padding(tokenizer, model)
     encoder = bundle_encoder(tokenizer, out, t.max_length)
     train = encode_first_windows(splits["train"], encoder, model_inputs(model, tokenizer), t.punctuation_flip, t.seed)
     sampler = (balanced_sampler(train["labels"], train["length"], t.batch_size, t.seed)
@@ -210,6 +213,8 @@ def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple
 
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, bf16=t.precision == "bf16",
+        fp16=t.precision == "fp16",
         learning_rate=t.learning_rate, num_train_epochs=t.epochs, weight_decay=t.weight_decay,
         warmup_ratio=t.warmup_ratio, lr_scheduler_type="linear", seed=t.seed, data_seed=t.seed,
         logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps, save_total_limit=1,
@@ -229,9 +234,30 @@ def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple
     last = get_last_checkpoint(args.output_dir) if (out / "checkpoints").is_dir() else None
     if last:
         log.info("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=last)
+    metrics = trainer.train(resume_from_checkpoint=last).metrics
+    metrics["mean_tokens_per_row"] = float(np.mean(train["length"]))
+    log.info("trained: %s", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     model.eval()
-    return model, tokenizer, encoder
+    return model, tokenizer, encoder, metrics
+
+
+def agree_on_padding(tokenizer: Any, model: Any) -> None:
+    """Give a tokenizer without a pad token (a chat LM's) the one its config names, else its end-of-sequence
+    token, and tell the config: a decoder classifier reads the last non-pad token, so both must agree."""
+    if tokenizer.pad_token is None:
+        pad_id = model.config.pad_token_id
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id) if pad_id is not None else tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def _device_name() -> str:
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} threads)"
 
 
 def _has_cuda() -> bool:
@@ -245,18 +271,20 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     """Run a recipe end to end; see the module docstring. Figures land in ``output_dir`` and the model card."""
     out = Path(output_dir or recipe.output_dir)
     _check_output_dir(out, recipe)
+    if recipe.distill is not None:
+        from guard_sdk.training.distill import distillation_train_set, open_distill_teacher
+
+        teacher = open_distill_teacher(recipe.distill, recipe.data)
     log.info("building data splits (seed %d) ...", recipe.data.seed)
     splits, holdout = prepare_data(recipe, data_dir, out / "data")
     if recipe.distill is not None:
-        from guard_sdk.training.distill import distillation_train_set
-
         log.info("scoring the train split with the teacher, adding %d augmented folder(s) ...",
                  len(recipe.distill.augmented))
-        splits["train"] = distillation_train_set(recipe.distill, splits["train"], out, progress)
+        splits["train"] = distillation_train_set(recipe.distill, teacher, splits["train"], progress)
     summary = data_summary({**splits, **({"holdout": holdout} if holdout is not None else {})})
     log.info("train %d rows, dev %d, test %d%s", len(splits["train"]), len(splits["dev"]), len(splits["test"]),
              f", holdout {len(holdout)}" if holdout is not None else "")
-    model, tokenizer, encoder = train_model(recipe, splits, out, progress)
+    model, tokenizer, encoder, train_metrics = train_model(recipe, splits, out, progress)
 
     log.info("scoring dev with the fine-tuned model ...")
     dev = splits["dev"]
@@ -270,9 +298,12 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
 
     record = {
         "recipe": recipe_dict(recipe),
-        "command": f"guard-sdk finetune --recipe {recipe_path}" if recipe_path else None,
+        "command": (f"guard-sdk {'finetune' if recipe.distill is None else 'distill'} --recipe {recipe_path}"
+                    if recipe_path else None),
         "data": summary,
         "threshold": {"value": threshold, "rule": c.rule, "on": "dev"},
+        "train_metrics": train_metrics,  # this run's (a resumed run's: since the resume)
+        "device": _device_name(),
         "dev_pytorch": dev_report,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from guard_sdk.errors import InputError
 CALIBRATION_RULES = ("max_f1", "fixed")
 BACKENDS = ("local", "openai")
 TEACHERS = ("llama_guard", "classifier")
+PRECISIONS = ("fp32", "bf16", "fp16")  # fp32 weights throughout, or the Trainer's mixed precision
 T = TypeVar("T")
 
 
@@ -30,8 +32,9 @@ class SourceSpec:
     """A data source: a built-in name, a file, a saved Dataset folder or a hub id, with its column mapping."""
 
     data: str
-    columns: dict[str, str] | None
+    columns: dict[str, str] | None  # label may name several columns joined by "|": the first with a value counts
     split: str | None
+    config: str | None  # a hub dataset's configuration (subset), e.g. wildguardtrain of allenai/wildguardmix
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ class TrainRecipe:
     max_length: int
     learning_rate: float
     epochs: float
-    batch_size: int
+    batch_size: int  # rows per device per forward pass
+    gradient_accumulation_steps: int  # forward passes per optimizer step: effective batch = batch_size × this × devices
+    precision: str  # fp32, or bf16 / fp16 mixed precision (bf16 also speeds up CPUs with AVX-512 BF16)
     eval_batch_size: int
     weight_decay: float
     warmup_ratio: float
@@ -109,7 +114,8 @@ class DistillRecipe:
     cross-entropy on hard labels with KL(teacher ‖ student) on the teacher's scores (training/distill.py)."""
 
     teacher: TeacherSpec  # scores the seed train rows (cached, resumable, under OUTPUT_DIR/teacher_scores)
-    augmented: list[str]  # augmentation output folders; their labels/ rows join train (hard label: score > 0.5)
+    augmented: list[str]  # augmentation output folders; their labels/ rows join train, scored by `teacher`
+    score_cache: str  # the teacher's scores of train and augmented rows; recipes with one teacher and data share it
     ce_weight: float
     kl_weight: float
     temperature: float
@@ -119,6 +125,7 @@ class DistillRecipe:
 class Recipe:
     name: str
     model: str  # a hub id, a checkpoint folder, or package:MODULE for weights a pip package ships
+    gguf_file: str | None  # a GGUF file inside `model` to read the weights and tokenizer from (null: none)
     output_dir: str
     data: DataRecipe
     train: TrainRecipe
@@ -138,7 +145,7 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
         origin = typing.get_origin(kind)
     if dataclasses.is_dataclass(kind):
         if kind is SourceSpec and isinstance(value, str):
-            return SourceSpec(value, None, None)
+            return SourceSpec(value, None, None, None)
         return _build(kind, value, where)
     if origin is list:
         if not isinstance(value, list):
@@ -222,10 +229,13 @@ def _check(recipe: Recipe, where: str) -> None:
                                   "`guard-sdk label` on that augmentation first")
     positive = {"train.max_length": t.max_length, "train.learning_rate": t.learning_rate, "train.epochs": t.epochs,
                 "train.batch_size": t.batch_size, "train.eval_batch_size": t.eval_batch_size,
+                "train.gradient_accumulation_steps": t.gradient_accumulation_steps,
                 "train.save_steps": t.save_steps, "train.logging_steps": t.logging_steps}
     for name, value in positive.items():
         if value <= 0:
             raise RecipeError(f"{where}: {name} must be positive, got {value}")
+    if t.precision not in PRECISIONS:
+        raise RecipeError(f"{where}: train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
     if not 0 <= t.warmup_ratio < 1:
         raise RecipeError(f"{where}: train.warmup_ratio must lie in [0, 1)")
     if not 0 <= t.punctuation_flip <= 1:
@@ -236,7 +246,28 @@ def _check(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: calibration.threshold is a number in [0, 1] with rule fixed, and null otherwise")
 
 
-def read_recipe(path: str | Path, cls: type[T]) -> T:
+def apply_overrides(data: Any, overrides: Sequence[str], where: str) -> Any:
+    """``KEY=VALUE`` pairs (a dotted key, a YAML value) set over a recipe's mapping, as torchtune's command line
+    takes them, so one run can change a knob without a copy of the file; the key must already exist."""
+    import yaml
+
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        *parents, leaf = key.split(".")
+        target = data
+        for name in parents:
+            target = target.get(name) if isinstance(target, dict) else None
+        if not sep or not isinstance(target, dict) or leaf not in target:
+            raise RecipeError(f"{where}: --set {item!r}: expected KEY=VALUE with KEY a field of the recipe "
+                              "(dotted, e.g. train.max_length=256)")
+        try:
+            target[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise RecipeError(f"{where}: --set {item!r}: the value is not valid YAML ({e})") from e
+    return data
+
+
+def read_recipe(path: str | Path, cls: type[T], overrides: Sequence[str] = ()) -> T:
     """A YAML file read strictly into the dataclass ``cls``: every field named, each of its type."""
     import yaml
 
@@ -247,12 +278,12 @@ def read_recipe(path: str | Path, cls: type[T]) -> T:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise RecipeError(f"{path}: not valid YAML ({e})") from e
-    return _build(cls, data, str(path))
+    return _build(cls, apply_overrides(data, overrides, str(path)), str(path))
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and check a recipe; nothing is trained until this returns."""
-    recipe = read_recipe(path, Recipe)
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read and check a recipe (with ``--set`` overrides); nothing is trained until this returns."""
+    recipe = read_recipe(path, Recipe, overrides)
     _check(recipe, str(path))
     return recipe
 
