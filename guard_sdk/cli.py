@@ -611,9 +611,7 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
 
 COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,
             "verify": _run_verify, "finetune": _run_finetune, "distill": _run_finetune, "augment": _run_augment,
-            "label": _run_label,
-            "ablation": _run_ablation,
-            "eval": _run_eval, "bench": _run_bench}
+            "label": _run_label, "ablation": _run_ablation, "eval": _run_eval, "bench": _run_bench}
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
