@@ -494,6 +494,8 @@ def _run_finetune(args: argparse.Namespace, out: IO[str]) -> int:
     show_progress(not args.quiet)
     result = finetune_mod.finetune(recipe, recipe_path=str(args.recipe), data_dir=args.data_dir,
                                    output_dir=args.output_dir, export=not args.no_export, progress=not args.quiet)
+    if result is None:  # a helper process of a multi-process run: the main one reports
+        return EXIT_OK
     out.write(f"model: {result.model_dir}\nthreshold: {result.threshold:.4f} ({recipe.calibration.rule} on dev)\n")
     if result.bundle is not None:
         out.write(f"bundle: {result.bundle}\n")

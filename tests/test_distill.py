@@ -10,6 +10,7 @@ import torch
 from guard_sdk.training.distill import NO_SOFT_LABEL, distill_trainer_class, distillation_loss
 from guard_sdk.training.finetune import finetune
 from guard_sdk.training.recipe import RecipeError, load_recipe
+from guard_sdk.training.shards import read_shards
 
 from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
 
@@ -120,7 +121,7 @@ def test_distill_scores_the_train_split_with_the_teacher_and_adds_the_augmented_
     from datasets import load_from_disk
 
     from guard_sdk.cli import main
-    from guard_sdk.training.shards import ShardWriter, read_shards
+    from guard_sdk.training.shards import ShardWriter
     from guard_sdk.training.teachers import ClassifierTeacher
 
     augmented = tmp_path / "aug"
@@ -189,3 +190,31 @@ def test_the_paper_recipe_runs_its_optimizer_steps_with_local_stand_ins(tmp_path
     train = record["recipe"]["train"]
     assert (train["batch_size"], train["gradient_accumulation_steps"], train["precision"]) == (8, 32, "bf16")
     assert record["threshold"] == {"value": 0.5, "rule": "fixed", "on": "dev"}
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_share_the_batches_and_one_writes(tmp_path, tiny_bert):
+    """Multi-GPU is the Trainer's DDP: run here as two CPU processes (gloo). Each process trains on half of
+    every global batch; only the main one writes the splits, the teacher's scores and the model."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from datasets import load_from_disk
+
+    recipe = _distill_recipe(tmp_path, tiny_bert, [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--master_port", "29517",
+               "-m", "guard_sdk.cli", "distill", "--recipe", str(recipe), "--no-export", "-q"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("model: ") == 1  # the main process reports; the helper returns quietly
+
+    run = tmp_path / "run"
+    rows = len(load_from_disk(str(run / "data"))["train"])
+    state = json.loads(next((run / "checkpoints").glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["max_steps"] == 2 * -(-rows // (4 * 2))  # 4 rows per process per step, 2 processes, 2 epochs
+    assert len(read_shards(tmp_path / "scores" / "train")) == rows
+    assert json.loads((run / "model" / "guard_training.json").read_text())["recipe"]["name"] == "tiny"

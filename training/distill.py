@@ -86,10 +86,11 @@ def augmented_rows(folder: str) -> Any:
                          for r in read_shards(Path(folder) / "labels")])
 
 
-def open_distill_teacher(distill: Any, data: Any) -> Any:
-    """The recipe's teacher, loaded, after pinning ``distill.score_cache`` to it and the data section: called
-    before any data is read, so a missing teacher or a cache of another teacher is refused up front. The
-    recipes of an ablation that share a teacher and data thus score the train split once."""
+def open_distill_teacher(distill: Any, data: Any, load: bool = True) -> Any:
+    """The recipe's teacher, loaded (None without ``load``: a process that only reads the cache), after
+    pinning ``distill.score_cache`` to it and the data section: called before any data is read, so a missing
+    teacher or a cache of another teacher is refused up front. The recipes of an ablation that share a
+    teacher and data thus score the train split once."""
     import dataclasses
 
     from guard_sdk.training.augment_run import open_teacher
@@ -97,7 +98,7 @@ def open_distill_teacher(distill: Any, data: Any) -> Any:
 
     teacher_spec = {k: v for k, v in dataclasses.asdict(distill.teacher).items() if k != "batch_size"}
     pin_record(Path(distill.score_cache), {"teacher": teacher_spec, "data": dataclasses.asdict(data)})
-    return open_teacher(distill.teacher)
+    return open_teacher(distill.teacher) if load else None
 
 
 def distillation_train_set(distill: Any, teacher: Any, train: Any, progress: bool = True) -> Any:

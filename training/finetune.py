@@ -70,13 +70,14 @@ def build_splits(data: DataRecipe, data_dir: str | None) -> tuple[Any, Any]:
     return splits, holdout
 
 
-def prepare_data(recipe: Recipe, data_dir: str | None, out: Path) -> tuple[Any, Any]:
-    """``build_splits`` of the recipe's data, saved under ``out``."""
+def prepare_data(recipe: Recipe, data_dir: str | None, out: Path, save: bool = True) -> tuple[Any, Any]:
+    """``build_splits`` of the recipe's data, saved under ``out`` when ``save``."""
     import datasets
 
     splits, holdout = build_splits(recipe.data, data_dir)
-    saved = datasets.DatasetDict({**splits, **({"holdout": holdout} if holdout is not None else {})})
-    _replace_dir(out, saved.save_to_disk)
+    if save:
+        saved = datasets.DatasetDict({**splits, **({"holdout": holdout} if holdout is not None else {})})
+        _replace_dir(out, saved.save_to_disk)
     return splits, holdout
 
 
@@ -267,24 +268,36 @@ def _has_cuda() -> bool:
 
 
 def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | None = None,
-             output_dir: str | None = None, export: bool = True, progress: bool = True) -> FinetuneResult:
-    """Run a recipe end to end; see the module docstring. Figures land in ``output_dir`` and the model card."""
-    out = Path(output_dir or recipe.output_dir)
-    _check_output_dir(out, recipe)
-    if recipe.distill is not None:
-        from guard_sdk.training.distill import distillation_train_set, open_distill_teacher
+             output_dir: str | None = None, export: bool = True, progress: bool = True) -> FinetuneResult | None:
+    """Run a recipe end to end; see the module docstring. Figures land in ``output_dir`` and the model card.
 
-        teacher = open_distill_teacher(recipe.distill, recipe.data)
-    log.info("building data splits (seed %d) ...", recipe.data.seed)
-    splits, holdout = prepare_data(recipe, data_dir, out / "data")
-    if recipe.distill is not None:
-        log.info("scoring the train split with the teacher, adding %d augmented folder(s) ...",
-                 len(recipe.distill.augmented))
-        splits["train"] = distillation_train_set(recipe.distill, teacher, splits["train"], progress)
+    Under ``accelerate launch`` or ``torchrun`` every process trains its share of each batch; the main one
+    alone writes the folder, scores with the teacher, calibrates and exports (the others return None).
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    out = Path(output_dir or recipe.output_dir)
+    # The main process pins the folder, saves the splits and fills the teacher's score cache; the others
+    # then build the same splits by seed and read the cache, never loading the teacher.
+    with state.main_process_first():
+        _check_output_dir(out, recipe)
+        if recipe.distill is not None:
+            from guard_sdk.training.distill import distillation_train_set, open_distill_teacher
+
+            teacher = open_distill_teacher(recipe.distill, recipe.data, load=state.is_main_process)
+        log.info("building data splits (seed %d) ...", recipe.data.seed)
+        splits, holdout = prepare_data(recipe, data_dir, out / "data", save=state.is_main_process)
+        if recipe.distill is not None:
+            log.info("scoring the train split with the teacher, adding %d augmented folder(s) ...",
+                     len(recipe.distill.augmented))
+            splits["train"] = distillation_train_set(recipe.distill, teacher, splits["train"], progress)
     summary = data_summary({**splits, **({"holdout": holdout} if holdout is not None else {})})
     log.info("train %d rows, dev %d, test %d%s", len(splits["train"]), len(splits["dev"]), len(splits["test"]),
              f", holdout {len(holdout)}" if holdout is not None else "")
     model, tokenizer, encoder, train_metrics = train_model(recipe, splits, out, progress)
+    if not state.is_main_process:
+        return None
 
     log.info("scoring dev with the fine-tuned model ...")
     dev = splits["dev"]
