@@ -56,10 +56,10 @@ def _mapping(value: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _thread_counts(value: str) -> tuple[int, ...]:
+def _positive_ints(value: str) -> tuple[int, ...]:
     counts = tuple(_positive_int(part) for part in _csv(value))
     if not counts:
-        raise argparse.ArgumentTypeError("name at least one thread count")
+        raise argparse.ArgumentTypeError("name at least one positive whole number")
     return counts
 
 
@@ -306,17 +306,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = _command(
         sub, "bench",
-        help="latency of one classify call, at each thread count",
-        description="Time Guard.classify on one prompt, RUNS times after WARMUP calls, for each thread count, "
-        "and print p50, p90 and mean in milliseconds, with the machine it ran on. Thread counts are "
-        "measured side by side, round robin in one run, so their ratio is fair.",
+        help="latency, memory, load time and size of a bundle's artifacts, each configuration in its own process",
+        description="For every artifact of the bundle(s) that a chosen backend runs here, at each thread count "
+        "and input length (tokens across the input's windows): cold load time, first call, then p50/p90/p99 and "
+        "trimmed-mean latency of RUNS classify calls after WARMUP, inputs per second, peak resident memory and "
+        "file size. Each configuration runs in a fresh process, so one's memory and thread pools never touch the "
+        "next's. Prints a markdown table with the machine (CPU, cores, instruction-set flags, library versions); "
+        "--out also writes results.json, results.md and latency.png.",
+        examples="  guard-sdk bench                                  # the embedded default guard\n"
+        "  guard-sdk bench -b build/student-shape --backends onnxruntime --tokens 128 --threads 1,2 --out bench/",
     )
-    b.add_argument("--threads", type=_thread_counts, default=(1, 2),
+    b.add_argument("--bundle", "-b", type=Path, action="append", default=None,
+                   help="guard bundle folder; repeat for several (default: the embedded default guard)")
+    b.add_argument("--backends", type=_csv, default=None, help="comma-separated backends (default: all that run here)")
+    b.add_argument("--precisions", type=_csv, default=None,
+                   help="comma-separated precisions (default: every artifact of the bundle)")
+    b.add_argument("--tokens", type=_positive_ints, default=(16, 64, 128, 256, 512),
+                   help="comma-separated input lengths in tokens (default: 16,64,128,256,512)")
+    b.add_argument("--threads", type=_positive_ints, default=(1, 2),
                    help="comma-separated thread counts (default: 1,2)")
-    b.add_argument("--runs", type=_positive_int, default=200, help="timed calls per thread count (default: 200)")
-    b.add_argument("--warmup", type=_positive_int, default=20, help="untimed calls first (default: 20)")
-    b.add_argument("--text", default="How do I make a pipe bomb at home?", help="the prompt to classify")
-    _add_runtime_options(b, threads=False)
+    b.add_argument("--batch", type=_positive_int, default=1, help="inputs per classify_batch call (default: 1)")
+    b.add_argument("--runs", type=_positive_int, default=100, help="timed calls per configuration (default: 100)")
+    b.add_argument("--warmup", type=_positive_int, default=10, help="untimed calls after the first (default: 10)")
+    b.add_argument("--out", "-o", type=Path, help="also write results.json, results.md and latency.png here")
+    b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
 
@@ -572,43 +585,21 @@ def _run_eval(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def _cpu_name() -> str:
-    """The processor's marketing name where the OS says it (Linux), else ""."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        return ""
-
-
 def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
-    import platform
-    import time
+    from guard_sdk.bench import machine, report, run
+    from guard_sdk.guard import default_bundle_path
 
-    import numpy as np
-
-    from guard_sdk.guard import Guard
-
-    counts = args.threads
-    guards = [Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=n) for n in counts]
-    for guard in guards:
-        for _ in range(args.warmup):
-            guard.classify(args.text)
-    # Round robin: each round times every thread count once, so drift on a shared machine hits all alike.
-    times = np.empty((len(guards), args.runs))
-    for i in range(args.runs):
-        for g, guard in enumerate(guards):
-            start = time.perf_counter()
-            guard.classify(args.text)
-            times[g, i] = time.perf_counter() - start
-    out.write(f"machine: {_cpu_name() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-              f"python {platform.python_version()}\n")
-    out.write("| threads | p50 ms | p90 ms | mean ms | runs |\n|---|---|---|---|---|\n")
-    for threads, ms in zip(counts, times * 1e3):
-        out.write(f"| {threads} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 90):.2f} | {ms.mean():.2f} | "
-                  f"{args.runs} |\n")
-    out.write(f"bundle: {guard.path} ({guard.artifact.path}, {guard.backend.name}), text: {args.text!r}\n")
-    return EXIT_OK
+    bundles = args.bundle or [default_bundle_path()]
+    configs = run.plan(bundles, backends=args.backends, precisions=args.precisions, lengths=args.tokens,
+                       threads=args.threads, batch=args.batch, warmup=args.warmup, runs=args.runs)
+    records = run.run(configs, progress=not args.quiet)
+    here = machine.machine()
+    out.write(report.to_markdown(records, here))
+    if args.out:
+        for path in report.write(records, here, args.out):
+            out.write(f"wrote {path}\n")
+    failed = sum("error" in r for r in records)
+    return EXIT_OK if not failed else EXIT_FAILURE
 
 
 COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,

@@ -139,16 +139,6 @@ def test_eval_bad_data_is_exit_2_with_file_and_row(bert_bundle, tmp_path, capsys
     assert code == 2 and "bad.jsonl: row 2: unknown label value 'perhaps'" in err
 
 
-def test_bench_reports_each_thread_count(bert_bundle):
-    out = io.StringIO()
-    assert main(["bench", "--bundle", str(bert_bundle), "--threads", "1,2", "--runs", "5", "--warmup", "1"],
-                out=out) == 0
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("machine: ") and lines[1].startswith("| threads | p50 ms |")
-    assert [line.split("|")[1].strip() for line in lines[3:5]] == ["1", "2"]
-    assert all(line.split("|")[5].strip() == "5" for line in lines[3:5])
-
-
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "guard-sdk"
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True)

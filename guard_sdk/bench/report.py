@@ -1,0 +1,72 @@
+"""A benchmark's records as JSON (with the machine), a markdown table, and a plot of latency against length."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+MB = 1e6
+
+
+def to_markdown(records: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    flags = ", ".join(machine["isa_flags"]) or "none listed"
+    head = (f"Machine: {machine['cpu']}, {machine['usable_cpus']} usable of {machine['logical_cpus']} logical CPUs, "
+            f"{machine['arch']} ({flags}); {machine['os']}; python {machine['python']}; "
+            + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items()) + "\n\n")
+    cols = "| bundle | artifact | backend | threads | tokens | windows | batch | load ms | first call ms | p50 ms | " \
+           "p90 ms | p99 ms | trimmed mean ms | inputs/s | peak RSS MB | file MB |\n"
+    rows = ""
+    for r in records:
+        c = r["config"]
+        if "error" in r:
+            rows += (f"| {Path(c['bundle']).name} | {c['precision']} | {c['backend']} | {c['threads']} | "
+                     f"{c['tokens']} | – | {c['batch']} | failed: {r['error']} |" + " – |" * 8 + "\n")
+            continue
+        s = r["latency"]
+        rows += (f"| {Path(c['bundle']).name} | `{r['artifact']['path']}` | {r['backend']} | {c['threads']} | "
+                 f"{r['tokens_per_input']} | {r['windows_per_input']} | {c['batch']} | {r['load_ms']:.1f} | "
+                 f"{r['first_call_ms']:.1f} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
+                 f"{s['trimmed_mean_ms']:.2f} | {r['inputs_per_s']:.1f} | {r['peak_rss_bytes'] / MB:.0f} | "
+                 f"{r['artifact']['bytes'] / MB:.1f} |\n")
+    return head + cols + "|" + "---|" * 16 + "\n" + rows
+
+
+def plot_latency(records: list[dict[str, Any]], path: Path) -> Path | None:
+    """p50 latency against tokens, a line per bundle, artifact, backend and thread count (needs matplotlib,
+    from guard-sdk[bench]; None without it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    lines: dict[str, list[tuple[int, float]]] = {}
+    for r in records:
+        if "error" in r:
+            continue
+        c = r["config"]
+        key = f"{Path(c['bundle']).name} {r['artifact']['path']} {r['backend']} {c['threads']}t"
+        lines.setdefault(key, []).append((r["tokens_per_input"], r["latency"]["p50_ms"]))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for key, points in sorted(lines.items()):
+        xs, ys = zip(*sorted(points))
+        ax.plot(xs, ys, marker="o", label=key)
+    ax.set(xlabel="tokens per input", ylabel="p50 latency (ms)", xscale="log", yscale="log",
+           title="classify() latency, batch 1")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write(records: list[dict[str, Any]], machine: dict[str, Any], out: Path) -> list[Path]:
+    """results.json, results.md and latency.png (where matplotlib is installed) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json", out / "results.md"]
+    written[0].write_text(json.dumps({"machine": machine, "records": records}, indent=2) + "\n", encoding="utf-8")
+    written[1].write_text(to_markdown(records, machine), encoding="utf-8")
+    plot = plot_latency(records, out / "latency.png")
+    return written + ([plot] if plot else [])

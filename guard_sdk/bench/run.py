@@ -1,0 +1,69 @@
+"""Plan the configurations of a benchmark (bundle × artifact × threads × length) and measure each in a child
+process, with a progress bar; a configuration that fails is recorded with its error, not fatal to the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from guard_sdk.backends import BACKENDS, runs_here
+from guard_sdk.bench.worker import Config
+from guard_sdk.bundle import read_manifest
+from guard_sdk.errors import InputError
+
+LENGTHS = (16, 64, 128, 256, 512)  # tokens per input: a short prompt up to a long prompt+response
+THREADS = (1, 2)  # the big and the little cluster of a phone, as far as a laptop can say
+
+
+def plan(bundles: Sequence[str | Path], *, backends: Sequence[str] | None = None,
+         precisions: Sequence[str] | None = None, lengths: Sequence[int] = LENGTHS,
+         threads: Sequence[int] = THREADS, batch: int = 1, warmup: int = 10, runs: int = 100) -> list[Config]:
+    """Every artifact of every bundle that a chosen backend runs on this platform, at each thread count and
+    length. Refuses an unknown backend, and a choice that leaves nothing to measure."""
+    unknown = sorted(set(backends or ()) - set(BACKENDS))
+    if unknown:
+        raise InputError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    configs = []
+    for bundle in bundles:
+        for artifact in read_manifest(Path(bundle)).artifacts:
+            for backend, info in BACKENDS.items():
+                if info.format != artifact.format or not runs_here(backend):
+                    continue
+                if (backends and backend not in backends) or (precisions and artifact.precision not in precisions):
+                    continue
+                configs += [Config(str(bundle), backend, artifact.precision, n, length, batch, warmup, runs)
+                            for n in threads for length in lengths]
+    if not configs:
+        raise InputError("nothing to measure: no artifact of these bundles matches the backends and precisions "
+                         "asked for and runs on this platform")
+    return configs
+
+
+def measure_in_child(config: Config, timeout_s: float = 1800) -> dict[str, Any]:
+    """``worker.measure`` in a fresh interpreter; a failure comes back as {"config", "error"}."""
+    command = [sys.executable, "-m", "guard_sdk.bench.worker", json.dumps(asdict(config))]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"config": asdict(config), "error": f"took over {timeout_s:.0f} s"}
+    if done.returncode != 0:
+        return {"config": asdict(config), "error": done.stderr.strip().splitlines()[-1] if done.stderr else
+                f"exit status {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(configs: Sequence[Config], progress: bool = True) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    records = []
+    bar = tqdm(configs, desc="bench", unit="config", disable=not progress)
+    for config in bar:
+        bar.set_postfix_str(f"{Path(config.bundle).name} {config.backend} {config.precision} "
+                            f"{config.threads}t {config.tokens} tokens")
+        records.append(measure_in_child(config))
+    return records

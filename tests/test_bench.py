@@ -1,0 +1,101 @@
+"""The benchmark's code on a tiny bundle: statistics on known samples, inputs of the asked length, complete
+records measured in child processes, the report's files. No timing is asserted."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from guard_sdk import Guard
+from guard_sdk.bench import report, run
+from guard_sdk.bench.inputs import text_of_tokens
+from guard_sdk.bench.machine import machine
+from guard_sdk.bench.stats import latency_stats, trimmed_mean
+from guard_sdk.bench.worker import Config, measure
+from guard_sdk.cli import main
+from guard_sdk.errors import InputError
+
+
+def test_statistics_on_known_samples():
+    s = latency_stats([i / 1000 for i in range(1, 101)])  # 1 ms ... 100 ms
+    assert s["n"] == 100 and s["min_ms"] == pytest.approx(1) and s["max_ms"] == pytest.approx(100)
+    assert s["p50_ms"] == pytest.approx(50.5) and s["p90_ms"] == pytest.approx(90.1)
+    assert s["p99_ms"] == pytest.approx(99.01) and s["mean_ms"] == pytest.approx(50.5)
+    assert s["trimmed_mean_ms"] == pytest.approx(np.mean(range(11, 91)))  # 10 dropped at each end
+    assert trimmed_mean([1, 1, 1, 1, 1, 1, 1, 1, 1, 1000]) == 1  # one slow outlier does not move it
+    with pytest.raises(ValueError, match="no timings"):
+        latency_stats([])
+
+
+@pytest.mark.parametrize("tokens", [16, 40, 64, 150])
+def test_inputs_hold_the_tokens_asked_for_across_their_windows(bert_bundle, tokens):
+    encoder = Guard.load(bert_bundle).encoder
+    windows = encoder.windows(text_of_tokens(encoder, tokens))
+    total = sum(len(w.input_ids) for w in windows)
+    # A filler word may be two tokens in the tiny vocabulary, and a word that opens a window brings its specials.
+    assert tokens <= total <= tokens + 4
+    assert len(windows) == (1 if tokens <= encoder.max_length else len(windows)) and (len(windows) > 1) == (
+        tokens > encoder.max_length)
+
+
+def test_the_machine_record_names_cpu_cores_flags_and_versions():
+    m = machine()
+    assert m["cpu"] and m["logical_cpus"] >= 1 and 1 <= m["usable_cpus"] <= m["logical_cpus"]
+    assert {"guard-sdk", "numpy", "onnxruntime", "tokenizers"} <= set(m["libraries"])
+    assert all(isinstance(f, str) for f in m["isa_flags"])
+
+
+def test_plan_covers_each_runnable_artifact_thread_count_and_length(bert_bundle):
+    configs = run.plan([bert_bundle], lengths=(16, 64), threads=(1, 2), runs=3, warmup=1)
+    artifacts = Guard.load(bert_bundle).manifest.artifacts
+    assert len(configs) == len(artifacts) * 2 * 2
+    assert {(c.precision, c.threads, c.tokens) for c in configs} == {
+        (a.precision, n, t) for a in artifacts for n in (1, 2) for t in (16, 64)}
+    assert {c.backend for c in configs} == {"onnxruntime"}
+    assert len(run.plan([bert_bundle], precisions=["int8"], lengths=(16,), threads=(1,))) == 1
+    with pytest.raises(InputError, match="unknown backend.s. tflite"):
+        run.plan([bert_bundle], backends=["tflite"])
+    with pytest.raises(InputError, match="nothing to measure"):
+        run.plan([bert_bundle], precisions=["int4"])
+
+
+def test_a_configuration_measured_in_its_own_process_gives_a_complete_record(bert_bundle):
+    config = Config(str(bert_bundle), "onnxruntime", "int8", 1, 64, 2, 1, 5)
+    record = run.measure_in_child(config)
+    assert record["config"] == config.__dict__ and record["backend"] == "onnxruntime"
+    assert record["artifact"]["precision"] == "int8" and record["artifact"]["bytes"] > 0
+    assert 64 <= record["tokens_per_input"] <= 66 and record["windows_per_input"] == 1
+    assert record["latency"]["n"] == 5 and record["load_ms"] > 0 and record["first_call_ms"] > 0
+    assert record["inputs_per_s"] == pytest.approx(2 / (record["latency"]["trimmed_mean_ms"] / 1e3))
+    # The child's own peak: onnxruntime and the model were loaded there, on top of a bare interpreter.
+    assert record["peak_rss_bytes"] > record["rss_before_load_bytes"] > 0
+    in_process = measure(config)
+    assert in_process.keys() == record.keys()
+
+
+def test_a_failing_configuration_is_recorded_not_fatal(tmp_path):
+    record = run.measure_in_child(Config(str(tmp_path / "missing"), "onnxruntime", "int8", 1, 16, 1, 1, 1))
+    assert "missing" in record["error"] and record["config"]["tokens"] == 16
+
+
+def test_cli_writes_json_markdown_and_a_plot(bert_bundle, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = io.StringIO()
+    code = main(["bench", "-b", str(bert_bundle), "--precisions", "int8", "--tokens", "16,64", "--threads", "1",
+                 "--runs", "3", "--warmup", "1", "--out", str(tmp_path), "-q"], out=out)
+    assert code == 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["records"]) == 2 and saved["machine"]["cpu"]
+    assert [r["config"]["tokens"] for r in saved["records"]] == [16, 64]
+    table = (tmp_path / "results.md").read_text()
+    assert table.startswith("Machine: ") and table.count("| tiny-bert-guard | `model.int8.onnx` |") == 2
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.getvalue().startswith("Machine: ") and f"wrote {tmp_path / 'latency.png'}" in out.getvalue()
+
+
+def test_report_marks_a_failed_configuration():
+    failed = {"config": {"bundle": "b", "backend": "executorch", "precision": "int4", "threads": 1, "tokens": 16,
+                         "batch": 1}, "error": "no executorch"}
+    table = report.to_markdown([failed], machine())
+    assert "| b | int4 | executorch | 1 | 16 | – | 1 | failed: no executorch |" in table
