@@ -68,6 +68,8 @@ def test_a_configuration_measured_in_its_own_process_gives_a_complete_record(ber
     assert 64 <= record["tokens_per_input"] <= 66 and record["windows_per_input"] == 1
     assert record["latency"]["n"] == 5 and record["load_ms"] > 0 and record["first_call_ms"] > 0
     assert record["inputs_per_s"] == pytest.approx(2 / (record["latency"]["trimmed_mean_ms"] / 1e3))
+    assert record["raw_session"]["n"] == 5  # the onnxruntime floor, timed round robin with classify()
+    assert record["over_raw_session"] == pytest.approx(record["latency"]["p50_ms"] / record["raw_session"]["p50_ms"])
     # The child's own peak: onnxruntime and the model were loaded there, on top of a bare interpreter.
     assert record["peak_rss_bytes"] > record["rss_before_load_bytes"] > 0
     in_process = measure(config)
@@ -98,4 +100,4 @@ def test_report_marks_a_failed_configuration():
     failed = {"config": {"bundle": "b", "backend": "executorch", "precision": "int4", "threads": 1, "tokens": 16,
                          "batch": 1}, "error": "no executorch"}
     table = report.to_markdown([failed], machine())
-    assert "| b | int4 | executorch | 1 | 16 | – | 1 | failed: no executorch |" in table
+    assert "| b | int4 | executorch | 1 | 16 | – | 1 | failed: no executorch |" + " – |" * 9 in table
