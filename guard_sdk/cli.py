@@ -328,7 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=_positive_int, default=1, help="inputs per classify_batch call (default: 1)")
     b.add_argument("--runs", type=_positive_int, default=100, help="timed calls per configuration (default: 100)")
     b.add_argument("--warmup", type=_positive_int, default=10, help="untimed calls after the first (default: 10)")
-    b.add_argument("--out", "-o", type=Path, help="also write results.json, results.md and latency.png here")
+    b.add_argument("--data", type=_csv, default=None,
+                   help="labelled rows (as for eval) on which each artifact's F1 and distance from fp32 are measured; "
+                   "needs guard-sdk[train]")
+    b.add_argument("--split", help="with --data: the split of a saved dataset or hub dataset (e.g. dev)")
+    b.add_argument("--quality-rows", type=_positive_int, default=1000,
+                   help="with --data: the first N rows (default: 1000)")
+    b.add_argument("--out", "-o", type=Path,
+                   help="also write results.json, results.md, latency.png (and with --data size_f1.png) here")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
@@ -595,8 +602,18 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
     records = run.run(configs, progress=not args.quiet)
     here = machine.machine()
     out.write(report.to_markdown(records, here))
+    rated = None
+    if args.data:
+        from guard_sdk.bench.quality import artifact_quality
+
+        data = _training_module("data")
+        rows = data.concat([data.load_data(d, split=args.split) for d in args.data])
+        rows = rows.select(range(min(args.quality_rows, len(rows))))
+        rated = [q for b in bundles for q in artifact_quality(b, rows["prompt"], rows["response"], rows["label"],
+                                                              progress=not args.quiet)]
+        out.write(report.quality_markdown(rated))
     if args.out:
-        for path in report.write(records, here, args.out):
+        for path in report.write(records, here, args.out, rated):
             out.write(f"wrote {path}\n")
     failed = sum("error" in r for r in records)
     return EXIT_OK if not failed else EXIT_FAILURE

@@ -101,3 +101,23 @@ def test_report_marks_a_failed_configuration():
                          "batch": 1}, "error": "no executorch"}
     table = report.to_markdown([failed], machine())
     assert "| b | int4 | executorch | 1 | 16 | – | 1 | failed: no executorch |" + " – |" * 9 in table
+
+
+def test_quality_per_artifact_against_fp32_and_the_size_f1_plot(bert_bundle, tmp_path):
+    pytest.importorskip("matplotlib")
+    from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": t, "label": int(t in UNSAFE_TEXTS)}) + "\n"
+                            for t in UNSAFE_TEXTS + SAFE_TEXTS))
+    out = io.StringIO()
+    assert main(["bench", "-b", str(bert_bundle), "--tokens", "16", "--threads", "1", "--runs", "2", "--warmup", "1",
+                 "--data", str(rows), "--quality-rows", "20", "--out", str(tmp_path / "b"), "-q"], out=out) == 0
+    quality = {q["precision"]: q for q in json.loads((tmp_path / "b" / "results.json").read_text())["quality"]}
+    assert set(quality) == {"fp32", "int8"} and all(q["rows"] == 20 for q in quality.values())
+    fp32, int8 = quality["fp32"], quality["int8"]
+    assert fp32["agreement_with_fp32"] == 1.0 and fp32["max_abs_diff_vs_fp32"] == 0.0
+    assert fp32["f1_change_vs_fp32"] == 0.0 and int8["f1_change_vs_fp32"] == pytest.approx(int8["f1"] - fp32["f1"])
+    assert 0.0 <= int8["agreement_with_fp32"] <= 1.0 and int8["bytes"] < fp32["bytes"]
+    assert "| ΔF1 vs fp32 |" in out.getvalue()
+    assert (tmp_path / "b" / "size_f1.png").read_bytes()[:4] == b"\x89PNG"

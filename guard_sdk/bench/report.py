@@ -35,15 +35,51 @@ def to_markdown(records: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     return head + cols + "|" + "---|" * 17 + "\n" + rows + note
 
 
-def plot_latency(records: list[dict[str, Any]], path: Path) -> Path | None:
-    """p50 latency against tokens, a line per bundle, artifact, backend and thread count (needs matplotlib,
-    from guard-sdk[bench]; None without it)."""
+def quality_markdown(quality: list[dict[str, Any]]) -> str:
+    """The quality of each artifact on labelled rows, beside its size and its distance from fp32."""
+    def cell(value: Any, digits: int = 3) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    rows = "".join(
+        f"| {Path(q['bundle']).name} | `{q['artifact']}` | {q['backend']} | {q['bytes'] / MB:.1f} | {q['rows']} | "
+        f"{cell(q['f1'])} | {cell(q['auprc'])} | {cell(q['fpr'])} | {cell(q.get('agreement_with_fp32'), 4)} | "
+        f"{cell(q.get('max_abs_diff_vs_fp32'), 4)} | {cell(q.get('f1_change_vs_fp32'), 4)} |\n" for q in quality)
+    return ("\n| bundle | artifact | backend | file MB | rows | F1 | AUPRC | FPR | same decision as fp32 | "
+            "max abs ΔP vs fp32 | ΔF1 vs fp32 |\n|" + "---|" * 11 + "\n" + rows)
+
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot_size_f1(quality: list[dict[str, Any]], path: Path) -> Path | None:
+    """F1 against file size, a point per artifact (needs matplotlib; None without it)."""
+    plt = _pyplot()
+    if plt is None or not quality:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for q in quality:
+        ax.scatter(q["bytes"] / MB, q["f1"] or 0)
+        ax.annotate(f"{Path(q['bundle']).name} {q['artifact']}", (q["bytes"] / MB, q["f1"] or 0), fontsize=7)
+    ax.set(xlabel="file size (MB)", ylabel="F1 at the bundle's threshold", xscale="log", title="size against F1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_latency(records: list[dict[str, Any]], path: Path) -> Path | None:
+    """p50 latency against tokens, a line per bundle, artifact, backend and thread count (needs matplotlib,
+    from guard-sdk[bench]; None without it)."""
+    plt = _pyplot()
+    if plt is None:
         return None
     lines: dict[str, list[tuple[int, float]]] = {}
     for r in records:
@@ -65,11 +101,15 @@ def plot_latency(records: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def write(records: list[dict[str, Any]], machine: dict[str, Any], out: Path) -> list[Path]:
-    """results.json, results.md and latency.png (where matplotlib is installed) under ``out``."""
+def write(records: list[dict[str, Any]], machine: dict[str, Any], out: Path,
+          quality: list[dict[str, Any]] | None = None) -> list[Path]:
+    """results.json, results.md, latency.png and, with ``quality``, size_f1.png (plots where matplotlib is
+    installed) under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "results.md"]
-    written[0].write_text(json.dumps({"machine": machine, "records": records}, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(to_markdown(records, machine), encoding="utf-8")
-    plot = plot_latency(records, out / "latency.png")
-    return written + ([plot] if plot else [])
+    data = {"machine": machine, "records": records, "quality": quality or []}
+    written[0].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    written[1].write_text(to_markdown(records, machine) + (quality_markdown(quality) if quality else ""),
+                          encoding="utf-8")
+    plots = [plot_latency(records, out / "latency.png"), plot_size_f1(quality or [], out / "size_f1.png")]
+    return written + [p for p in plots if p]
