@@ -90,6 +90,8 @@ def test_cli_writes_json_markdown_and_a_plot(bert_bundle, tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert len(saved["records"]) == 2 and saved["machine"]["cpu"]
     assert [r["config"]["tokens"] for r in saved["records"]] == [16, 64]
+    short, long = saved["records"]
+    assert 0 < short["flops_per_call"] < long["flops_per_call"] and short["gflops_per_s"] > 0
     table = (tmp_path / "results.md").read_text()
     assert table.startswith("Machine: ") and table.count("| tiny-bert-guard | `model.int8.onnx` |") == 2
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -100,7 +102,7 @@ def test_report_marks_a_failed_configuration():
     failed = {"config": {"bundle": "b", "backend": "executorch", "precision": "int4", "threads": 1, "tokens": 16,
                          "batch": 1}, "error": "no executorch"}
     table = report.to_markdown([failed], machine())
-    assert "| b | int4 | executorch | 1 | 16 | – | 1 | failed: no executorch |" + " – |" * 9 in table
+    assert "| b | int4 | executorch | 1 | 16 | – | 1 | failed: no executorch |" + " – |" * 11 in table
 
 
 def test_quality_per_artifact_against_fp32_and_the_size_f1_plot(bert_bundle, tmp_path):
@@ -121,3 +123,19 @@ def test_quality_per_artifact_against_fp32_and_the_size_f1_plot(bert_bundle, tmp
     assert 0.0 <= int8["agreement_with_fp32"] <= 1.0 and int8["bytes"] < fp32["bytes"]
     assert "| ΔF1 vs fp32 |" in out.getvalue()
     assert (tmp_path / "b" / "size_f1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_flops_are_counted_on_the_graph_as_an_encoder_does_them(bert_bundle):
+    from guard_sdk.bench.flops import input_flops, matmul_flops, onnx_graph_of
+
+    d, ff, layers = 32, 64, 2  # the tiny BERT of conftest.py
+
+    def expected(n):  # Q, K, V, O and the feed-forward per token; QKᵀ and AV per token pair; pooler and head
+        return layers * (8 * n * d * d + 4 * n * d * ff + 4 * n * n * d) + 2 * d * d + 2 * d * 2
+
+    graph = onnx_graph_of(bert_bundle)
+    assert graph.name == "model.int8.onnx"  # the smallest: every artifact is the same model
+    fp32 = str(bert_bundle / "model.onnx")
+    assert matmul_flops(fp32, 16) == expected(16) and matmul_flops(fp32, 64) == expected(64)
+    assert matmul_flops(str(graph), 16) == expected(16)  # quantized products count the same
+    assert input_flops(bert_bundle, [16, 64], batch=2) == 2 * (expected(16) + expected(64))

@@ -15,24 +15,30 @@ def to_markdown(records: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             f"{machine['arch']} ({flags}); {machine['os']}; python {machine['python']}; "
             + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items()) + "\n\n")
     cols = "| bundle | artifact | backend | threads | tokens | windows | batch | load ms | first call ms | p50 ms | " \
-           "p90 ms | p99 ms | trimmed mean ms | inputs/s | peak RSS MB | file MB | × raw session |\n"
+           "p90 ms | p99 ms | trimmed mean ms | inputs/s | GFLOP/call | GFLOP/s | peak RSS MB | file MB | " \
+           "× raw session |\n"
     rows = ""
     for r in records:
         c = r["config"]
         if "error" in r:
             rows += (f"| {Path(c['bundle']).name} | {c['precision']} | {c['backend']} | {c['threads']} | "
-                     f"{c['tokens']} | – | {c['batch']} | failed: {r['error']} |" + " – |" * 9 + "\n")
+                     f"{c['tokens']} | – | {c['batch']} | failed: {r['error']} |" + " – |" * 11 + "\n")
             continue
         s = r["latency"]
         rows += (f"| {Path(c['bundle']).name} | `{r['artifact']['path']}` | {r['backend']} | {c['threads']} | "
                  f"{r['tokens_per_input']} | {r['windows_per_input']} | {c['batch']} | {r['load_ms']:.1f} | "
                  f"{r['first_call_ms']:.1f} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
-                 f"{s['trimmed_mean_ms']:.2f} | {r['inputs_per_s']:.1f} | {r['peak_rss_bytes'] / MB:.0f} | "
+                 f"{s['trimmed_mean_ms']:.2f} | {r['inputs_per_s']:.1f} | {_gflop(r.get('flops_per_call'))} | "
+                 f"{_gflop(r.get('gflops_per_s'), 1e0)} | {r['peak_rss_bytes'] / MB:.0f} | "
                  f"{r['artifact']['bytes'] / MB:.1f} | "
                  + (f"{r['over_raw_session']:.2f} |\n" if r["over_raw_session"] else "– |\n"))
     note = ("\n× raw session: our classify() p50 over a bare onnxruntime InferenceSession.run on the same windows, "
             "already tokenized and padded (the floor under the runtime's own work), measured round robin.\n")
-    return head + cols + "|" + "---|" * 17 + "\n" + rows + note
+    return head + cols + "|" + "---|" * 19 + "\n" + rows + note
+
+
+def _gflop(value: float | None, scale: float = 1e9) -> str:
+    return "–" if value is None else f"{value / scale:.2f}"
 
 
 def quality_markdown(quality: list[dict[str, Any]]) -> str:

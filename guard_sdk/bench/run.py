@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from guard_sdk.backends import BACKENDS, runs_here
+from guard_sdk.bench.flops import input_flops
 from guard_sdk.bench.worker import Config
 from guard_sdk.bundle import read_manifest
 from guard_sdk.errors import InputError
@@ -65,5 +66,15 @@ def run(configs: Sequence[Config], progress: bool = True) -> list[dict[str, Any]
     for config in bar:
         bar.set_postfix_str(f"{Path(config.bundle).name} {config.backend} {config.precision} "
                             f"{config.threads}t {config.tokens} tokens")
-        records.append(measure_in_child(config))
+        records.append(with_flops(measure_in_child(config)))
     return records
+
+
+def with_flops(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with the FLOPs of one call and the GFLOP/s its trimmed-mean latency achieves."""
+    if "error" in record:
+        return record
+    c = record["config"]
+    flops = input_flops(c["bundle"], record["window_lengths"], c["batch"])
+    achieved = flops / record["latency"]["trimmed_mean_ms"] / 1e6 if flops else None
+    return {**record, "flops_per_call": flops, "gflops_per_s": achieved}

@@ -102,6 +102,7 @@ def measure(config: Config) -> dict[str, Any]:
         "backend": guard.backend.name,
         "tokens_per_input": sum(len(w.input_ids) for w in windows),
         "windows_per_input": len(windows),
+        "window_lengths": [len(w.input_ids) for w in windows],
         "load_ms": load_s * 1e3,
         "first_call_ms": first_s * 1e3,
         "latency": stats,
