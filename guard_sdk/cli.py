@@ -328,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=_positive_int, default=1, help="inputs per classify_batch call (default: 1)")
     b.add_argument("--runs", type=_positive_int, default=100, help="timed calls per configuration (default: 100)")
     b.add_argument("--warmup", type=_positive_int, default=10, help="untimed calls after the first (default: 10)")
+    b.add_argument("--references", action="store_true",
+                   help="also time transformers' pipeline (PyTorch) and optimum's ORTModel pipeline on the bundle's "
+                   "source checkpoint, at the lengths that fit one window, and print our speed-up over each; "
+                   "needs guard-sdk[export]")
+    b.add_argument("--checkpoint", type=Path, help="with --references: the checkpoint (default: the bundle's source)")
     b.add_argument("--data", type=_csv, default=None,
                    help="labelled rows (as for eval) on which each artifact's F1 and distance from fp32 are measured; "
                    "needs guard-sdk[train]")
@@ -599,9 +604,13 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
     bundles = args.bundle or [default_bundle_path()]
     configs = run.plan(bundles, backends=args.backends, precisions=args.precisions, lengths=args.tokens,
                        threads=args.threads, batch=args.batch, warmup=args.warmup, runs=args.runs)
+    if args.references:
+        configs += [c for b in bundles for c in run.plan_references(
+            b, args.checkpoint, lengths=args.tokens, threads=args.threads, batch=args.batch, warmup=args.warmup,
+            runs=args.runs)]
     records = run.run(configs, progress=not args.quiet)
     here = machine.machine()
-    out.write(report.to_markdown(records, here))
+    out.write(report.to_markdown(records, here) + report.ratios_markdown(records))
     rated = None
     if args.data:
         from guard_sdk.bench.quality import artifact_quality

@@ -139,3 +139,29 @@ def test_flops_are_counted_on_the_graph_as_an_encoder_does_them(bert_bundle):
     assert matmul_flops(fp32, 16) == expected(16) and matmul_flops(fp32, 64) == expected(64)
     assert matmul_flops(str(graph), 16) == expected(16)  # quantized products count the same
     assert input_flops(bert_bundle, [16, 64], batch=2) == 2 * (expected(16) + expected(64))
+
+
+@pytest.mark.slow
+def test_references_run_the_same_text_and_give_our_speed_up(bert_bundle, tiny_bert, tmp_path):
+    import shutil
+
+    assert run.source_checkpoint(bert_bundle) == tiny_bert  # the default: what the bundle was exported from
+    moved = shutil.copytree(bert_bundle, tmp_path / "moved")
+    manifest = json.loads((moved / "guard.json").read_text())
+    manifest["source"]["checkpoint"] = str(tmp_path / "gone")
+    (moved / "guard.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="source checkpoint is not on this machine; name one with --checkpoint"):
+        run.plan_references(moved, None)
+    configs = run.plan_references(bert_bundle, tiny_bert, lengths=(16, 500), threads=(1,), warmup=1, runs=3)
+    assert [(c.reference, c.tokens) for c in configs] == [("transformers", 16), ("optimum", 16)]  # 500 > 1 window
+    ours = run.plan([bert_bundle], precisions=["fp32"], lengths=(16,), threads=(1,), warmup=1, runs=3)
+    records = run.run(ours + configs, progress=False)
+    assert all("error" not in r for r in records), [r.get("error") for r in records]
+    ref = {r["config"]["reference"]: r for r in records[1:]}
+    assert ref["transformers"]["backend"] == "transformers pipeline" and ref["optimum"]["backend"] == "optimum pipeline"
+    assert 16 <= ref["transformers"]["tokens_per_input"] <= 18 and ref["optimum"]["latency"]["n"] == 3
+    table = report.ratios_markdown(records)
+    row = next(line for line in table.splitlines() if line.startswith("| tiny-bert-guard"))
+    ratios = [float(cell.strip().rstrip("×")) for cell in row.split("|")[6:8]]
+    p50 = records[0]["latency"]["p50_ms"]
+    assert ratios == pytest.approx([ref[n]["latency"]["p50_ms"] / p50 for n in ("transformers", "optimum")], rel=0.01)

@@ -37,6 +37,31 @@ def to_markdown(records: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     return head + cols + "|" + "---|" * 19 + "\n" + rows + note
 
 
+def ratios_markdown(records: list[dict[str, Any]]) -> str:
+    """Our classify() p50 over each reference pipeline's, per bundle, thread count and length (ONNX artifacts
+    only: the references run fp32 PyTorch and fp32 ONNX)."""
+    ok = [r for r in records if "error" not in r]
+    refs = {(r["config"]["bundle"], r["config"]["threads"], r["config"]["tokens"], r["config"]["reference"]): r
+            for r in ok if r["config"].get("reference")}
+    if not refs:
+        return ""
+    rows = ""
+    for r in ok:
+        c = r["config"]
+        if c.get("reference") or r["backend"] != "onnxruntime":
+            continue
+        cells = []
+        for name in ("transformers", "optimum"):
+            ref = refs.get((c["bundle"], c["threads"], c["tokens"], name))
+            cells.append(f"{ref['latency']['p50_ms'] / r['latency']['p50_ms']:.2f}×" if ref else "–")
+        if any(cell != "–" for cell in cells):
+            rows += (f"| {Path(c['bundle']).name} | `{r['artifact']['path']}` | {c['threads']} | {c['tokens']} | "
+                     f"{r['latency']['p50_ms']:.2f} | " + " | ".join(cells) + " |\n")
+    return ("\nSpeed-up of our classify() over the references (their p50 / ours; above 1 is faster):\n\n"
+            "| bundle | artifact | threads | tokens | our p50 ms | vs transformers pipeline | vs optimum pipeline |\n"
+            "|---|---|---|---|---|---|---|\n" + rows)
+
+
 def _gflop(value: float | None, scale: float = 1e9) -> str:
     return "–" if value is None else f"{value / scale:.2f}"
 
@@ -115,7 +140,7 @@ def write(records: list[dict[str, Any]], machine: dict[str, Any], out: Path,
     written = [out / "results.json", out / "results.md"]
     data = {"machine": machine, "records": records, "quality": quality or []}
     written[0].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(to_markdown(records, machine) + (quality_markdown(quality) if quality else ""),
-                          encoding="utf-8")
+    written[1].write_text(to_markdown(records, machine) + ratios_markdown(records)
+                          + (quality_markdown(quality) if quality else ""), encoding="utf-8")
     plots = [plot_latency(records, out / "latency.png"), plot_size_f1(quality or [], out / "size_f1.png")]
     return written + [p for p in plots if p]

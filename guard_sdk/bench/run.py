@@ -45,6 +45,28 @@ def plan(bundles: Sequence[str | Path], *, backends: Sequence[str] | None = None
     return configs
 
 
+REFERENCES = ("transformers", "optimum")
+
+
+def source_checkpoint(bundle: str | Path) -> Path | None:
+    """The PyTorch checkpoint a bundle was exported from, where it is still on this machine."""
+    source = read_manifest(Path(bundle)).source.get("checkpoint")
+    return Path(source) if source and (Path(source) / "config.json").is_file() else None
+
+
+def plan_references(bundle: str | Path, checkpoint: str | Path | None, *, lengths: Sequence[int] = LENGTHS,
+                    threads: Sequence[int] = THREADS, batch: int = 1, warmup: int = 10,
+                    runs: int = 100) -> list[Config]:
+    """The reference pipelines on ``checkpoint`` (default: the bundle's source) at each thread count and at
+    the lengths that fit one window (the pipelines truncate where our runtime windows)."""
+    checkpoint = checkpoint or source_checkpoint(bundle)
+    if checkpoint is None:
+        raise InputError(f"{bundle}: its source checkpoint is not on this machine; name one with --checkpoint")
+    fits = [n for n in lengths if n <= read_manifest(Path(bundle)).max_length]
+    return [Config(str(bundle), "reference", "fp32", n, length, batch, warmup, runs, reference, str(checkpoint))
+            for reference in REFERENCES for n in threads for length in fits]
+
+
 def measure_in_child(config: Config, timeout_s: float = 1800) -> dict[str, Any]:
     """``worker.measure`` in a fresh interpreter; a failure comes back as {"config", "error"}."""
     command = [sys.executable, "-m", "guard_sdk.bench.worker", json.dumps(asdict(config))]
@@ -64,7 +86,7 @@ def run(configs: Sequence[Config], progress: bool = True) -> list[dict[str, Any]
     records = []
     bar = tqdm(configs, desc="bench", unit="config", disable=not progress)
     for config in bar:
-        bar.set_postfix_str(f"{Path(config.bundle).name} {config.backend} {config.precision} "
+        bar.set_postfix_str(f"{Path(config.bundle).name} {config.reference or config.backend} {config.precision} "
                             f"{config.threads}t {config.tokens} tokens")
         records.append(with_flops(measure_in_child(config)))
     return records

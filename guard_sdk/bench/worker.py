@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from guard_sdk.bench.inputs import text_of_tokens
@@ -25,6 +26,8 @@ class Config:
     batch: int  # inputs per classify_batch call
     warmup: int  # untimed calls after the first
     runs: int  # timed calls
+    reference: str | None = None  # "transformers" or "optimum": that library's pipeline instead of our runtime
+    checkpoint: str | None = None  # the PyTorch checkpoint a reference runs (the bundle's source)
 
 
 def peak_rss_bytes() -> int:
@@ -64,8 +67,72 @@ def raw_session(guard: Any, windows: list[Any], threads: int) -> Any:
     return run
 
 
+def _time_calls(call: Any, config: Config) -> tuple[float, list[float]]:
+    """The first call's seconds, then the seconds of ``config.runs`` calls after ``config.warmup``."""
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    for _ in range(config.warmup):
+        call()
+    timings = []
+    for _ in range(config.runs):
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return first, timings
+
+
+def measure_reference(config: Config) -> dict[str, Any]:
+    """What other tools run for the same job, on the same text: transformers' text-classification pipeline on
+    the PyTorch checkpoint, or that pipeline on optimum's ORTModelForSequenceClassification (what LLM Guard
+    runs; the model is exported to ONNX at load). One window only: the pipelines truncate."""
+    from guard_sdk.bundle import read_manifest
+    from guard_sdk.tokenization import TextEncoder
+
+    rss_before = peak_rss_bytes()
+    start = time.perf_counter()
+    import torch
+    from transformers import AutoTokenizer, pipeline
+
+    torch.set_num_threads(config.threads)
+    tokenizer = AutoTokenizer.from_pretrained(config.checkpoint)
+    if config.reference == "transformers":
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(config.checkpoint).eval()
+    else:
+        import onnxruntime as ort
+        from optimum.onnxruntime import ORTModelForSequenceClassification
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = config.threads, 1
+        model = ORTModelForSequenceClassification.from_pretrained(config.checkpoint, export=True,
+                                                                  session_options=options)
+    manifest = read_manifest(Path(config.bundle))
+    classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu", truncation=True,
+                        max_length=manifest.max_length)
+    load_s = time.perf_counter() - start
+    encoder = TextEncoder(Path(config.bundle) / manifest.tokenizer.path, manifest.max_length, manifest.text)
+    texts = [text_of_tokens(encoder, config.tokens)] * config.batch
+    tokens = len(tokenizer(texts[0], truncation=True, max_length=manifest.max_length)["input_ids"])
+    first_s, timings = _time_calls(lambda: classify(texts, batch_size=config.batch), config)
+    stats = latency_stats(timings)
+    weights = sum(p.stat().st_size for p in Path(config.checkpoint).glob("*.safetensors"))
+    return {
+        "config": asdict(config),
+        "artifact": {"path": str(config.checkpoint), "format": "pytorch" if config.reference == "transformers"
+                     else "onnx (optimum export)", "precision": "fp32", "bytes": weights},
+        "backend": f"{config.reference} pipeline", "tokens_per_input": tokens, "windows_per_input": 1,
+        "window_lengths": [tokens], "load_ms": load_s * 1e3, "first_call_ms": first_s * 1e3, "latency": stats,
+        "inputs_per_s": config.batch / (stats["trimmed_mean_ms"] / 1e3), "raw_session": None,
+        "over_raw_session": None, "peak_rss_bytes": peak_rss_bytes(), "rss_before_load_bytes": rss_before,
+    }
+
+
 def measure(config: Config) -> dict[str, Any]:
     """Cold load, first call, then ``runs`` timed calls after ``warmup``; peak memory of this process."""
+    if config.reference is not None:
+        return measure_reference(config)
     rss_before = peak_rss_bytes()
     start = time.perf_counter()
     from guard_sdk.guard import Guard  # the import is part of a cold start
