@@ -60,7 +60,7 @@ student-shape: setup
 		--formats executorch --precision int8,int4 --no-quantize-embeddings
 
 lint: setup
-	$(PY) -m ruff check guard_sdk export training tests examples
+	$(PY) -m ruff check guard_sdk export training tests examples benchmarks
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

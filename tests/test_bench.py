@@ -165,3 +165,17 @@ def test_references_run_the_same_text_and_give_our_speed_up(bert_bundle, tiny_be
     ratios = [float(cell.strip().rstrip("×")) for cell in row.split("|")[6:8]]
     p50 = records[0]["latency"]["p50_ms"]
     assert ratios == pytest.approx([ref[n]["latency"]["p50_ms"] / p50 for n in ("transformers", "optimum")], rel=0.01)
+
+
+def test_the_pytest_benchmark_suite_collects_every_case_and_runs(bert_bundle, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "pytest", str(root / "benchmarks"), "--bench-bundle", str(bert_bundle), "-q",
+               "--benchmark-disable", "-p", "no:cacheprovider", "-k", "batch_1 and 16 or batch_8"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:]
+    # 2 artifacts (fp32, int8) x 2 thread counts at 16 tokens, and the same at batch 8
+    assert "8 passed" in done.stdout.splitlines()[-1]
