@@ -571,6 +571,7 @@ def _run_label(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _run_eval(args: argparse.Namespace, out: IO[str]) -> int:
+    show_progress()  # our lines; not the CUDA-kernel warnings torchao prints when transformers imports it
     data = _training_module("data")
     evaluate = _training_module("evaluate")
     dataset = data.concat([data.load_data(spec, root=args.data_dir, columns=args.columns, split=args.split)
