@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test demo default-guard augment ablation student-shape lint clean
+.PHONY: setup test demo default-guard augment ablation student-shape bench-results lint clean
 
 setup: $(VENV)/.installed
 
@@ -58,6 +58,14 @@ student-shape: setup
 		--formats onnx,executorch,coreml --precision fp32,int8,int4,fp16,palette4
 	$(VENV)/bin/guard-sdk export $(STUDENT) -o build/student-shape-fp32-embeddings --overwrite $(OPEN_BOUNDS) \
 		--formats executorch --precision int8,int4 --no-quantize-embeddings
+
+# benchmarks/RESULTS.md on this machine: the embedded default guard and the paper's 435M student shape, every
+# artifact that runs here × 1 and 2 threads × 16-512 tokens, each in its own process, with the transformers
+# and optimum pipelines side by side and each artifact's quality against fp32 on 500 dev rows. Run it on a
+# quiet machine. Needs `make default-guard` (its checkpoint and dev split) and `make student-shape`.
+bench-results: setup
+	$(VENV)/bin/guard-sdk bench -b guard_sdk/models/default -b build/student-shape --references --runs 30 \
+		--warmup 3 --data build/finetune/default-guard/data --split dev --quality-rows 500 --out benchmarks
 
 lint: setup
 	$(PY) -m ruff check guard_sdk export training tests examples benchmarks

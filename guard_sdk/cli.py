@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trimmed-mean latency of RUNS classify calls after WARMUP, inputs per second, peak resident memory and "
         "file size. Each configuration runs in a fresh process, so one's memory and thread pools never touch the "
         "next's. Prints a markdown table with the machine (CPU, cores, instruction-set flags, library versions); "
-        "--out also writes results.json, results.md and latency.png.",
+        "--out also writes results.json, RESULTS.md and latency.png.",
         examples="  guard-sdk bench                                  # the embedded default guard\n"
         "  guard-sdk bench -b build/student-shape --backends onnxruntime --tokens 128 --threads 1,2 --out bench/",
     )
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quality-rows", type=_positive_int, default=1000,
                    help="with --data: the first N rows (default: 1000)")
     b.add_argument("--out", "-o", type=Path,
-                   help="also write results.json, results.md, latency.png (and with --data size_f1.png) here")
+                   help="also write results.json, RESULTS.md, latency.png (and with --data size_f1.png) here")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
@@ -611,7 +611,6 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
             runs=args.runs)]
     records = run.run(configs, progress=not args.quiet)
     here = machine.machine()
-    out.write(report.to_markdown(records, here) + report.ratios_markdown(records))
     rated = None
     if args.data:
         from guard_sdk.bench.quality import artifact_quality
@@ -621,7 +620,7 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
         rows = rows.select(range(min(args.quality_rows, len(rows))))
         rated = [q for b in bundles for q in artifact_quality(b, rows["prompt"], rows["response"], rows["label"],
                                                               progress=not args.quiet)]
-        out.write(report.quality_markdown(rated))
+    out.write(report.full_markdown(records, here, rated))
     if args.out:
         for path in report.write(records, here, args.out, rated):
             out.write(f"wrote {path}\n")

@@ -92,7 +92,7 @@ def test_cli_writes_json_markdown_and_a_plot(bert_bundle, tmp_path):
     assert [r["config"]["tokens"] for r in saved["records"]] == [16, 64]
     short, long = saved["records"]
     assert 0 < short["flops_per_call"] < long["flops_per_call"] and short["gflops_per_s"] > 0
-    table = (tmp_path / "results.md").read_text()
+    table = (tmp_path / "RESULTS.md").read_text()
     assert table.startswith("Machine: ") and table.count("| tiny-bert-guard | `model.int8.onnx` |") == 2
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.getvalue().startswith("Machine: ") and f"wrote {tmp_path / 'latency.png'}" in out.getvalue()
@@ -179,3 +179,28 @@ def test_the_pytest_benchmark_suite_collects_every_case_and_runs(bert_bundle, tm
     assert done.returncode == 0, done.stdout[-2000:]
     # 2 artifacts (fp32, int8) x 2 thread counts at 16 tokens, and the same at batch 8
     assert "8 passed" in done.stdout.splitlines()[-1]
+
+
+def _record(bundle, precision, p50, tokens=128, threads=1, raw=None, reference=None):
+    return {"config": {"bundle": bundle, "precision": precision, "threads": threads, "tokens": tokens,
+                       "reference": reference},
+            "backend": f"{reference} pipeline" if reference else "onnxruntime",
+            "artifact": {"path": f"model.{precision}.onnx"}, "latency": {"p50_ms": p50},
+            "over_raw_session": None if reference else p50 / (raw or p50)}
+
+
+def test_targets_are_ratios_of_measurements_taken_side_by_side():
+    records = [_record("b/student", "fp32", 100.0, raw=95.0), _record("b/student", "int8", 50.0, raw=40.0),
+               _record("b/student", "fp32", 400.0, reference="transformers"),
+               _record("b/student", "int8", 20.0, tokens=16)]  # no fp32 at 16 tokens: no int8 ratio there
+    rows = {(name.split()[0], label, t): (round(ratio, 3), met) for name, label, _, t, ratio, met in
+            report.target_rows(records)}
+    assert rows == {
+        ("classify()", "student `model.fp32.onnx`", 128): (round(100 / 95, 3), True),
+        ("classify()", "student `model.int8.onnx`", 128): (1.25, False),
+        ("transformers", "student `model.fp32.onnx`", 128): (4.0, True),
+        ("transformers", "student `model.int8.onnx`", 128): (8.0, True),
+        ("fp32", "student", 128): (2.0, True),
+    }
+    table = report.targets_markdown(records)
+    assert "| 1.25× | at most 1.1× | **no** |" in table and "| 2.00× | at least 1.8× | yes |" in table

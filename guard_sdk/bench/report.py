@@ -62,6 +62,49 @@ def ratios_markdown(records: list[dict[str, Any]]) -> str:
             "|---|---|---|---|---|---|---|\n" + rows)
 
 
+TARGETS = (("classify() over a bare onnxruntime session, at 128 tokens", 1.10, "at most"),
+           ("transformers pipeline p50 over classify() p50", 3.0, "at least"),
+           ("fp32 ONNX p50 over int8 ONNX p50", 1.8, "at least"))
+
+
+def target_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, int, int, float, bool]]:
+    """(target, bundle, threads, tokens, measured ratio, met) for each measurement a target speaks to."""
+    ok = [r for r in records if "error" not in r]
+    ours = [r for r in ok if r["backend"] == "onnxruntime"]
+
+    def key(r: dict[str, Any]) -> tuple[str, int, int]:
+        return r["config"]["bundle"], r["config"]["threads"], r["config"]["tokens"]
+
+    rows = []
+    (raw_name, raw_goal, _), (ref_name, ref_goal, _), (int8_name, int8_goal, _) = TARGETS
+    for r in ours:
+        b, n, t = key(r)
+        label = f"{Path(b).name} `{r['artifact']['path']}`"
+        if t == 128 and r["over_raw_session"]:
+            rows.append((raw_name, label, n, t, r["over_raw_session"], r["over_raw_session"] <= raw_goal))
+        ref = next((x for x in ok if x["config"].get("reference") == "transformers" and key(x) == key(r)), None)
+        if ref:
+            ratio = ref["latency"]["p50_ms"] / r["latency"]["p50_ms"]
+            rows.append((ref_name, label, n, t, ratio, ratio >= ref_goal))
+        if r["config"]["precision"] == "int8":
+            fp32 = next((x for x in ours if x["config"]["precision"] == "fp32" and key(x) == key(r)), None)
+            if fp32:
+                ratio = fp32["latency"]["p50_ms"] / r["latency"]["p50_ms"]
+                rows.append((int8_name, Path(b).name, n, t, ratio, ratio >= int8_goal))
+    return rows
+
+
+def targets_markdown(records: list[dict[str, Any]]) -> str:
+    rows = target_rows(records)
+    if not rows:
+        return ""
+    goals = {name: f"{how} {goal:g}×" for name, goal, how in TARGETS}
+    body = "".join(f"| {name} | {label} | {n} | {t} | {ratio:.2f}× | {goals[name]} | {'yes' if met else '**no**'} |\n"
+                   for name, label, n, t, ratio, met in rows)
+    return ("\nTargets (measured side by side in this run):\n\n| ratio | bundle | threads | tokens | measured | "
+            "target | met |\n|---|---|---|---|---|---|---|\n" + body)
+
+
 def _gflop(value: float | None, scale: float = 1e9) -> str:
     return "–" if value is None else f"{value / scale:.2f}"
 
@@ -132,15 +175,21 @@ def plot_latency(records: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
+def full_markdown(records: list[dict[str, Any]], machine: dict[str, Any],
+                  quality: list[dict[str, Any]] | None = None) -> str:
+    """Every table: latency and memory, the speed-ups over the references, the targets, the quality."""
+    return (to_markdown(records, machine) + ratios_markdown(records) + targets_markdown(records)
+            + (quality_markdown(quality) if quality else ""))
+
+
 def write(records: list[dict[str, Any]], machine: dict[str, Any], out: Path,
           quality: list[dict[str, Any]] | None = None) -> list[Path]:
-    """results.json, results.md, latency.png and, with ``quality``, size_f1.png (plots where matplotlib is
+    """results.json, RESULTS.md, latency.png and, with ``quality``, size_f1.png (plots where matplotlib is
     installed) under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "results.json", out / "results.md"]
+    written = [out / "results.json", out / "RESULTS.md"]
     data = {"machine": machine, "records": records, "quality": quality or []}
     written[0].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(to_markdown(records, machine) + ratios_markdown(records)
-                          + (quality_markdown(quality) if quality else ""), encoding="utf-8")
+    written[1].write_text(full_markdown(records, machine, quality), encoding="utf-8")
     plots = [plot_latency(records, out / "latency.png"), plot_size_f1(quality or [], out / "size_f1.png")]
     return written + [p for p in plots if p]
