@@ -44,25 +44,21 @@ def peak_rss_bytes() -> int:
 
 
 def raw_session(guard: Any, windows: list[Any], threads: int) -> Any:
-    """For an onnxruntime guard, a call that runs a fresh session with the runtime's options on ``windows``,
-    pre-tokenized and padded per call as the runtime batches them; None for other backends."""
+    """For an onnxruntime guard, a call that runs a second session (the runtime's backend class, so the same
+    session options) on ``windows``, pre-tokenized and padded per call as the runtime batches them; None for
+    other backends."""
     if guard.backend.name != "onnxruntime":
         return None
-    import onnxruntime as ort
-
+    from guard_sdk.backends.onnxruntime import OnnxRuntimeBackend
     from guard_sdk.tokenization import pad_batch
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(guard.path / guard.artifact.path), options,
-                                   providers=["CPUExecutionProvider"])
     m, step = guard.manifest, guard.batch_size
+    session = OnnxRuntimeBackend(guard.path / guard.artifact.path, threads, m.output, m.inputs)
     feeds = [pad_batch(windows[i : i + step], m.text.pad_id, m.inputs) for i in range(0, len(windows), step)]
 
     def run() -> None:
         for feed in feeds:
-            session.run([m.output], feed)
+            session.run(feed)
 
     return run
 
@@ -140,7 +136,7 @@ def measure(config: Config) -> dict[str, Any]:
     guard = Guard.load(config.bundle, backend=config.backend, precision=config.precision, threads=config.threads)
     load_s = time.perf_counter() - start
     texts = [text_of_tokens(guard.encoder, config.tokens)] * config.batch
-    windows = [w for t in texts[:1] for w in guard.encoder.windows(t)]
+    windows = guard.encoder.windows(texts[0])
     start = time.perf_counter()
     guard.classify_batch(texts)
     first_s = time.perf_counter() - start
