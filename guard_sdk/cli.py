@@ -75,13 +75,17 @@ def _add_runtime_options(p: argparse.ArgumentParser, threads: bool = True) -> No
         p.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: the backend's)")
 
 
+def _add_set_option(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help=f"change one recipe field for this run, e.g. --set {example} (repeatable; the value is "
+                   "YAML; the output folder records the recipe as run)")
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", type=Path, required=True, help="recipe YAML file")
     p.add_argument("--output-dir", help="where checkpoints, splits and reports go (default: the recipe's)")
     p.add_argument("--data-dir", help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="change one recipe field for this run, e.g. --set train.max_length=256 (repeatable; the "
-                   "value is YAML; the output folder records the recipe as run)")
+    _add_set_option(p, "train.max_length=256")
     p.add_argument("--no-export", action="store_true", help="stop after training and dev calibration")
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
@@ -242,6 +246,61 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--data-dir",
                     help="the shared data folder (default: the recipes', $GUARD_DATA_DIR, ../shared/data)")
     ab.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    ad = _command(
+        sub, "adapt",
+        help="teach a guard a new rule from a few examples (DAPT): nearest known rows + prompt tuning or LoRA",
+        description="Few-shot adaptation as in DAPT (Balashankar et al., 2023). The examples (labelled rows of the "
+        "new rule: 1 unsafe, 0 safe) and the pool (labelled rows of the rules the guard already knows) are embedded "
+        "with a sentence encoder (the packaged all-MiniLM-L6-v2 by default); each example brings its k nearest "
+        "pool rows above a similarity cut, labelled as the recipe says; then peft trains prompt tuning or LoRA on "
+        "examples + neighbours with the base weights frozen (or, with --method full, every weight). OUT/model is a "
+        "plain checkpoint (LoRA merged, prompt tuning's virtual tokens baked into the vocabulary) that `guard-sdk "
+        "export` turns into a bundle. Duplicate examples are used once; examples found in the pool leave the pool; "
+        "fewer examples than --shots are all used, with a warning; an empty pool is refused. The recipe (default: "
+        "the shipped adapt.yaml) names k, the cut, the labelling and every training knob. "
+        "Needs: pip install 'guard-sdk[train,export]'.",
+        examples="  guard-sdk adapt --base build/finetune/default-guard/model --examples few.jsonl \\\n"
+        "      --pool build/finetune/default-guard/data --pool-split train -o build/adapt/my-rule\n"
+        "  guard-sdk export build/adapt/my-rule/model -o my-guard",
+    )
+    ad.add_argument("--base", required=True, help="the guard checkpoint to adapt (a folder or hub id)")
+    ad.add_argument("--examples", required=True,
+                    help="labelled examples of the new rule: a data file (.jsonl .json .csv .parquet) or dataset")
+    ad.add_argument("--pool", type=_csv, default=None,
+                    help="comma-separated labelled rows of the known rules (as for eval: built-in sources, files, "
+                    "saved datasets, hub ids); needed unless neighbours.k is 0")
+    ad.add_argument("--pool-split", help="split of a saved DatasetDict or hub dataset in --pool (e.g. train)")
+    ad.add_argument("--columns", type=_mapping, default=None,
+                    help="your column names in --examples: prompt=NAME,response=NAME,label=NAME")
+    ad.add_argument("--method", choices=("prompt-tuning", "lora", "full"),
+                    help="what trains (default: the recipe's, prompt-tuning)")
+    ad.add_argument("--shots", type=_positive_int, help="use this many examples, drawn by the recipe's seed "
+                    "(default: all)")
+    ad.add_argument("--recipe", type=Path, help="adapt recipe YAML (default: the shipped adapt.yaml)")
+    _add_set_option(ad, "neighbours.k=16")
+    ad.add_argument("--data-dir", help="the shared data folder for built-in sources (default: $GUARD_DATA_DIR, "
+                    "../shared/data)")
+    ad.add_argument("--output", "-o", type=Path, required=True, help="output folder; OUT/model is the checkpoint")
+    ad.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    dx = _command(
+        sub, "dapt-experiment",
+        help="test DAPT's claim on our data: HarmBench categories as new rules, four ways to adapt, a table",
+        description="Run a DAPT experiment file (training/recipes/dapt-harmbench.yaml). Each HarmBench semantic "
+        "category it names is in turn the new rule: a base guard is trained without it, then gets k of its rows "
+        "(and k safe rows) per seed and adapts by (a) full fine-tuning on the examples, (b) PEFT on the examples, "
+        "(c) neighbours + full fine-tuning, (d) DAPT: neighbours + PEFT. F1 and AUPRC on the rule's held-out rows "
+        "and on the known rules (forgetting), mean and spread over seeds, go to the file's `table`. Each run's "
+        "figures are kept under its output_dir, so a killed run resumes. Needs: pip install 'guard-sdk[train]'.",
+        examples="  guard-sdk dapt-experiment --recipe training/recipes/dapt-harmbench.yaml\n"
+        "  guard-sdk dapt-experiment --recipe training/recipes/dapt-harmbench.yaml --set 'rules=[illegal]'",
+    )
+    dx.add_argument("--recipe", type=Path, required=True, help="experiment YAML file")
+    _add_set_option(dx, "'seeds=[0]'")
+    dx.add_argument("--data-dir",
+                    help="the shared data folder (default: the recipe's, $GUARD_DATA_DIR, ../shared/data)")
+    dx.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     a = _command(
         sub, "augment",
@@ -540,6 +599,35 @@ def _run_ablation(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
+def _run_adapt(args: argparse.Namespace, out: IO[str]) -> int:
+    recipes = _training_module("adapt_recipe")
+    recipe = recipes.load_adapt_recipe(args.recipe, args.overrides, args.method)  # refused before any loading
+    data = _training_module("data")
+    adapt = _training_module("adapt")
+    examples = data.load_data(args.examples, root=args.data_dir, columns=args.columns)
+    pool = None
+    if args.pool and recipe.neighbours.k > 0:
+        pool = data.concat([data.load_data(p, root=args.data_dir, split=args.pool_split) for p in args.pool])
+    show_progress(not args.quiet)
+    command = "guard-sdk " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["adapt"] else None
+    inputs = {"examples": args.examples, "pool": list(args.pool or []), "pool_split": args.pool_split}
+    model_dir = adapt.adapt(args.base, examples, pool, recipe, args.output, shots=args.shots, command=command,
+                            inputs=inputs, progress=not args.quiet)
+    out.write(f"model: {model_dir}\nexport it: guard-sdk export {model_dir} -o BUNDLE\n")
+    return EXIT_OK
+
+
+def _run_dapt_experiment(args: argparse.Namespace, out: IO[str]) -> int:
+    recipe = _training_module("adapt_recipe").load_experiment(args.recipe, args.overrides)
+    experiment = _training_module("dapt_experiment")
+    show_progress(not args.quiet)
+    summary = experiment.run_experiment(recipe, recipe_path=str(args.recipe), data_dir=args.data_dir,
+                                        progress=not args.quiet)
+    out.write(json.dumps(summary, indent=2) + "\n")
+    out.write(f"table: {recipe.table}\n")
+    return EXIT_OK
+
+
 def _augment_recipe(args: argparse.Namespace) -> Any:
     """The recipe with the command line's overrides; refused before any model is loaded."""
     import dataclasses
@@ -630,7 +718,8 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
 
 COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,
             "verify": _run_verify, "finetune": _run_finetune, "distill": _run_finetune, "augment": _run_augment,
-            "label": _run_label, "ablation": _run_ablation, "eval": _run_eval, "bench": _run_bench}
+            "label": _run_label, "ablation": _run_ablation, "adapt": _run_adapt,
+            "dapt-experiment": _run_dapt_experiment, "eval": _run_eval, "bench": _run_bench}
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from guard_sdk.errors import ManifestError
 
 
 @dataclass(frozen=True)
-class _Segment:
+class Segment:
     """One run of a post-processed probe: fixed special ids, or the place of sequence 0 or 1."""
 
     ids: tuple[int, ...]
@@ -28,20 +28,20 @@ class _Segment:
     sequence: int | None  # None for special tokens
 
 
-def _template(tokenizer: Tokenizer, pair: bool) -> tuple[_Segment, ...]:
+def special_template(tokenizer: Tokenizer, pair: bool) -> tuple[Segment, ...]:
     """The special-token layout the tokenizer's post-processor puts around one text or a pair."""
     # A full encode of a probe marks which tokens came from which text (post_process alone does not).
     done = tokenizer.encode("a", "a") if pair else tokenizer.encode("a")
-    segments: list[_Segment] = []
+    segments: list[Segment] = []
     for token_id, type_id, seq in zip(done.ids, done.type_ids, done.sequence_ids):
         if seq is not None:
             if not segments or segments[-1].sequence != seq:
-                segments.append(_Segment((), type_id, seq))
+                segments.append(Segment((), type_id, seq))
         elif segments and segments[-1].sequence is None and segments[-1].type_id == type_id:
             last = segments.pop()
-            segments.append(_Segment((*last.ids, token_id), type_id, None))
+            segments.append(Segment((*last.ids, token_id), type_id, None))
         else:
-            segments.append(_Segment((token_id,), type_id, None))
+            segments.append(Segment((token_id,), type_id, None))
     if sorted(s.sequence for s in segments if s.sequence is not None) != list(range(2 if pair else 1)):
         raise ValueError("the tokenizer's post-processor does not place each text exactly once")
     return tuple(segments)
@@ -74,8 +74,8 @@ class TextEncoder:
         self.max_length = max_length
         self.text = text
         try:
-            self._single = _template(self._tokenizer, pair=False)
-            self._pair = _template(self._tokenizer, pair=True)
+            self._single = special_template(self._tokenizer, pair=False)
+            self._pair = special_template(self._tokenizer, pair=True)
         except ValueError as e:
             raise ManifestError(f"{tokenizer_path}: {e}", tokenizer_path) from e
         self.single_budget = max_length - sum(len(s.ids) for s in self._single)
@@ -91,7 +91,7 @@ class TextEncoder:
         """Token ids of ``text`` without special tokens."""
         return np.asarray(self._tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
 
-    def _assemble(self, template: tuple[_Segment, ...], parts: tuple[np.ndarray, ...], owner: int) -> Window:
+    def _assemble(self, template: tuple[Segment, ...], parts: tuple[np.ndarray, ...], owner: int) -> Window:
         ids, types = [], []
         for seg in template:
             chunk = np.asarray(seg.ids, dtype=np.int64) if seg.sequence is None else parts[seg.sequence]

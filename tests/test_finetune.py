@@ -92,7 +92,8 @@ SHIPPED = sorted((ROOT / "training" / "recipes").glob("*.yaml"))
 NO_AUGMENTATION = ["distill.augmented=[]"]  # the HarmAug folders are build outputs, absent on a clean clone
 
 
-@pytest.mark.parametrize("path", [p for p in SHIPPED if not p.name.startswith(("augment-", "ablation-"))],
+@pytest.mark.parametrize("path", [p for p in SHIPPED if not p.name.startswith(("augment-", "ablation-", "adapt",
+                                                                            "dapt-"))],
                          ids=lambda p: p.stem)
 def test_every_shipped_training_recipe_is_valid(path):
     raw = yaml.safe_load(path.read_text())
@@ -138,13 +139,16 @@ def test_every_recipe_field_is_read_by_the_code_that_runs_it():
     import re
 
     from guard_sdk.training.ablation import AblationRecipe
+    from guard_sdk.training.adapt_recipe import AdaptRecipe, DaptExperimentRecipe
     from guard_sdk.training.augment_recipe import AugmentRecipe
     from guard_sdk.training.recipe import Recipe
 
-    code = "".join(p.read_text() for p in (ROOT / "training").glob("*.py") if p.name != "recipe.py")
+    checks = ("recipe.py", "adapt_recipe.py")
+    code = "".join(p.read_text() for p in (ROOT / "training").glob("*.py") if p.name not in checks)
     code += (ROOT / "guard_sdk" / "cli.py").read_text()
     through_asdict = {"name"}  # Recipe.name and AblationRecipe.name: written into the record and the table
-    unread = sorted({f"{cls.__name__}.{name}" for root in (Recipe, AugmentRecipe, AblationRecipe)
+    roots = (Recipe, AugmentRecipe, AblationRecipe, AdaptRecipe, DaptExperimentRecipe)
+    unread = sorted({f"{cls.__name__}.{name}" for root in roots
                      for cls, name in _fields(root)
                      if name not in through_asdict and not re.search(rf"\.{name}\b", code)})
     assert unread == []

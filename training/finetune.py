@@ -25,7 +25,16 @@ import numpy as np
 from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, model_inputs
 from guard_sdk.training import data as D
 from guard_sdk.training.evaluate import calibrate, levels_of, report, score_torch, score_with_guard, write_report
-from guard_sdk.training.recipe import DataRecipe, Recipe, RecipeError, SourceSpec, pin_record, recipe_dict
+from guard_sdk.training.recipe import (
+    DataRecipe,
+    DistillRecipe,
+    Recipe,
+    RecipeError,
+    SourceSpec,
+    TrainRecipe,
+    pin_record,
+    recipe_dict,
+)
 
 log = logging.getLogger(__name__)
 LABELS = {0: "safe", 1: "unsafe"}
@@ -77,11 +86,11 @@ def prepare_data(recipe: Recipe, data_dir: str | None, out: Path, save: bool = T
     splits, holdout = build_splits(recipe.data, data_dir)
     if save:
         saved = datasets.DatasetDict({**splits, **({"holdout": holdout} if holdout is not None else {})})
-        _replace_dir(out, saved.save_to_disk)
+        replace_dir(out, saved.save_to_disk)
     return splits, holdout
 
 
-def _replace_dir(target: Path, write: Any) -> None:
+def replace_dir(target: Path, write: Any) -> None:
     """Write a folder next to ``target`` and swap it in, so a killed run never leaves half of one."""
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -182,24 +191,14 @@ def _check_output_dir(out: Path, recipe: Recipe) -> None:
     pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")})
 
 
-def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """Fine-tune with the Trainer; resume from the last checkpoint under ``out``/checkpoints if there is one.
-    Returns the model, its tokenizer and encoder, and the Trainer's figures of this run (time, rows per second)."""
+def load_classifier(source: str, gguf_file: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a checkpoint, hub id or GGUF file, as a two-label guard whose padding agrees."""
     import transformers
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    t = recipe.train
-    source = resolve_model(recipe.model)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" is the point of fine-tuning
-    gguf = {"gguf_file": recipe.gguf_file} if recipe.gguf_file else {}
+    gguf = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **gguf)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -207,39 +206,64 @@ def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple
     finally:
         transformers.logging.set_verbosity(verbosity)
     agree_on_padding(tokenizer, model)
+    return model, tokenizer
+
+
+def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Fine-tune the recipe's model on ``splits``' train rows; see ``train_classifier``."""
+    return train_classifier(resolve_model(recipe.model), recipe.gguf_file, recipe.train, splits["train"], out,
+                            progress, recipe.distill)
+
+
+def train_classifier(source: str, gguf_file: str | None, t: TrainRecipe, rows: Any, out: Path, progress: bool,
+                     distill: DistillRecipe | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Fine-tune ``source`` on ``rows`` with the Trainer, resuming from the last checkpoint under
+    ``out``/checkpoints. Returns the model, its tokenizer and encoder, and the Trainer's figures of this run."""
+    model, tokenizer = load_classifier(source, gguf_file)
+    out.mkdir(parents=True, exist_ok=True)
     encoder = bundle_encoder(tokenizer, out, t.max_length)
-    train = encode_first_windows(splits["train"], encoder, model_inputs(model, tokenizer), t.punctuation_flip, t.seed)
+    train = encode_first_windows(rows, encoder, model_inputs(model, tokenizer), t.punctuation_flip, t.seed)
+    metrics = fit(model, tokenizer, train, t, t.learning_rate, out / "checkpoints", progress, distill)
+    return model, tokenizer, encoder, metrics
+
+
+def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: float, checkpoints: Path,
+        progress: bool, distill: DistillRecipe | None = None) -> dict[str, Any]:
+    """Train ``model`` on the encoded rows ``train`` with the Trainer under the knobs of ``t`` (the distillation
+    loss where ``distill`` is given), resuming from the last checkpoint in ``checkpoints``; the Trainer's
+    figures of this run, with the mean tokens per row."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
     sampler = (balanced_sampler(train["labels"], train["length"], t.batch_size, t.seed)
                if t.class_balanced else None)
+    if distill is None:
+        trainer_class = sampled_trainer_class(Trainer, sampler)
+    else:
+        from guard_sdk.training.distill import distill_trainer_class
 
+        trainer_class = distill_trainer_class(distill.ce_weight, distill.kl_weight, distill.temperature, sampler)
     args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), per_device_train_batch_size=t.batch_size,
+        output_dir=str(checkpoints), per_device_train_batch_size=t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps, bf16=t.precision == "bf16",
         fp16=t.precision == "fp16",
-        learning_rate=t.learning_rate, num_train_epochs=t.epochs, weight_decay=t.weight_decay,
+        learning_rate=learning_rate, num_train_epochs=t.epochs, weight_decay=t.weight_decay,
         warmup_ratio=t.warmup_ratio, lr_scheduler_type="linear", seed=t.seed, data_seed=t.seed,
         logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps, save_total_limit=1,
         group_by_length=not t.class_balanced, length_column_name="length", report_to=[],
         disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not _has_cuda(),
     )
-    if recipe.distill is None:
-        trainer_class = sampled_trainer_class(Trainer, sampler)
-    else:
-        from guard_sdk.training.distill import distill_trainer_class
-
-        d = recipe.distill
-        trainer_class = distill_trainer_class(d.ce_weight, d.kl_weight, d.temperature, sampler)
     trainer = trainer_class(
         model=model, args=args, train_dataset=train, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer))
-    last = get_last_checkpoint(args.output_dir) if (out / "checkpoints").is_dir() else None
+    last = get_last_checkpoint(args.output_dir) if checkpoints.is_dir() else None
     if last:
         log.info("resuming from %s", last)
     metrics = trainer.train(resume_from_checkpoint=last).metrics
     metrics["mean_tokens_per_row"] = float(np.mean(train["length"]))
     log.info("trained: %s", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     model.eval()
-    return model, tokenizer, encoder, metrics
+    return metrics
 
 
 def agree_on_padding(tokenizer: Any, model: Any) -> None:
@@ -251,7 +275,7 @@ def agree_on_padding(tokenizer: Any, model: Any) -> None:
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def _device_name() -> str:
+def device_name() -> str:
     import platform
 
     import torch
@@ -316,7 +340,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
         "data": summary,
         "threshold": {"value": threshold, "rule": c.rule, "on": "dev"},
         "train_metrics": train_metrics,  # this run's (a resumed run's: since the resume)
-        "device": _device_name(),
+        "device": device_name(),
         "dev_pytorch": dev_report,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -327,7 +351,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
         Path(folder, TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
     model_dir = out / "model"
-    _replace_dir(model_dir, save)
+    replace_dir(model_dir, save)
     log.info("saved %s", model_dir)
     bundle, reports = None, {}
     if export and recipe.export is not None:

@@ -205,13 +205,37 @@ def check_teacher(t: TeacherSpec, where: str) -> None:
         raise RecipeError(f"{where}: max_length, batch_size and logprobs must be positive")
 
 
-def check_data(data: DataRecipe, where: str) -> None:
-    if set(data.splits) != {"train", "dev", "test"}:
+def check_splits(splits: dict[str, float], where: str) -> None:
+    if set(splits) != {"train", "dev", "test"}:
         raise RecipeError(f"{where}: data.splits must name train, dev and test")
-    if abs(sum(data.splits.values()) - 1) > 1e-6 or min(data.splits.values()) <= 0:
+    if abs(sum(splits.values()) - 1) > 1e-6 or min(splits.values()) <= 0:
         raise RecipeError(f"{where}: data.splits shares must be positive and sum to 1")
+
+
+def check_data(data: DataRecipe, where: str) -> None:
+    check_splits(data.splits, where)
     if not data.sources:
         raise RecipeError(f"{where}: data.sources is empty")
+
+
+def check_positive(values: dict[str, float], where: str) -> None:
+    """Each named value above zero, or the first that is not refused by its dotted name."""
+    for name, value in values.items():
+        if value <= 0:
+            raise RecipeError(f"{where}: {name} must be positive, got {value}")
+
+
+def check_train(t: TrainRecipe, where: str, prefix: str = "train") -> None:
+    """A train section's ranges and names; ``prefix`` is its dotted place in the recipe."""
+    check_positive({f"{prefix}.{name}": getattr(t, name) for name in (
+        "max_length", "learning_rate", "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps",
+        "save_steps", "logging_steps")}, where)
+    if t.precision not in PRECISIONS:
+        raise RecipeError(f"{where}: {prefix}.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+    if not 0 <= t.warmup_ratio < 1:
+        raise RecipeError(f"{where}: {prefix}.warmup_ratio must lie in [0, 1)")
+    if not 0 <= t.punctuation_flip <= 1:
+        raise RecipeError(f"{where}: {prefix}.punctuation_flip must lie in [0, 1]")
 
 
 def _check(recipe: Recipe, where: str) -> None:
@@ -227,19 +251,7 @@ def _check(recipe: Recipe, where: str) -> None:
             if not (Path(folder) / "labels").is_dir():
                 raise RecipeError(f"{where}: distill.augmented: {folder}/labels does not exist; run "
                                   "`guard-sdk label` on that augmentation first")
-    positive = {"train.max_length": t.max_length, "train.learning_rate": t.learning_rate, "train.epochs": t.epochs,
-                "train.batch_size": t.batch_size, "train.eval_batch_size": t.eval_batch_size,
-                "train.gradient_accumulation_steps": t.gradient_accumulation_steps,
-                "train.save_steps": t.save_steps, "train.logging_steps": t.logging_steps}
-    for name, value in positive.items():
-        if value <= 0:
-            raise RecipeError(f"{where}: {name} must be positive, got {value}")
-    if t.precision not in PRECISIONS:
-        raise RecipeError(f"{where}: train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
-    if not 0 <= t.warmup_ratio < 1:
-        raise RecipeError(f"{where}: train.warmup_ratio must lie in [0, 1)")
-    if not 0 <= t.punctuation_flip <= 1:
-        raise RecipeError(f"{where}: train.punctuation_flip must lie in [0, 1]")
+    check_train(t, where)
     if c.rule not in CALIBRATION_RULES:
         raise RecipeError(f"{where}: calibration.rule must be one of {', '.join(CALIBRATION_RULES)}, got {c.rule!r}")
     if (c.rule == "fixed") != (c.threshold is not None) or not 0 <= (c.threshold or 0) <= 1:
