@@ -25,10 +25,12 @@ test: setup
 demo: setup
 	$(PY) examples/demo.py
 
-# Retrains the embedded default guard on this machine's CPU (about 30 minutes on 2 cores) and rewrites
-# guard_sdk/models/default. A killed run resumes; `rm -rf build/finetune/default-guard` first to start over.
-default-guard: setup
-	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/default-guard.yaml
+# Rebuilds the embedded default guard (guard_sdk/models/default): ablation row (c), all-MiniLM-L6-v2 distilled
+# from the SmolLM2 teacher on the seed data plus the offline HarmAug rows (docs/ablation.md says why it ships).
+# About 3 hours on 2 CPU cores from scratch (augment, the teacher, the student); each stage resumes where it stopped.
+default-guard: augment
+	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-smollm2.yaml
+	$(VENV)/bin/guard-sdk distill --recipe training/recipes/distill-offline.yaml
 
 # HarmAug augmentation offline (training/recipes/augment-offline.yaml): SmolLM2-135M writes 300 instructions
 # and answers each twice, the embedded guard labels them, into build/augment/offline. About an hour on 2 CPU
@@ -65,12 +67,15 @@ student-shape: setup
 		--formats executorch --precision int8,int4 --no-quantize-embeddings
 
 # benchmarks/RESULTS.md on this machine: the embedded default guard and the paper's 435M student shape, every
-# artifact that runs here × 1 and 2 threads × 16-512 tokens, each in its own process, with the transformers
-# and optimum pipelines side by side and each artifact's quality against fp32 on 500 dev rows. Run it on a
-# quiet machine. Needs `make default-guard` (its checkpoint and dev split) and `make student-shape`.
+# artifact that runs here × 1 and 2 threads × 16, 128 and 512 tokens, each in its own process, with the
+# transformers and optimum pipelines side by side and each artifact's quality against fp32 on 200 dev rows.
+# 20 timed calls after 2 warm-ups keep the 435M shape's 512-token configurations (seconds per call on 2 cores)
+# to about 30 minutes in all. Run it on a quiet machine. Needs `make default-guard` (its checkpoint and the
+# shared dev split under build/finetune/default-guard) and `make student-shape`.
 bench-results: setup
-	$(VENV)/bin/guard-sdk bench -b guard_sdk/models/default -b build/student-shape --references --runs 30 \
-		--warmup 3 --data build/finetune/default-guard/data --split dev --quality-rows 500 --out benchmarks
+	$(VENV)/bin/guard-sdk bench -b guard_sdk/models/default -b build/student-shape --references --runs 20 \
+		--warmup 2 --tokens 16,128,512 --data build/finetune/default-guard/data --split dev --quality-rows 200 \
+		--out benchmarks
 
 lint: setup
 	$(PY) -m ruff check guard_sdk export training tests examples benchmarks

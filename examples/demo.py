@@ -2,7 +2,7 @@
 
 Run with `make demo`. Reads seed prompts from ../shared/data (or $GUARD_DATA_DIR), never copies them,
 and writes everything under build/demo/. The probe trains only the classification head (seconds on a
-CPU); the embedded default guard is the fine-tuned one (training/recipes/default-guard.yaml).
+CPU); the embedded default guard is fine-tuned and distilled (training/recipes/distill-offline.yaml).
 """
 
 from __future__ import annotations

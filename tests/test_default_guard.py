@@ -71,14 +71,16 @@ def test_judges_responses(guard):
 def test_threshold_is_the_one_calibrated_on_dev(guard):
     training = guard.manifest.source["training"]
     assert guard.threshold == training["threshold"] and training["threshold_rule"] == "max_f1 on dev"
-    assert training["command"] == "guard-sdk finetune --recipe training/recipes/default-guard.yaml"
+    assert training["command"] == "guard-sdk distill --recipe training/recipes/distill-offline.yaml"
     assert set(training["data"]) == {"train", "dev", "test", "holdout"}
     assert "xstest" not in training["data"]["train"] and "xstest" in training["data"]["holdout"]
+    harmaug = [source for source in training["data"]["train"] if source.startswith("harmaug:")]
+    assert harmaug  # ablation row (c): the seed data plus the HarmAug rows, which won the shipping rule
 
 
 def test_model_card_gives_data_quality_parity_size_and_the_rebuild_command():
     card = (default_bundle_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
-    assert "Rebuild: `guard-sdk finetune --recipe training/recipes/default-guard.yaml`" in card
+    assert "Rebuild: `guard-sdk distill --recipe training/recipes/distill-offline.yaml`" in card
     assert "#### dev (model.int8.onnx)" in card and "#### holdout (model.int8.onnx)" in card
     assert "| `xstest` | 450 | 200 |" in card  # the 250 safe look-alikes and 200 unsafe contrasts, all scored
     assert "| `model.int8.onnx` | onnx | int8 |" in card and " MB |" in card

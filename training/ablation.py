@@ -158,6 +158,8 @@ def _number(value: Any) -> str:
 
 def to_markdown(ablation: AblationRecipe, figures: dict[str, dict[str, Any]], fpr_sources: list[str],
                 verdict: str, command: str) -> str:
+    from guard_sdk.training.finetune import device_name
+
     columns = [("model", "model"), ("parameters", "params"), ("train_rows", "train rows"),
                ("harmaug_rows", "of them HarmAug"), ("rows_seen", "rows seen"), ("threshold", "threshold"),
                ("dev_f1", "dev F1"), ("dev_auprc", "dev AUPRC"), ("test_f1", "test F1"), ("test_auprc", "test AUPRC"),
@@ -169,7 +171,7 @@ def to_markdown(ablation: AblationRecipe, figures: dict[str, dict[str, Any]], fp
         body += f"| {label} | " + " | ".join(cells) + " |\n"
     return (
         f"# Ablation: {ablation.name}\n\n"
-        f"Written by `{command}`; every figure below comes from that command.\n\n"
+        f"Written by `{command}` on {device_name()}; every figure below comes from that command.\n\n"
         "Each row is a model trained by the recipe named in the ablation file, scored in PyTorch on the same dev, "
         "test and holdout rows, unsafe at its own threshold (the dev cut with the best F1). \"rows seen\" is "
         "train rows × epochs (class-balanced sampling draws that many, with replacement). FPR is the share of a "
