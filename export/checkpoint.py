@@ -67,6 +67,11 @@ def model_inputs(model: Any, tokenizer: Any) -> list[str]:
     return inputs
 
 
+def default_overlap(max_length: int) -> int:
+    """Tokens two windows of a long input share, unless an export says otherwise."""
+    return max_length // 8
+
+
 def bundle_encoder(tokenizer: Any, folder: Path, max_length: int, prompt_truncation_side: str = "left",
                    window_overlap: int | None = None) -> TextEncoder:
     """Write ``folder``/tokenizer.json and return the runtime's encoder over it.
@@ -78,7 +83,7 @@ def bundle_encoder(tokenizer: Any, folder: Path, max_length: int, prompt_truncat
     text = TextEncoding(
         pair_encoding="tokenizer_pair",
         prompt_truncation_side=prompt_truncation_side,
-        window_overlap=window_overlap if window_overlap is not None else max_length // 8,
+        window_overlap=window_overlap if window_overlap is not None else default_overlap(max_length),
         pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         pad_token=tokenizer.pad_token or "",
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, model_inputs
+from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, default_overlap, model_inputs
 from guard_sdk.training import data as D
 from guard_sdk.training.adapt_recipe import AdaptRecipe
 from guard_sdk.training.finetune import data_summary, encode_first_windows, fit, load_classifier, replace_dir
@@ -149,7 +149,10 @@ def train_adapter(base: str, examples: Any, pool: Any | None, recipe: AdaptRecip
                           "neighbours.label: own so that neighbours keep the label they have")
     model, tokenizer = load_classifier(base)
     work.mkdir(parents=True, exist_ok=True)
-    text_encoder = bundle_encoder(tokenizer, work, window_length(recipe))
+    # Windows as the exported bundle (max_length, virtual tokens included) cuts them: the same text per window
+    # and the same overlap, so the scores here are the bundle's.
+    text_encoder = bundle_encoder(tokenizer, work, window_length(recipe),
+                                  window_overlap=default_overlap(recipe.train.max_length))
     t = recipe.train
     train = encode_first_windows(rows, text_encoder, model_inputs(model, tokenizer), t.punctuation_flip, t.seed)
     model = with_peft(model, base, recipe)
