@@ -48,7 +48,7 @@ ablation: augment
 	$(VENV)/bin/guard-sdk ablation --recipe training/recipes/ablation-offline.yaml
 
 # DAPT on our data (training/recipes/dapt-harmbench.yaml): HarmBench categories in turn the new rule, four ways
-# to adapt, k = 4, 8, 16 over two seeds, into docs/dapt.md. About 50 minutes on 2 CPU cores; resumable.
+# to adapt, k = 4, 8, 16 over three seeds, into docs/dapt.md. About 50 minutes on 2 CPU cores; resumable.
 dapt: setup
 	$(VENV)/bin/guard-sdk dapt-experiment --recipe training/recipes/dapt-harmbench.yaml
 

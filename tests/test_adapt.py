@@ -138,7 +138,7 @@ def test_the_shipped_recipes_load_and_the_default_ships_with_the_package():
     assert (recipe.method, recipe.neighbours.encoder, recipe.threshold) == ("prompt-tuning", ENCODER, 0.5)
     assert load_adapt_recipe(None, (), "lora").method == "lora"
     experiment = load_experiment(root / "dapt-harmbench.yaml")
-    assert len(experiment.rules) >= 3 and experiment.shots == [4, 8, 16] and len(experiment.seeds) >= 2
+    assert len(experiment.rules) >= 3 and experiment.shots == [4, 8, 16] and len(experiment.seeds) >= 3
     with pytest.raises(RecipeError, match="base_train.learning_rate must be positive"):
         load_experiment(root / "dapt-harmbench.yaml", ["base_train.learning_rate=0"])
 
