@@ -66,11 +66,12 @@ class ShardWriter:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """``data`` as JSON at ``path``, written under a temporary name and renamed: whole or absent."""
+    """``data`` as JSON at ``path``, written under a temporary name and renamed: whole or absent. The name is
+    the process's own, so processes of one multi-process run that write the same file never collide."""
     import json
 
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
