@@ -113,17 +113,19 @@ def base_guard(recipe: DaptExperimentRecipe, rule: str, data: RuleData, out: Pat
     figures = folder / "before.json"
     if figures.is_file():
         return json.loads(figures.read_text(encoding="utf-8"))
-    log.info("%s: training the base guard on %d rows of the known rules ...", rule, len(data.known["train"]))
-    model, tokenizer, _, _ = train_classifier(resolve_model(recipe.model), None, recipe.base_train,
-                                              data.known["train"], folder, progress)
+    if (folder / "model").is_dir():  # trained, killed before its figures were written
+        model, tokenizer = load_checkpoint(folder / "model")
+    else:
+        log.info("%s: training the base guard on %d rows of the known rules ...", rule, len(data.known["train"]))
+        model, tokenizer, _, _ = train_classifier(resolve_model(recipe.model), None, recipe.base_train,
+                                                  data.known["train"], folder, progress)
 
-    def save(path: str) -> None:
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+        def save(path: str) -> None:
+            model.save_pretrained(path)
+            tokenizer.save_pretrained(path)
 
-    replace_dir(folder / "model", save)
-    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-    model, tokenizer = load_checkpoint(folder / "model")
+        replace_dir(folder / "model", save)
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     encoder = bundle_encoder(tokenizer, folder, recipe.adapt.train.max_length)
     before = _judge(model, tokenizer, encoder, data, recipe.adapt.threshold, recipe.adapt.train.eval_batch_size)
     figures.write_text(json.dumps(before, indent=2) + "\n", encoding="utf-8")
