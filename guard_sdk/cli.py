@@ -401,6 +401,39 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", "-o", type=Path,
                    help="also write results.json, RESULTS.md, latency.png (and with --data size_f1.png) here")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    an = _command(
+        sub, "android",
+        help="the Android demo's side of a bundle: test vectors, the app's assets, the app's benchmark report",
+        description="Tasks for android_demo/ (its README says how to build and run the app): write the shared "
+        "test vectors its JVM tests match, copy a bundle into the app's assets, or turn the JSON the app's "
+        "benchmark screen wrote into bench's report format.",
+        examples="  guard-sdk android assets                         # the embedded default guard, into the app\n"
+        "  guard-sdk android vectors -o build/android-vectors/default.json\n"
+        "  guard-sdk android report pulled/ --out benchmarks/android/",
+    )
+    asub = an.add_subparsers(dest="android_command", metavar="TASK", required=True)
+    v = _command(asub, "vectors", help="write test vectors: texts, token ids, windows, masks, logits, verdicts",
+                 description="Run fixed texts (ASCII, accents, CJK, emoji, empty, over max_length, controls, "
+                 "prompt+response pairs) through the Python runtime and write, for each, its token ids, windows "
+                 "(ids, types, attention mask), the padded batch, each window's logits from the bundle's artifact, "
+                 "P(unsafe) per window and the verdict. The JVM module's tests must match ids and masks exactly.")
+    _add_runtime_options(v, threads=False)
+    v.add_argument("--output", "-o", type=Path, required=True, help="JSON file to write")
+    a = _command(asub, "assets", help="copy a bundle's guard.json, tokenizer.json and .pte into the app's assets",
+                 description="Check guard.json, tokenizer.json and the ExecuTorch artifact against their sha256, "
+                 "then copy them into the app's assets folder, replacing what was there.")
+    a.add_argument("--bundle", "-b", type=Path, default=None,
+                   help="guard bundle folder (default: the embedded default guard)")
+    a.add_argument("--precision", default="int8", help="which ExecuTorch artifact: fp32, int8, int4 (default: int8)")
+    a.add_argument("--assets", type=Path, default=None,
+                   help="assets folder (default: android_demo/app/src/main/assets/guard of this checkout)")
+    r = _command(asub, "report", help="the app's benchmark JSON as bench's results.json and RESULTS.md",
+                 description="Read benchmark_results.json (ExecuTorch benchmark-app fields) and guard_run.json "
+                 "(the timed calls) that the app's benchmark screen wrote and benchmarks/android_bench.sh pulled, "
+                 "and print or write them in the same report format as guard-sdk bench.")
+    r.add_argument("pulled", type=Path, help="folder holding the two JSON files pulled from the phone")
+    r.add_argument("--out", "-o", type=Path, help="also write results.json and RESULTS.md here")
     return parser
 
 
@@ -716,10 +749,34 @@ def _run_bench(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK if not failed else EXIT_FAILURE
 
 
+def _run_android(args: argparse.Namespace, out: IO[str]) -> int:
+    from guard_sdk import android
+    from guard_sdk.guard import default_bundle_path
+
+    if args.android_command == "vectors":
+        path = android.write_vectors(args.bundle or default_bundle_path(), args.output, args.backend, args.precision)
+        out.write(f"wrote {path}\n")
+    elif args.android_command == "assets":
+        assets = args.assets or android.default_assets()
+        for path in android.copy_assets(args.bundle or default_bundle_path(), assets, args.precision):
+            out.write(f"copied {path}\n")
+    else:
+        from guard_sdk.bench import report
+
+        results, run = android.read_pulled(args.pulled)
+        records, device = android.records_from_app(results, run), android.device_machine(results)
+        out.write(report.full_markdown(records, device, None))
+        if args.out:
+            for path in report.write(records, device, args.out, None):
+                out.write(f"wrote {path}\n")
+    return EXIT_OK
+
+
 COMMANDS = {"classify": _run_classify, "export": _run_export, "random-checkpoint": _run_random_checkpoint,
             "verify": _run_verify, "finetune": _run_finetune, "distill": _run_finetune, "augment": _run_augment,
             "label": _run_label, "ablation": _run_ablation, "adapt": _run_adapt,
-            "dapt-experiment": _run_dapt_experiment, "eval": _run_eval, "bench": _run_bench}
+            "dapt-experiment": _run_dapt_experiment, "eval": _run_eval, "bench": _run_bench,
+            "android": _run_android}
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:

@@ -1,0 +1,51 @@
+package dev.guardsdk.core;
+
+import java.io.File;
+
+/**
+ * A bundle folder opened for one artifact: guard.json read, tokenizer.json and the artifact checked against
+ * their sha256 before either is used, the text encoder built. What the app holds to classify.
+ */
+public final class GuardBundle {
+  public final Manifest manifest;
+  public final Artifact artifact;
+  /** The verified model file, for the runtime to load. */
+  public final File modelFile;
+  public final TextEncoder encoder;
+
+  private GuardBundle(Manifest manifest, Artifact artifact, File modelFile, TextEncoder encoder) {
+    this.manifest = manifest;
+    this.artifact = artifact;
+    this.modelFile = modelFile;
+    this.encoder = encoder;
+  }
+
+  /** Opens {@code dir} for its {@code format} artifact of {@code precision} (e.g. executorch, int8). */
+  public static GuardBundle open(File dir, String format, String precision) throws GuardException {
+    Manifest manifest = Manifest.read(dir);
+    return open(dir, manifest, manifest.artifact(format, precision));
+  }
+
+  /**
+   * Opens {@code dir} for the first of {@code precisions} whose {@code format} artifact the folder holds: an
+   * app carries guard.json whole but one model file. With none there, the first one listed is reported missing.
+   */
+  public static GuardBundle openFirstPresent(File dir, String format, String... precisions) throws GuardException {
+    Manifest manifest = Manifest.read(dir);
+    Artifact listed = null;
+    for (String precision : precisions) {
+      Artifact a = manifest.find(format, precision);
+      if (a != null && new File(dir, a.path).exists()) {
+        return open(dir, manifest, a);
+      }
+      listed = listed != null ? listed : a;
+    }
+    return open(dir, manifest, listed != null ? listed : manifest.artifact(format, precisions[0]));
+  }
+
+  private static GuardBundle open(File dir, Manifest manifest, Artifact artifact) throws GuardException {
+    WordPieceTokenizer tokenizer = WordPieceTokenizer.read(manifest.tokenizer.verified(dir));
+    File model = artifact.verified(dir);
+    return new GuardBundle(manifest, artifact, model, new TextEncoder(tokenizer, manifest));
+  }
+}

@@ -1,0 +1,135 @@
+package dev.guardsdk.core;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import org.json.JSONArray;
+import org.json.JSONException;
+import org.json.JSONObject;
+
+/** guard.json, schema version 1 (docs/bundle.md): what the app needs to tokenize, run and decide. */
+public final class Manifest {
+  public static final int SCHEMA_VERSION = 1;
+  public static final String FILE = "guard.json";
+
+  public final String name;
+  public final List<String> labels;
+  public final int unsafeIndex;
+  public final double threshold;
+  public final int maxLength;
+  public final FileEntry tokenizer;
+  public final String promptTruncationSide;
+  public final int windowOverlap;
+  public final int padId;
+  /** Model input names in the graph's order: input_ids, attention_mask and, where taken, token_type_ids. */
+  public final List<String> inputs;
+  public final List<Artifact> artifacts;
+
+  private Manifest(JSONObject m) throws JSONException, GuardException {
+    int version = m.getInt("schema_version");
+    if (version != SCHEMA_VERSION) {
+      throw new GuardException(GuardException.Reason.SCHEMA_VERSION,
+          "guard.json has schema_version " + version + "; this app reads version " + SCHEMA_VERSION
+              + ": update the app or export the bundle with a matching guard-sdk");
+    }
+    name = m.getString("name");
+    labels = strings(m.getJSONArray("labels"));
+    unsafeIndex = m.getInt("unsafe_index");
+    threshold = m.getDouble("threshold");
+    maxLength = m.getInt("max_length");
+    tokenizer = new FileEntry(m.getJSONObject("tokenizer"));
+    JSONObject text = m.getJSONObject("text");
+    String pairs = text.getString("pair_encoding");
+    if (!pairs.equals("tokenizer_pair")) {
+      throw malformed("text.pair_encoding " + pairs + " is unknown; this app joins pairs as tokenizer_pair");
+    }
+    promptTruncationSide = text.getString("prompt_truncation_side");
+    windowOverlap = text.getInt("window_overlap");
+    padId = text.getInt("pad_id");
+    inputs = strings(m.getJSONArray("inputs"));
+    List<Artifact> found = new ArrayList<>();
+    JSONArray list = m.getJSONArray("artifacts");
+    for (int i = 0; i < list.length(); i++) {
+      found.add(new Artifact(list.getJSONObject(i)));
+    }
+    artifacts = Collections.unmodifiableList(found);
+    if (labels.size() != 2 || unsafeIndex < 0 || unsafeIndex > 1) {
+      throw malformed("labels must name 2 classes and unsafe_index must be 0 or 1");
+    }
+    if (!(threshold >= 0 && threshold <= 1)) {
+      throw malformed("threshold " + threshold + " is outside [0, 1]");
+    }
+    if (maxLength < 4 || windowOverlap < 0) {
+      throw malformed("max_length must be at least 4 and window_overlap at least 0");
+    }
+    if (!promptTruncationSide.equals("left") && !promptTruncationSide.equals("right")) {
+      throw malformed("text.prompt_truncation_side must be left or right, not " + promptTruncationSide);
+    }
+    if (!inputs.contains("input_ids") || !inputs.contains("attention_mask")) {
+      throw malformed("inputs must list input_ids and attention_mask, got " + inputs);
+    }
+  }
+
+  /** Parses guard.json text; a malformed file or a missing field is a MANIFEST refusal naming the field. */
+  public static Manifest parse(String json) throws GuardException {
+    try {
+      return new Manifest(new JSONObject(json));
+    } catch (JSONException e) {
+      throw malformed(e.getMessage());
+    }
+  }
+
+  /** Reads {@code bundle}/guard.json. */
+  public static Manifest read(File bundle) throws GuardException {
+    File file = new File(bundle, FILE);
+    if (!file.isFile()) {
+      throw new GuardException(GuardException.Reason.MANIFEST, "no guard.json in " + bundle + ": not a guard bundle");
+    }
+    try {
+      return parse(new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      throw new GuardException(GuardException.Reason.MANIFEST, "cannot read " + file + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** The artifact of {@code format} and {@code precision}, or null. */
+  public Artifact find(String format, String precision) {
+    for (Artifact a : artifacts) {
+      if (a.format.equals(format) && a.precision.equals(precision)) {
+        return a;
+      }
+    }
+    return null;
+  }
+
+  /** The artifact of {@code format} and {@code precision}; a refusal lists what the bundle holds. */
+  public Artifact artifact(String format, String precision) throws GuardException {
+    Artifact found = find(format, precision);
+    if (found != null) {
+      return found;
+    }
+    StringBuilder held = new StringBuilder();
+    for (Artifact a : artifacts) {
+      held.append(held.length() == 0 ? "" : ", ").append(a.path);
+    }
+    throw new GuardException(GuardException.Reason.NO_ARTIFACT,
+        "the bundle has no " + format + " " + precision + " artifact (it holds: " + held
+            + "); export one with guard-sdk export --formats " + format + " --precision " + precision);
+  }
+
+  private static GuardException malformed(String why) {
+    return new GuardException(GuardException.Reason.MANIFEST, "guard.json is malformed: " + why);
+  }
+
+  private static List<String> strings(JSONArray array) throws JSONException {
+    List<String> out = new ArrayList<>();
+    for (int i = 0; i < array.length(); i++) {
+      out.add(array.getString(i));
+    }
+    return Collections.unmodifiableList(out);
+  }
+}

@@ -1,0 +1,107 @@
+package dev.guardsdk.core;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A prompt, or a prompt and a response, into windows of at most max_length tokens: the rule of docs/bundle.md
+ * that the Python runtime's TextEncoder follows, step for step.
+ */
+public final class TextEncoder {
+  /** The Python runtime's limit on one text (guard_sdk.guard.MAX_INPUT_CHARS), in code points. */
+  public static final int MAX_INPUT_CHARS = 4_000_000;
+
+  private final WordPieceTokenizer tokenizer;
+  private final boolean keepPromptEnd;
+  private final int overlap;
+  public final int maxLength;
+  public final int singleBudget;
+  public final int pairBudget;
+
+  public TextEncoder(WordPieceTokenizer tokenizer, Manifest manifest) throws GuardException {
+    this.tokenizer = tokenizer;
+    this.maxLength = manifest.maxLength;
+    this.keepPromptEnd = manifest.promptTruncationSide.equals("left");
+    this.overlap = manifest.windowOverlap;
+    this.singleBudget = maxLength - tokenizer.single.specials;
+    this.pairBudget = maxLength - tokenizer.pair.specials;
+    if (overlap >= pairBudget / 2) {
+      throw new GuardException(GuardException.Reason.MANIFEST,
+          "window_overlap " + overlap + " must be under half of the " + pairBudget
+              + " tokens a response window holds at max_length " + maxLength);
+    }
+  }
+
+  /** All windows of one input; {@code response} null for a prompt alone (an empty response is still a pair). */
+  public List<Window> windows(String prompt, String response) throws GuardException {
+    int[] p = tokenizer.encode(checkText(prompt, "the prompt"));
+    List<Window> out = new ArrayList<>();
+    if (response == null) {
+      for (int start : starts(p.length, singleBudget)) {
+        out.add(assemble(tokenizer.single, Arrays.copyOfRange(p, start, Math.min(p.length, start + singleBudget)), null));
+      }
+      return out;
+    }
+    int[] r = tokenizer.encode(checkText(response, "the response"));
+    int keep = Math.min(p.length, pairBudget - Math.min(r.length, pairBudget / 2));
+    if (keep < p.length) {
+      p = keepPromptEnd ? Arrays.copyOfRange(p, p.length - keep, p.length) : Arrays.copyOf(p, keep);
+    }
+    int size = pairBudget - keep;
+    for (int start : starts(r.length, size)) {
+      out.add(assemble(tokenizer.pair, p, Arrays.copyOfRange(r, start, Math.min(r.length, start + size))));
+    }
+    return out;
+  }
+
+  /** Starts of windows of {@code size} tokens, each sharing {@code overlap} with the last, covering length. */
+  private List<Integer> starts(int length, int size) {
+    List<Integer> out = new ArrayList<>();
+    if (length <= size) {
+      out.add(0);
+      return out;
+    }
+    for (int s = 0; s < length - overlap; s += size - overlap) {
+      out.add(s);
+    }
+    return out;
+  }
+
+  private static Window assemble(SpecialTemplate template, int[] first, int[] second) {
+    int n = template.specials + first.length + (second == null ? 0 : second.length);
+    long[] ids = new long[n];
+    long[] types = new long[n];
+    int at = 0;
+    for (SpecialTemplate.Part part : template.parts) {
+      int[] chunk = part.sequence < 0 ? part.ids : part.sequence == 0 ? first : second;
+      for (int id : chunk) {
+        ids[at] = id;
+        types[at++] = part.typeId;
+      }
+    }
+    return new Window(ids, types);
+  }
+
+  /** The Python runtime's check_text: a string, at most MAX_INPUT_CHARS, and valid Unicode (no lone surrogate). */
+  static String checkText(String text, String what) throws GuardException {
+    if (text == null) {
+      throw new GuardException(GuardException.Reason.INPUT, what + " is missing");
+    }
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        throw new GuardException(GuardException.Reason.INPUT,
+            what + " is not valid Unicode text (lone surrogate at character " + text.codePointCount(0, i) + ")");
+      }
+    }
+    int chars = text.codePointCount(0, text.length());
+    if (chars > MAX_INPUT_CHARS) {
+      throw new GuardException(GuardException.Reason.INPUT,
+          what + " has " + chars + " characters; the limit is " + MAX_INPUT_CHARS);
+    }
+    return text;
+  }
+}

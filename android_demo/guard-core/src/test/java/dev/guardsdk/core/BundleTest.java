@@ -1,0 +1,136 @@
+package dev.guardsdk.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The checks the app makes before it loads anything, on a private copy of a real bundle (-Dguard.bundle, the
+ * embedded default guard): each damage is refused with its own reason and a message that names the file.
+ */
+class BundleTest {
+  @TempDir Path tmp;
+  File bundle;
+
+  @BeforeEach
+  void copyBundle() throws IOException {
+    String source = System.getProperty("guard.bundle");
+    assertTrue(source != null && new File(source, Manifest.FILE).isFile(),
+        "-Dguard.bundle must name a bundle folder, got " + source);
+    bundle = tmp.resolve("bundle").toFile();
+    assertTrue(bundle.mkdir());
+    for (String name : new String[] {Manifest.FILE, "tokenizer.json", "model.int8.pte"}) {
+      Files.copy(new File(source, name).toPath(), new File(bundle, name).toPath(), StandardCopyOption.COPY_ATTRIBUTES);
+    }
+  }
+
+  private GuardException refusal() {
+    return assertThrows(GuardException.class, () -> GuardBundle.open(bundle, "executorch", "int8"));
+  }
+
+  private void editManifest(String from, String to) throws IOException {
+    File file = new File(bundle, Manifest.FILE);
+    String text = new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8);
+    assertTrue(text.contains(from), "guard.json has no " + from);
+    Files.write(file.toPath(), text.replaceFirst(java.util.regex.Pattern.quote(from), to).getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void anIntactBundleOpensWithItsThresholdAndBudgets() throws GuardException {
+    GuardBundle opened = GuardBundle.open(bundle, "executorch", "int8");
+    assertEquals("model.int8.pte", opened.modelFile.getName());
+    assertEquals(1, opened.artifact.batch);
+    assertTrue(opened.manifest.threshold > 0 && opened.manifest.threshold < 1);
+    assertEquals(opened.manifest.maxLength - 2, opened.encoder.singleBudget); // [CLS] ... [SEP]
+    assertEquals(opened.manifest.maxLength - 3, opened.encoder.pairBudget); // [CLS] ... [SEP] ... [SEP]
+  }
+
+  @Test
+  void aChangedByteOfTheTokenizerIsRefused() throws IOException {
+    try (RandomAccessFile f = new RandomAccessFile(new File(bundle, "tokenizer.json"), "rw")) {
+      f.seek(100);
+      int b = f.read();
+      f.seek(100);
+      f.write(b ^ 1);
+    }
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.ARTIFACT_CHANGED, e.reason());
+    assertTrue(e.getMessage().contains("tokenizer.json") && e.getMessage().contains("sha256"), e.getMessage());
+  }
+
+  @Test
+  void aModelCutShortIsRefusedBySize() throws IOException {
+    try (RandomAccessFile f = new RandomAccessFile(new File(bundle, "model.int8.pte"), "rw")) {
+      f.setLength(f.length() - 1);
+    }
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.ARTIFACT_CHANGED, e.reason());
+    assertTrue(e.getMessage().contains("model.int8.pte"), e.getMessage());
+  }
+
+  @Test
+  void aMissingModelIsRefused() {
+    assertTrue(new File(bundle, "model.int8.pte").delete());
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.ARTIFACT_MISSING, e.reason());
+    assertTrue(e.getMessage().contains("model.int8.pte"), e.getMessage());
+  }
+
+  @Test
+  void aMissingManifestIsRefused() {
+    assertTrue(new File(bundle, Manifest.FILE).delete());
+    assertEquals(GuardException.Reason.MANIFEST, refusal().reason());
+  }
+
+  @Test
+  void anotherSchemaVersionIsRefused() throws IOException {
+    editManifest("\"schema_version\": 1", "\"schema_version\": 2");
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.SCHEMA_VERSION, e.reason());
+    assertTrue(e.getMessage().contains("schema_version 2"), e.getMessage());
+  }
+
+  @Test
+  void aPathOutOfTheBundleIsRefused() throws IOException {
+    editManifest("\"path\": \"tokenizer.json\"", "\"path\": \"../tokenizer.json\"");
+    assertEquals(GuardException.Reason.MANIFEST, refusal().reason());
+  }
+
+  @Test
+  void truncatedJsonIsAManifestRefusal() throws IOException {
+    File file = new File(bundle, Manifest.FILE);
+    Files.write(file.toPath(), "{\"schema_version\": 1, \"name\": ".getBytes(StandardCharsets.UTF_8));
+    assertEquals(GuardException.Reason.MANIFEST, refusal().reason());
+  }
+
+  @Test
+  void aMissingArtifactKindNamesWhatTheBundleHolds() {
+    GuardException e = assertThrows(GuardException.class, () -> GuardBundle.open(bundle, "executorch", "fp16"));
+    assertEquals(GuardException.Reason.NO_ARTIFACT, e.reason());
+    assertTrue(e.getMessage().contains("model.int8.pte"), e.getMessage());
+  }
+
+  @Test
+  void theAppOpensTheModelFileItCarriesAndNamesTheOneMissingWhenNone() throws GuardException {
+    GuardBundle opened = GuardBundle.openFirstPresent(bundle, "executorch", "fp32", "int8", "int4");
+    assertEquals("int8", opened.artifact.precision); // whatever guard.json lists, int8 is the file carried
+    assertTrue(new File(bundle, "model.int8.pte").delete());
+    GuardException e = assertThrows(GuardException.class,
+        () -> GuardBundle.openFirstPresent(bundle, "executorch", "int8", "int4"));
+    assertEquals(GuardException.Reason.ARTIFACT_MISSING, e.reason());
+    assertTrue(e.getMessage().contains("model.int8.pte"), e.getMessage());
+    e = assertThrows(GuardException.class, () -> GuardBundle.openFirstPresent(bundle, "executorch", "fp16"));
+    assertEquals(GuardException.Reason.NO_ARTIFACT, e.reason());
+  }
+}

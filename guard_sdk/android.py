@@ -1,0 +1,175 @@
+"""What the Android demo (android_demo/) takes from the Python side: shared test vectors that its JVM tests must
+match, a bundle copied into the app's assets, and the app's benchmark JSON in `guard-sdk bench`'s report format.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guard_sdk.bundle import read_manifest, verified_path
+from guard_sdk.errors import InputError, UnknownFormatError
+
+VECTORS_FORMAT = "guard-sdk test vectors"
+VECTORS_VERSION = 1
+APP_RESULTS = "benchmark_results.json"  # ExecuTorch's benchmark app's file and field names
+APP_RUN = "guard_run.json"  # ours beside it: the settings and every timed call, for the same statistics as bench
+
+_LONG = " ".join(f"Sentence {i} talks about the weather, bread and trains." for i in range(60))
+# (id, prompt, response): each kind of text the issue names, and the corners a tokenizer port gets wrong.
+VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
+    ("ascii", "How do I bake sourdough bread at home?", None),
+    ("accents", "Crème brûlée, naïve café, Ångström: déjà vu à São Paulo", None),
+    ("cjk", "東京タワーはどこですか？我想学习中文。한국어도 배워요", None),
+    ("emoji", "I love this 😀👍🏽 🥹 🫠 ❤️ 🦩!", None),
+    ("empty", "", None),
+    ("whitespace_and_controls", "tabs\tand\nnew\r\nlines\u00a0nbsp\u200bzero\u2028sep\x85nel\u3000wide\x00nul\ue000pua",
+     None),
+    ("special_tokens_in_text", "[SEP] [sep] [CLS]x[MASK] [UNK] [PAD]", None),
+    ("punctuation", "Wait... what?! $100+<tax>=^_^ `code` | «quoted» ¿qué? 'single' \"double\" — dash ~tilde~", None),
+    ("casing", "İstanbul ΣΑΣ ǅemal ﬁne Ⅻ STRASSE Straße", None),
+    ("long_words", "a" * 150 + " " + "antidisestablishmentarianism" * 3 + " pneumonoultramicroscopic", None),
+    ("over_max_length", _LONG, None),
+    ("pair", "How do I kill a Python process?", "Use kill -9 followed by the process id."),
+    ("pair_empty_response", "Hello there", ""),
+    ("pair_long_prompt", _LONG, "Sure, here it is."),
+    ("pair_long_response", "Tell me about the weather.", _LONG),
+    ("pair_both_long", _LONG, _LONG + " The end."),
+)
+
+
+def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto",
+                 cases: Sequence[tuple[str, str, str | None]] = VECTOR_CASES) -> dict[str, Any]:
+    """For each case: its token ids, windows (ids, types, mask), the padded batch, each window's logits from the
+    bundle's artifact (one window per call, as a phone runs it), P(unsafe) per window and the verdict."""
+    from guard_sdk.guard import Guard, unsafe_probability
+    from guard_sdk.tokenization import pad_batch
+
+    guard = Guard.load(bundle, backend=backend, precision=precision)
+    m, encoder = guard.manifest, guard.encoder
+    rows = []
+    for case_id, prompt, response in cases:
+        windows = encoder.windows(prompt, response)
+        logits = np.concatenate([guard.backend.run(pad_batch([w], m.text.pad_id, m.inputs)) for w in windows])
+        scores = unsafe_probability(logits, m.unsafe_index)
+        verdict = guard.classify(prompt, response)  # the runtime's own verdict: the JVM recomputes it from logits
+        padded = pad_batch(windows, m.text.pad_id, ["input_ids", "attention_mask", "token_type_ids"])
+        rows.append({
+            "id": case_id, "prompt": prompt, "response": response,
+            "prompt_ids": encoder.tokenize(prompt).tolist(),
+            "response_ids": None if response is None else encoder.tokenize(response).tolist(),
+            "windows": [{"input_ids": w.input_ids.tolist(), "token_type_ids": w.token_type_ids.tolist(),
+                         "attention_mask": [1] * len(w.input_ids)} for w in windows],
+            "padded": {k: v.tolist() for k, v in padded.items()},
+            "logits": logits.astype(np.float32).tolist(),
+            "window_scores": scores.tolist(),
+            "score": verdict.score, "unsafe": verdict.unsafe, "label": verdict.label,
+        })
+    return {
+        "format": VECTORS_FORMAT, "version": VECTORS_VERSION,
+        "bundle": {"name": m.name, "path": str(Path(bundle).resolve()), "tokenizer_sha256": m.tokenizer.sha256,
+                   "max_length": m.max_length, "threshold": m.threshold, "unsafe_index": m.unsafe_index,
+                   "artifact": guard.artifact.path, "backend": guard.backend.name},
+        "cases": rows,
+    }
+
+
+def write_vectors(bundle: str | Path, out: str | Path, backend: str = "auto", precision: str = "auto") -> Path:
+    """vectors_of ``bundle`` as JSON at ``out``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = vectors_of(bundle, backend, precision)
+    out.write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+def default_assets() -> Path:
+    """The app's assets folder in the checkout this package runs from (an editable install)."""
+    app = Path(__file__).resolve().parent.parent / "android_demo" / "app"
+    if not app.is_dir():
+        raise InputError("no android_demo/ beside this guard_sdk (an installed wheel, not a checkout): "
+                         "name the app's assets folder with --assets")
+    return app / "src" / "main" / "assets" / "guard"
+
+
+def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8") -> list[Path]:
+    """guard.json, tokenizer.json and the ExecuTorch artifact of ``precision``, each checked against guard.json
+    first, into ``assets`` (emptied first, so no file of an earlier bundle stays beside them)."""
+    manifest = read_manifest(bundle)
+    chosen = [a for a in manifest.artifacts if a.format == "executorch" and a.precision == precision]
+    if not chosen:
+        held = ", ".join(f"{a.path} ({a.format} {a.precision})" for a in manifest.artifacts) or "none"
+        raise UnknownFormatError(
+            f"{bundle} has no ExecuTorch {precision} artifact for the app (it holds: {held}); export one with "
+            f"guard-sdk export CHECKPOINT --formats executorch --precision {precision} -o BUNDLE (for the default "
+            "guard, whose embedded bundle is ONNX only: make android-assets)")
+    sources = [Path(bundle) / "guard.json", verified_path(bundle, manifest.tokenizer), verified_path(bundle, chosen[0])]
+    assets = Path(assets)
+    if assets.exists():
+        shutil.rmtree(assets)
+    assets.mkdir(parents=True)
+    return [Path(shutil.copy2(s, assets / s.name)) for s in sources]
+
+
+def read_pulled(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The app's benchmark_results.json and guard_run.json from ``folder``, with a clear error for either."""
+    loaded = []
+    for name in (APP_RESULTS, APP_RUN):
+        path = Path(folder) / name
+        try:
+            loaded.append(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise InputError(f"{path} is missing: pull both {APP_RESULTS} and {APP_RUN} from the phone") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{path} is not JSON ({e}): pull it again") from None
+    if not isinstance(loaded[0], list) or not isinstance(loaded[1], dict):
+        raise InputError(f"{folder}: {APP_RESULTS} must hold a list of metrics and {APP_RUN} an object")
+    return loaded[0], loaded[1]
+
+
+def records_from_app(results: list[dict[str, Any]], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The app's benchmark_results.json (ExecuTorch's metric list) and guard_run.json (settings and the timed
+    calls) as one `guard-sdk bench` record, so RESULTS.md tables and ratios read a phone like any machine."""
+    from guard_sdk.bench.stats import latency_stats
+
+    metrics = {r["metric"]: r["actualValue"] for r in results}
+    if metrics.get("load_status", 0) != 0:
+        raise InputError(f"the app could not load the model (load_status {metrics['load_status']})")
+    timings_ms = run.get("latencies_ms") or []
+    if not timings_ms:
+        raise InputError(f"{APP_RUN} holds no timed calls")
+    stats = latency_stats([t / 1e3 for t in timings_ms])
+    device = results[0].get("deviceInfo", {}) if results else {}
+    return [{
+        "config": {"bundle": run["bundle"], "backend": "executorch-android", "precision": run["precision"],
+                   "threads": run.get("threads", 0), "tokens": run["tokens"], "batch": 1, "warmup": run["warmup"],
+                   "runs": len(timings_ms), "reference": None},
+        "artifact": {"path": run["artifact"], "format": "executorch", "precision": run["precision"],
+                     "bytes": run["artifact_bytes"]},
+        "backend": "executorch-android",
+        "device": device,
+        "tokens_per_input": run["tokens_per_input"],
+        "windows_per_input": run["windows_per_input"],
+        "window_lengths": run.get("window_lengths", []),
+        "load_ms": metrics["model_load_time(ms)"],
+        "first_call_ms": metrics["first_inference_latency(ms)"],
+        "latency": stats,
+        "inputs_per_s": 1 / (stats["trimmed_mean_ms"] / 1e3),
+        "raw_session": None,
+        "over_raw_session": None,
+        "peak_rss_bytes": int(metrics["ram_pss_usage(mb)"] * 1024 * 1024),  # PSS on Android: the nearest figure
+        "rss_before_load_bytes": 0,
+    }]
+
+
+def device_machine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The phone in the shape of guard_sdk.bench.machine.machine(), for the report's header line."""
+    d = results[0].get("deviceInfo", {}) if results else {}
+    return {"cpu": f"{d.get('device', '?')} {d.get('arch', '?')}", "usable_cpus": "?", "logical_cpus": "?",
+            "arch": "android", "isa_flags": [], "os": d.get("os", "Android"), "python": "–",
+            "libraries": {"executorch-android": "see android_demo/README.md"}}
