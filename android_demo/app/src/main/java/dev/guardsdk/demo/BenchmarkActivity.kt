@@ -55,7 +55,11 @@ class BenchmarkActivity : Activity() {
 
     private fun launch(bundleDir: String?, finishAfter: Boolean) {
         val settings = try {
-            Triple(number(R.id.runs, "runs", 1), number(R.id.warmup, "warm-up runs", 0), number(R.id.tokens, "tokens", 1))
+            Triple(
+                number(R.id.runs, "runs", 1),
+                number(R.id.warmup, "warm-up runs", 0),
+                number(R.id.tokens, "tokens", 1),
+            )
         } catch (e: GuardException) {
             show(R.id.error, e.message.orEmpty())
             findViewById<Button>(R.id.start).isEnabled = true
@@ -122,7 +126,8 @@ class BenchmarkActivity : Activity() {
         val memory = ActivityManager.MemoryInfo()
         (getSystemService(ACTIVITY_SERVICE) as ActivityManager).getMemoryInfo(memory)
         val device = JSONObject().put("device", Build.BRAND).put("arch", Build.MODEL)
-            .put("os", "Android ${Build.VERSION.RELEASE}").put("totalMem", memory.totalMem).put("availMem", memory.availMem)
+            .put("os", "Android ${Build.VERSION.RELEASE}")
+            .put("totalMem", memory.totalMem).put("availMem", memory.availMem)
         val model = JSONObject().put("name", name).put("backend", "xnnpack").put("quantization", precision)
         return JSONArray(metrics.map { (metric, value) ->
             JSONObject().put("benchmarkModel", model).put("metric", metric).put("actualValue", value)

@@ -33,7 +33,8 @@ class MainActivity : Activity() {
                 val loaded = GuardRunner.open(GuardRunner.installedBundle(this))
                 runner = loaded
                 val m = loaded.bundle.manifest
-                show(R.id.bundle, String.format(Locale.ROOT, "%s · %s · threshold %.4f · max %d tokens · loaded in %.0f ms",
+                val line = "%s · %s · threshold %.4f · max %d tokens · loaded in %.0f ms"
+                show(R.id.bundle, String.format(Locale.ROOT, line,
                     m.name, loaded.bundle.artifact.path, m.threshold, m.maxLength, loaded.loadMs))
                 runOnUiThread { classify.isEnabled = true }
             } catch (e: GuardException) {

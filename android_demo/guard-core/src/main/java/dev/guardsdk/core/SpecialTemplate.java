@@ -86,7 +86,8 @@ public final class SpecialTemplate {
       }
     } else {
       throw new GuardException(GuardException.Reason.UNSUPPORTED_TOKENIZER,
-          "tokenizer.json's post-processor " + type + " is not one this app reads (TemplateProcessing, BertProcessing)");
+          "tokenizer.json's post-processor " + type
+              + " is not one this app reads (TemplateProcessing, BertProcessing)");
     }
     return new SpecialTemplate(parts, pair);
   }

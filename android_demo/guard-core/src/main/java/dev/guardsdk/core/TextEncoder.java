@@ -39,7 +39,8 @@ public final class TextEncoder {
     List<Window> out = new ArrayList<>();
     if (response == null) {
       for (int start : starts(p.length, singleBudget)) {
-        out.add(assemble(tokenizer.single, Arrays.copyOfRange(p, start, Math.min(p.length, start + singleBudget)), null));
+        int[] part = Arrays.copyOfRange(p, start, Math.min(p.length, start + singleBudget));
+        out.add(assemble(tokenizer.single, part, null));
       }
       return out;
     }

@@ -114,7 +114,8 @@ public final class WordPieceTokenizer {
     try {
       return parse(new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8));
     } catch (IOException e) {
-      throw new GuardException(GuardException.Reason.ARTIFACT_MISSING, "cannot read " + file + ": " + e.getMessage(), e);
+      throw new GuardException(
+          GuardException.Reason.ARTIFACT_MISSING, "cannot read " + file + ": " + e.getMessage(), e);
     }
   }
 
@@ -339,6 +340,7 @@ public final class WordPieceTokenizer {
   }
 
   private static GuardException unsupported(String why) {
-    return new GuardException(GuardException.Reason.UNSUPPORTED_TOKENIZER, "tokenizer.json cannot be read here: " + why);
+    return new GuardException(
+        GuardException.Reason.UNSUPPORTED_TOKENIZER, "tokenizer.json cannot be read here: " + why);
   }
 }

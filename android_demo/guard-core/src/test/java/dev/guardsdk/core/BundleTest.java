@@ -43,7 +43,8 @@ class BundleTest {
     File file = new File(bundle, Manifest.FILE);
     String text = new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8);
     assertTrue(text.contains(from), "guard.json has no " + from);
-    Files.write(file.toPath(), text.replaceFirst(java.util.regex.Pattern.quote(from), to).getBytes(StandardCharsets.UTF_8));
+    String edited = text.replaceFirst(java.util.regex.Pattern.quote(from), to);
+    Files.write(file.toPath(), edited.getBytes(StandardCharsets.UTF_8));
   }
 
   @Test
