@@ -44,7 +44,7 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
 
 
 def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto",
-                 cases: Sequence[tuple[str, str, str | None]] = VECTOR_CASES) -> dict[str, Any]:
+               cases: Sequence[tuple[str, str, str | None]] = VECTOR_CASES) -> dict[str, Any]:
     """For each case: its token ids, windows (ids, types, mask), the padded batch, each window's logits from the
     bundle's artifact (one window per call, as a phone runs it), P(unsafe) per window and the verdict."""
     from guard_sdk.guard import Guard, unsafe_probability

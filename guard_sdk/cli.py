@@ -408,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tasks for android_demo/ (its README says how to build and run the app): write the shared "
         "test vectors its JVM tests match, copy a bundle into the app's assets, or turn the JSON the app's "
         "benchmark screen wrote into bench's report format.",
-        examples="  guard-sdk android assets                         # the embedded default guard, into the app\n"
+        examples="  make android-assets                              # the default guard's .pte, into the app\n"
+        "  guard-sdk android assets -b my-guard             # any bundle with model.int8.pte\n"
         "  guard-sdk android vectors -o build/android-vectors/default.json\n"
         "  guard-sdk android report pulled/ --out benchmarks/android/",
     )
@@ -424,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                  description="Check guard.json, tokenizer.json and the ExecuTorch artifact against their sha256, "
                  "then copy them into the app's assets folder, replacing what was there.")
     a.add_argument("--bundle", "-b", type=Path, default=None,
-                   help="guard bundle folder (default: the embedded default guard)")
+                   help="guard bundle folder with an ExecuTorch artifact (default: the embedded default guard, "
+                   "which is ONNX only: make android-assets exports its .pte)")
     a.add_argument("--precision", default="int8", help="which ExecuTorch artifact: fp32, int8, int4 (default: int8)")
     a.add_argument("--assets", type=Path, default=None,
                    help="assets folder (default: android_demo/app/src/main/assets/guard of this checkout)")

@@ -81,7 +81,7 @@ class GuardRunner private constructor(val bundle: GuardBundle, private val modul
 
         /** Verifies and loads the bundle in {@code dir}; ExecuTorch's own failures become GuardExceptions too. */
         fun open(dir: File): GuardRunner {
-            val bundle = GuardBundle.openFirstPresent(dir, FORMAT, *PRECISIONS)
+            val bundle = GuardBundle.open(dir, FORMAT, *PRECISIONS)
             val start = System.nanoTime()
             fun refusal(why: String, cause: Throwable? = null) = GuardException(
                 GuardException.Reason.ARTIFACT_CHANGED,

@@ -20,17 +20,12 @@ public final class GuardBundle {
     this.encoder = encoder;
   }
 
-  /** Opens {@code dir} for its {@code format} artifact of {@code precision} (e.g. executorch, int8). */
-  public static GuardBundle open(File dir, String format, String precision) throws GuardException {
-    Manifest manifest = Manifest.read(dir);
-    return open(dir, manifest, manifest.artifact(format, precision));
-  }
-
   /**
-   * Opens {@code dir} for the first of {@code precisions} whose {@code format} artifact the folder holds: an
-   * app carries guard.json whole but one model file. With none there, the first one listed is reported missing.
+   * Opens {@code dir} for the first of {@code precisions} whose {@code format} artifact the folder holds (e.g.
+   * executorch, int8): an app carries guard.json whole but one model file. With none there, the first one
+   * listed is reported missing; with none listed, the refusal names what the bundle holds.
    */
-  public static GuardBundle openFirstPresent(File dir, String format, String... precisions) throws GuardException {
+  public static GuardBundle open(File dir, String format, String... precisions) throws GuardException {
     Manifest manifest = Manifest.read(dir);
     Artifact listed = null;
     for (String precision : precisions) {

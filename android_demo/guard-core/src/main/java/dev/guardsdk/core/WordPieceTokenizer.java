@@ -6,7 +6,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.text.Normalizer;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
@@ -282,18 +281,6 @@ public final class WordPieceTokenizer {
       start = end;
     }
     ids.addAll(pieces);
-  }
-
-  /** The id of a token of the vocabulary or of the added tokens, or -1. */
-  public int idOf(String token) {
-    for (List<AddedToken> list : Arrays.asList(rawAdded, normalizedAdded)) {
-      for (AddedToken t : list) {
-        if (t.content.equals(token)) {
-          return t.id;
-        }
-      }
-    }
-    return vocab.getOrDefault(token, -1);
   }
 
   /** Rust's char::is_whitespace (Unicode White_Space), which Java's Character.isWhitespace is not. */

@@ -124,14 +124,14 @@ class BundleTest {
 
   @Test
   void theAppOpensTheModelFileItCarriesAndNamesTheOneMissingWhenNone() throws GuardException {
-    GuardBundle opened = GuardBundle.openFirstPresent(bundle, "executorch", "fp32", "int8", "int4");
+    GuardBundle opened = GuardBundle.open(bundle, "executorch", "fp32", "int8", "int4");
     assertEquals("int8", opened.artifact.precision); // whatever guard.json lists, int8 is the file carried
     assertTrue(new File(bundle, "model.int8.pte").delete());
     GuardException e = assertThrows(GuardException.class,
-        () -> GuardBundle.openFirstPresent(bundle, "executorch", "int8", "int4"));
+        () -> GuardBundle.open(bundle, "executorch", "int8", "int4"));
     assertEquals(GuardException.Reason.ARTIFACT_MISSING, e.reason());
     assertTrue(e.getMessage().contains("model.int8.pte"), e.getMessage());
-    e = assertThrows(GuardException.class, () -> GuardBundle.openFirstPresent(bundle, "executorch", "fp16"));
+    e = assertThrows(GuardException.class, () -> GuardBundle.open(bundle, "executorch", "fp16"));
     assertEquals(GuardException.Reason.NO_ARTIFACT, e.reason());
   }
 }
