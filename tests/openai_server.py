@@ -1,5 +1,6 @@
 """A small OpenAI-compatible /v1/completions server over a local causal LM, for testing the HTTP client
-against the real wire format: it binds 127.0.0.1 on a free port and can fail or stall on purpose."""
+against the real wire format: it binds 127.0.0.1 on a free port and can fail or stall on purpose. It records
+when each request arrived (``arrivals``, monotonic seconds) so tests can check the client's waits."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from typing import Any
 class CompletionsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, model: Any, tokenizer: Any, fail_first: int = 0, delays: tuple[float, ...] = ()) -> None:
+    def __init__(self, model: Any, tokenizer: Any, fail_first: int = 0, fail_status: int = 503,
+                 retry_after: str | None = None, delays: tuple[float, ...] = ()) -> None:
+        """The first ``fail_first`` requests get ``fail_status``, with ``Retry-After: retry_after`` if given."""
         super().__init__(("127.0.0.1", 0), _Handler)
         self.model, self.tokenizer = model, tokenizer
-        self.fail_first, self.delays = fail_first, delays
+        self.fail_first, self.fail_status, self.retry_after, self.delays = fail_first, fail_status, retry_after, delays
         self.requests = self.inflight = self.max_inflight = 0
+        self.arrivals: list[float] = []
         self.lock, self.model_lock = threading.Lock(), threading.Lock()
 
     @property
@@ -58,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (the http.server hook's name)
         srv = self.server
         with srv.lock:
+            srv.arrivals.append(time.monotonic())
             srv.requests += 1
             number = srv.requests
             srv.inflight += 1
@@ -69,7 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path != "/v1/completions":
                 self._send(404, {"error": "not found"})
             elif number <= srv.fail_first:
-                self._send(503, {"error": "overloaded"})
+                headers = {"Retry-After": srv.retry_after} if srv.retry_after is not None else {}
+                self._send(srv.fail_status, {"error": "overloaded"}, headers)
             else:
                 self._send(200, srv.answer(body))
         except (BrokenPipeError, ConnectionResetError):
@@ -78,11 +84,13 @@ class _Handler(BaseHTTPRequestHandler):
             with srv.lock:
                 srv.inflight -= 1
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
+    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from guard_sdk.cli import main
-from guard_sdk.training.ablation import ShipRule, load_ablation, ship_verdict
+from guard_sdk.training.experiments.ablation import ShipRule, load_ablation, ship_verdict
 from guard_sdk.training.recipe import RecipeError
 
 from .test_distill import _distill_recipe

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from guard_sdk.training import data as D
-from guard_sdk.training.adapt import clean_examples, clean_pool, merged, train_adapter, training_rows
-from guard_sdk.training.adapt_recipe import load_adapt_recipe
-from guard_sdk.training.neighbours import Neighbour, embed, load_encoder, nearest, neighbour_rows
+from guard_sdk.training.dapt.adapt import clean_examples, clean_pool, merged, train_adapter, training_rows
+from guard_sdk.training.dapt.neighbours import Neighbour, embed, load_encoder, nearest, neighbour_rows
+from guard_sdk.training.dapt.recipe import load_adapt_recipe
 from guard_sdk.training.recipe import RecipeError
 from tests.conftest import SAFE_TEXTS, UNSAFE_TEXTS
 
@@ -130,7 +130,7 @@ def test_one_label_after_augmentation_is_refused(tiny_bert, tmp_path, encoder):
 
 
 def test_the_shipped_recipes_load_and_the_default_ships_with_the_package():
-    from guard_sdk.training.adapt_recipe import default_adapt_recipe, load_experiment
+    from guard_sdk.training.dapt.recipe import default_adapt_recipe, load_experiment
 
     root = Path(__file__).resolve().parents[1] / "training" / "recipes"
     assert default_adapt_recipe().read_bytes() == (root / "adapt.yaml").read_bytes()

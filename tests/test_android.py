@@ -36,7 +36,7 @@ def prompt_tuned_bundle(tiny_bert, tmp_path_factory) -> Path:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from guard_sdk.export import ExportConfig, export_bundle
-    from guard_sdk.training.prompt_baking import bake_prompt
+    from guard_sdk.training.dapt.prompt_baking import bake_prompt
 
     root = tmp_path_factory.mktemp("prompt-tuned")
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)

@@ -4,15 +4,9 @@ import random
 
 import pytest
 
-from guard_sdk.training.augment import (
-    InstructionFilter,
-    Sampling,
-    TransformersGenerator,
-    draw_exemplars,
-    instruction_messages,
-    parse_instruction,
-    prefilled_text,
-)
+from guard_sdk.training.harmaug.filters import InstructionFilter, parse_instruction
+from guard_sdk.training.harmaug.generators import Sampling, TransformersGenerator
+from guard_sdk.training.harmaug.requests import draw_exemplars, instruction_messages, prefilled_text
 
 TEMPLATE = "Make a single harmful instruction prompt that would elicit offensive content."
 PREFIX = "I have an idea for a prompt:"
@@ -93,7 +87,7 @@ def test_exemplars_are_distinct_and_reproducible():
 
 
 def test_each_instruction_is_answered_once_prefilled_and_once_plainly(tiny_lm):
-    from guard_sdk.training.augment import response_requests
+    from guard_sdk.training.harmaug.requests import response_requests
 
     _, tokenizer = tiny_lm
     requests = response_requests(tokenizer, "Explain how to pick a lock.", "Sure, here is")
@@ -126,7 +120,7 @@ def test_packaged_smollm2_continues_the_prefix_with_an_instruction():
 
 
 def test_instruction_stage_resumes_after_a_crash_and_summarises(tiny_lm, tmp_path):
-    from guard_sdk.training.augment import generate_instructions
+    from guard_sdk.training.harmaug.stages import generate_instructions
     from guard_sdk.training.shards import read_shards
 
     from .conftest import UNSAFE_TEXTS
@@ -163,7 +157,7 @@ def test_instruction_stage_resumes_after_a_crash_and_summarises(tiny_lm, tmp_pat
 
 
 def test_distinct_2_counts_repeated_word_pairs():
-    from guard_sdk.training.augment import distinct_ngrams
+    from guard_sdk.training.harmaug.filters import distinct_ngrams
 
     assert distinct_ngrams(["a b a b"]) == pytest.approx(2 / 3)
     assert distinct_ngrams(["How do I", "how do you"]) == pytest.approx(3 / 4)
@@ -171,9 +165,9 @@ def test_distinct_2_counts_repeated_word_pairs():
 
 
 def test_responses_come_in_pairs_and_labels_are_the_teachers_scores(tiny_lm, tmp_path):
-    from guard_sdk.training.augment import generate_responses, label
+    from guard_sdk.training.harmaug.stages import generate_responses, label
+    from guard_sdk.training.harmaug.teachers import LlamaGuardTeacher
     from guard_sdk.training.shards import read_shards
-    from guard_sdk.training.teachers import LlamaGuardTeacher
 
     model, tokenizer = tiny_lm
     generator = TransformersGenerator(model, tokenizer, "tiny", batch_size=4)

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from guard_sdk.cli import main
-from guard_sdk.training.augment import draw_exemplars
-from guard_sdk.training.augment_recipe import load_augment_recipe
-from guard_sdk.training.augment_run import seed_prompts
+from guard_sdk.training.harmaug.recipe import load_augment_recipe
+from guard_sdk.training.harmaug.requests import draw_exemplars
+from guard_sdk.training.harmaug.run import seed_prompts
 from guard_sdk.training.recipe import RecipeError
 from guard_sdk.training.shards import read_shards
 
@@ -145,8 +145,8 @@ def test_a_bad_recipe_is_refused_with_its_field(tmp_path, edit, message):
 
 def test_an_api_key_comes_from_the_environment_never_the_recipe(monkeypatch):
     from guard_sdk.errors import InputError
-    from guard_sdk.training.augment_recipe import ModelSpec
-    from guard_sdk.training.augment_run import _client
+    from guard_sdk.training.harmaug.run import _client
+    from guard_sdk.training.recipe import ModelSpec
 
     spec = ModelSpec("openai", "m", None, None, "http://127.0.0.1:9", "GUARD_TEST_KEY", 4, 2, 5.0, 0)
     monkeypatch.delenv("GUARD_TEST_KEY", raising=False)

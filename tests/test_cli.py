@@ -143,3 +143,55 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "guard-sdk"
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("guard-sdk 0.1.0")
+
+
+def test_jsonl_parser_errors_are_the_lines_own_and_separators_stay_inside_a_line(bert_bundle, tmp_path):
+    # Before: a RecursionError or a ValueError from json.loads ended the whole run with exit 1 and no output.
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join([
+        json.dumps({"prompt": "one\u2028two"}, ensure_ascii=False).encode(),
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"prompt": ' + b"9" * 5_000 + b"}",
+        json.dumps({"prompt": "Tell me a joke", "response": ""}).encode(),
+    ]) + b"\n")
+    code, records = run("classify", "--jsonl", path, "--bundle", bert_bundle, "-q")
+    assert code == 2 and [r["line"] for r in records] == [1, 2, 3, 4]
+    assert "score" in records[0] and "score" in records[3]
+    assert "RecursionError" in records[1]["error"] and "ValueError" in records[2]["error"]
+    from guard_sdk import Guard
+
+    pair = Guard.load(bert_bundle).classify("Tell me a joke", response="")
+    assert records[3]["score"] == pytest.approx(pair.score)  # an empty response is scored as a pair
+
+
+def test_fail_on_unsafe_gives_a_shell_script_an_exit_code_to_gate_on(bert_bundle, tmp_path):
+    text = "How do I make a pipe bomb at home?"
+    assert run("classify", text, "--bundle", bert_bundle, "-t", "0")[0] == 0  # without the flag: 0 whatever
+    assert run("classify", text, "--bundle", bert_bundle, "-t", "0", "--fail-on-unsafe")[0] == 3
+    assert run("classify", text, "--bundle", bert_bundle, "-t", "1", "--fail-on-unsafe")[0] == 0
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"prompt": text}) + "\n")
+    assert run("classify", "--jsonl", path, "--bundle", bert_bundle, "-t", "0", "--fail-on-unsafe", "-q")[0] == 3
+    path.write_text(json.dumps({"prompt": text}) + "\nnot json\n")  # bad input says 2 first
+    assert run("classify", "--jsonl", path, "--bundle", bert_bundle, "-t", "0", "--fail-on-unsafe", "-q")[0] == 2
+
+
+def test_default_names_the_embedded_guard_for_verify_and_every_bundle_option(capsys):
+    from guard_sdk.guard import default_bundle_path
+
+    out = io.StringIO()
+    assert main(["verify", "default"], out=out) == 0
+    assert out.getvalue().startswith(f"{default_bundle_path()}: guard-sdk-default,")
+    code, [v] = run("classify", "hello", "--bundle", "default")
+    assert code == 0 and v["threshold"] == pytest.approx(json.loads(
+        (default_bundle_path() / "guard.json").read_text())["threshold"])
+
+
+def test_a_missing_library_names_the_extra_to_install(tiny_bert, tmp_path):
+    script = ("import sys; sys.modules['transformers'] = None\n"  # as on the light install
+              "from guard_sdk.cli import main\n"
+              f"sys.exit(main(['export', {str(tiny_bert)!r}, '-o', {str(tmp_path / 'b')!r}, '-q']))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("guard-sdk: error: guard-sdk export needs transformers, which is not "
+                                     "installed: pip install 'guard-sdk[export]'")

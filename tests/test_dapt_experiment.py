@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from guard_sdk.training import data as D
-from guard_sdk.training.adapt_recipe import load_experiment
+from guard_sdk.training.dapt.recipe import load_experiment
 from guard_sdk.training.recipe import RecipeError
 from tests.conftest import SHARED_DATA
 
@@ -25,7 +25,7 @@ def tiny(tmp_path, base, *more: str):
 
 
 def test_rule_rows_stay_out_of_the_base_and_examples_out_of_the_judged_rows(tmp_path):
-    from guard_sdk.training.dapt_experiment import draw_examples, rule_data
+    from guard_sdk.training.experiments.dapt import draw_examples, rule_data
 
     recipe = tiny(tmp_path, "unused")
     data = rule_data(recipe, "cybercrime_intrusion", str(SHARED_DATA))
@@ -46,7 +46,7 @@ def test_rule_rows_stay_out_of_the_base_and_examples_out_of_the_judged_rows(tmp_
 
 
 def test_unknown_rule_and_peft_method_are_refused(tmp_path):
-    from guard_sdk.training.dapt_experiment import rule_data
+    from guard_sdk.training.experiments.dapt import rule_data
 
     with pytest.raises(RecipeError, match="not a HarmBench semantic category"):
         rule_data(tiny(tmp_path, "unused", "rules=[weather]"), "weather", str(SHARED_DATA))
@@ -56,7 +56,7 @@ def test_unknown_rule_and_peft_method_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_experiment_writes_its_table_and_resumes(tiny_bert, tmp_path, monkeypatch):
-    from guard_sdk.training import dapt_experiment as X
+    from guard_sdk.training.experiments import dapt as X
 
     recipe = tiny(tmp_path, tiny_bert)
     summary = X.run_experiment(recipe, recipe_path=RECIPE, data_dir=str(SHARED_DATA), progress=False)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from guard_sdk.training import data as D
-from guard_sdk.training.data import DataError
+from guard_sdk.training.data.schema import DataError
 
 from .conftest import SHARED_DATA
 

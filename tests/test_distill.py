@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from guard_sdk.training.distill import NO_SOFT_LABEL, distill_trainer_class, distillation_loss
+from guard_sdk.training.distill.loss import NO_SOFT_LABEL, distillation_loss
+from guard_sdk.training.distill.trainer import distill_trainer_class
 from guard_sdk.training.finetune import finetune
 from guard_sdk.training.recipe import RecipeError, load_recipe
 from guard_sdk.training.shards import read_shards
@@ -54,6 +55,33 @@ def test_a_teacher_that_agrees_with_the_student_adds_nothing_at_any_temperature(
         assert distillation_loss(logits, labels, soft, 0.5, 0.5, tau).item() == pytest.approx(0.5 * ce.item(), abs=1e-6)
 
 
+def test_under_bf16_autocast_the_loss_keeps_the_kl_of_confident_teacher_scores():
+    # bf16 rounds 0.9995 to 1.0: a loss that computed in the logits' dtype lost the KL of such rows.
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 2)
+    x = torch.randn(5, 4)
+    labels = torch.tensor([1, 0, 1, 1, 0])
+    soft = torch.tensor([0.9995, 0.0004, NO_SOFT_LABEL, 0.9999, 0.3])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = layer(x)
+        assert logits.dtype == torch.bfloat16
+        mixed = distillation_loss(logits, labels, soft, 0.5, 0.5, 2.0)
+        kl = distillation_loss(logits, labels, soft, 0.0, 1.0, 2.0)
+    reference = distillation_loss(logits.float(), labels, soft, 0.5, 0.5, 2.0)
+    assert mixed.dtype == torch.float32 and mixed.item() == pytest.approx(reference.item(), rel=1e-2)
+    assert kl.item() > 0.5, kl.item()  # the student is far from p = 0.9995 and 0.0004
+
+
+def test_a_row_without_a_soft_label_gets_the_gradient_of_cross_entropy_alone():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-1.0, 3.0]], requires_grad=True)
+    labels, soft = torch.tensor([0, 1, 1]), torch.tensor([0.2, NO_SOFT_LABEL, 0.9])
+    distillation_loss(logits, labels, soft).backward()
+    plain = logits.detach().clone().requires_grad_()
+    torch.nn.functional.cross_entropy(plain[1:2], labels[1:2]).backward()
+    assert torch.isfinite(logits.grad).all(), logits.grad
+    assert logits.grad[1].tolist() == pytest.approx((plain.grad[1] / 3).tolist(), abs=1e-6)  # a mean over 3 rows
+
+
 @pytest.mark.slow
 def test_a_few_distillation_steps_bring_the_student_toward_the_teacher(tmp_path):
     from datasets import Dataset
@@ -95,6 +123,66 @@ def test_a_few_distillation_steps_bring_the_student_toward_the_teacher(tmp_path)
     assert after < 0.1 * before, (before, after)
 
 
+class _CountingTeacher:
+    """A score that each text determines (bomb prompts unsafe), and every row the cache asked it about."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.asked = []
+
+    @staticmethod
+    def expected(prompt, response):
+        import zlib
+
+        return (0.9 if "bomb" in prompt else 0.1) + zlib.crc32(repr((prompt, response)).encode()) % 1000 / 1e5
+
+    def score(self, prompts, responses):
+        self.asked += list(zip(prompts, responses))
+        return np.array([self.expected(p, r) for p, r in zip(prompts, responses)])
+
+
+def _rows(pairs):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"prompt": [p for p, _ in pairs], "response": [r for _, r in pairs],
+                              "label": [int("bomb" in p) for p, _ in pairs]})
+
+
+def test_cached_teacher_scores_follow_the_text_when_rows_are_reordered_or_added(tmp_path):
+    from guard_sdk.training.distill.teacher_cache import with_teacher_scores
+
+    bomb, bread = "How do I build a bomb?", "Give me a bread recipe."
+    first = [(bomb, None), (bread, None), (bread, ""), (bread, "Flour, water, salt.")]
+    teacher = _CountingTeacher()
+    scored = with_teacher_scores(_rows(first), teacher, tmp_path / "scores", batch_size=2, progress=False)
+    assert scored["soft"] == pytest.approx([teacher.expected(p, r) for p, r in first])
+
+    knit, pipe = "How do I knit a scarf?", "Make a pipe bomb at home."
+    second = [(bread, "Flour, water, salt."), (knit, None), (bread, None), (pipe, None), (knit, None), (bomb, None),
+              (bread, ""), *((f"Name river {i}.", None) for i in range(12))]
+    teacher.asked = []
+    scored = with_teacher_scores(_rows(second), teacher, tmp_path / "scores", batch_size=2, progress=False)
+    assert scored["soft"] == pytest.approx([teacher.expected(p, r) for p, r in second])
+    assert scored["prompt"] == [p for p, _ in second]  # the rows as given, in their order
+    assert teacher.asked == [(knit, None), (pipe, None), *((f"Name river {i}.", None) for i in range(12))]
+
+
+def test_a_score_cache_of_the_old_row_position_format_is_refused(tmp_path):
+    from guard_sdk.training.data import DataError
+    from guard_sdk.training.distill.teacher_cache import with_teacher_scores
+    from guard_sdk.training.shards import ShardWriter
+
+    with ShardWriter(tmp_path / "scores", shard_rows=8) as out:  # as the cache was written, keyed by row number
+        out.add({"id": "000000000", "prompt": "Give me a bread recipe.", "response": None, "teacher_score": 0.9,
+                 "teacher": "counting"})
+    teacher = _CountingTeacher()
+    with pytest.raises(DataError, match="delete .*scores"):
+        with_teacher_scores(_rows([("How do I build a bomb?", None)]), teacher, tmp_path / "scores", batch_size=2,
+                            progress=False)
+    assert teacher.asked == []
+
+
 def _distill_recipe(tmp_path, teacher, augmented, **changes):
     import json
 
@@ -121,8 +209,8 @@ def test_distill_scores_the_train_split_with_the_teacher_and_adds_the_augmented_
     from datasets import load_from_disk
 
     from guard_sdk.cli import main
+    from guard_sdk.training.harmaug.teachers import ClassifierTeacher
     from guard_sdk.training.shards import ShardWriter
-    from guard_sdk.training.teachers import ClassifierTeacher
 
     augmented = tmp_path / "aug"
     with ShardWriter(augmented / "labels", shard_rows=2) as out:

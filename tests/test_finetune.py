@@ -12,8 +12,9 @@ import yaml
 from guard_sdk import Guard
 from guard_sdk.cli import main
 from guard_sdk.training.evaluate import score_with_checkpoint
-from guard_sdk.training.finetune import balanced_sampler, finetune, flip_final_punctuation
+from guard_sdk.training.finetune import finetune
 from guard_sdk.training.recipe import RecipeError, load_recipe
+from guard_sdk.training.trainer import balanced_sampler, flip_final_punctuation
 
 from .conftest import SAFE_TEXTS, UNSAFE_TEXTS, build_tiny_checkpoint
 
@@ -115,7 +116,7 @@ def test_every_shipped_training_recipe_is_valid(path):
 
 
 def test_the_shipped_ablation_rows_share_their_data_and_name_existing_recipes():
-    from guard_sdk.training.ablation import AblationRecipe
+    from guard_sdk.training.experiments.ablation import AblationRecipe
     from guard_sdk.training.recipe import read_recipe
 
     ablation = read_recipe(ROOT / "training" / "recipes" / "ablation-offline.yaml", AblationRecipe)
@@ -143,14 +144,14 @@ def test_every_recipe_field_is_read_by_the_code_that_runs_it():
     checks (a few are read through dataclasses.asdict, and named here)."""
     import re
 
-    from guard_sdk.training.ablation import AblationRecipe
-    from guard_sdk.training.adapt_recipe import AdaptRecipe, DaptExperimentRecipe
-    from guard_sdk.training.augment_recipe import AugmentRecipe
+    from guard_sdk.training.dapt.recipe import AdaptRecipe, DaptExperimentRecipe
+    from guard_sdk.training.experiments.ablation import AblationRecipe
+    from guard_sdk.training.harmaug.recipe import AugmentRecipe
     from guard_sdk.training.recipe import Recipe
 
-    checks = ("recipe.py", "adapt_recipe.py")
-    code = "".join(p.read_text() for p in (ROOT / "training").glob("*.py") if p.name not in checks)
-    code += (ROOT / "guard_sdk" / "cli.py").read_text()
+    checks = (ROOT / "training" / "recipe.py", ROOT / "training" / "dapt" / "recipe.py")
+    code = "".join(p.read_text() for p in (ROOT / "training").rglob("*.py") if p not in checks)
+    code += "".join(p.read_text() for p in (ROOT / "guard_sdk" / "cli").glob("*.py"))
     through_asdict = {"name"}  # Recipe.name and AblationRecipe.name: written into the record and the table
     roots = (Recipe, AugmentRecipe, AblationRecipe, AdaptRecipe, DaptExperimentRecipe)
     unread = sorted({f"{cls.__name__}.{name}" for root in roots

@@ -59,11 +59,14 @@ def test_batch_equals_one_by_one(guard):
 
 
 @pytest.mark.parametrize("bad", [None, 42, b"bytes", ["list"]])
-def test_non_str_input_raises_a_typed_error(guard, bad):
-    with pytest.raises(InputTypeError, match="prompts\\[0\\] must be a str"):
+def test_non_str_input_raises_a_typed_error_naming_the_argument_passed(guard, bad):
+    # classify(None) once said "prompts[0] must be a str": the message speaks of the argument the user passed
+    with pytest.raises(InputTypeError, match=f"^prompt must be a str, got {type(bad).__name__}$"):
         guard.classify(bad)
-    with pytest.raises(InputTypeError, match="responses\\[0\\] must be a str"):
+    with pytest.raises(InputTypeError, match="^response must be a str"):
         guard.classify("fine", response=bad if bad is not None else 3.5)
+    with pytest.raises(InputTypeError, match="^prompts\\[1\\] must be a str"):
+        guard.classify_batch(["fine", bad])
 
 
 def test_batch_arguments_are_checked(guard):

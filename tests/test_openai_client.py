@@ -1,19 +1,24 @@
 """The OpenAI-compatible client against a real server on 127.0.0.1 serving a tiny model in the same wire
-format: same outputs as local transformers, bounded concurrency, retries with backoff, timeouts."""
+format: same outputs as local transformers, bounded concurrency, retries with backoff and Retry-After,
+timeouts, and calls from inside a running event loop."""
 
+import asyncio
 import contextlib
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import numpy as np
 import pytest
 
-from guard_sdk.training.augment import Sampling, TransformersGenerator
-from guard_sdk.training.openai_client import (
+from guard_sdk.training.harmaug.generators import Sampling, TransformersGenerator
+from guard_sdk.training.harmaug.openai_client import (
     CompletionsClient,
     GenerationError,
     OpenAIGenerator,
     OpenAILlamaGuardTeacher,
+    retry_after_seconds,
 )
-from guard_sdk.training.teachers import LlamaGuardTeacher
+from guard_sdk.training.harmaug.teachers import LlamaGuardTeacher
 
 from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
 from .openai_server import start
@@ -70,3 +75,37 @@ def test_retryable_failures_and_timeouts_are_retried_then_given_up(tiny_lm):
         client = CompletionsClient(server.url, "tiny", retries=2, backoff=0.01)
         with pytest.raises(GenerationError, match="gave up after 3 attempts; last: HTTP 503"):
             client.complete(["hello"], max_tokens=1)
+
+
+def test_complete_works_inside_a_running_event_loop(tiny_lm):
+    # Jupyter, or any async app, calls the sync API with a loop already running in its thread.
+    prompts = [f"<|user|>{t}\n<|assistant|>Sure," for t in UNSAFE_TEXTS[:3]]
+    with serving(tiny_lm) as server:
+        client = CompletionsClient(server.url, "tiny", concurrency=2)
+        expected = client.complete(prompts, max_tokens=4, temperature=0.0)
+
+        async def main():
+            return client.complete(prompts, max_tokens=4, temperature=0.0)
+
+        assert asyncio.run(main()) == expected
+        assert server.requests == 2 * len(prompts)
+
+
+def test_retry_after_on_429_is_waited_out_even_with_a_tiny_backoff(tiny_lm):
+    with serving(tiny_lm, fail_first=1, fail_status=429, retry_after="1") as server:
+        client = CompletionsClient(server.url, "tiny", retries=2, backoff=0.01)
+        assert len(client.complete(["hello"], max_tokens=1)) == 1
+        first, second = server.arrivals
+    assert second - first >= 0.9  # the header's 1 s, not the client's ~0.01 s
+
+
+def test_retry_after_reads_seconds_and_http_dates_capped_at_a_minute():
+    assert retry_after_seconds("1") == 1.0
+    assert retry_after_seconds("0") == 0.0
+    assert retry_after_seconds("3600") == 60.0
+    in_30s = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert 28.0 <= retry_after_seconds(in_30s) <= 30.0
+    past = format_datetime(datetime.now(timezone.utc) - timedelta(hours=1), usegmt=True)
+    assert retry_after_seconds(past) == 0.0
+    for unusable in (None, "", "soon", "nan", "-5"):
+        assert retry_after_seconds(unusable) is None

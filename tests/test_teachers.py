@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from guard_sdk import Guard, InputError
-from guard_sdk.training.teachers import (
+from guard_sdk.training.harmaug.teachers import (
     LLAMA_GUARD_CATEGORIES,
     ClassifierTeacher,
     LlamaGuardTeacher,

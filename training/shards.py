@@ -2,13 +2,14 @@
 complete, so a killed run loses at most the rows of its unfinished shard and a rerun redoes only those.
 
 Each shard is written to a temporary name and renamed into place, so a shard is either whole or absent.
-Every row carries a key (its request number); on start the writer reads the keys already on disk and the
-stage skips them. The result reads back as one ``datasets.Dataset``, ordered by key.
+Every row carries a key (its request number, or a hash of its text); on start the writer reads the keys
+already on disk and the stage skips them. The result reads back as one ``datasets.Dataset``, ordered by key.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ class ShardWriter:
         for leftover in self.folder.glob("*.tmp"):  # a shard that was being written when the run was killed
             leftover.unlink()
         shards = sorted(self.folder.glob(SHARD_GLOB))
+        for path in shards:
+            _require_key(path, pq.read_schema(path).names, key)
         self.done: set[Any] = {k for path in shards for k in pq.read_table(path, columns=[key]).column(key).to_pylist()}
         self._next = len(shards)
         self._buffer: list[dict[str, Any]] = []
@@ -65,6 +68,16 @@ class ShardWriter:
         self._buffer = []
 
 
+def _require_key(shard: Path, columns: list[str], key: str) -> None:
+    """Refuse a shard without the ``key`` column: written by an older version that keyed its rows otherwise,
+    it would be mis-read (or its rows written again) under this key."""
+    if key not in columns:
+        from guard_sdk.training.data.schema import DataError
+
+        raise DataError(f"{shard} has no {key!r} column: it was written by an older guard-sdk that keyed its rows "
+                        f"otherwise and cannot be reused; delete {shard.parent} and run again")
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """``data`` as JSON at ``path``, written under a temporary name and renamed: whole or absent. The name is
     the process's own, so processes of one multi-process run that write the same file never collide."""
@@ -85,5 +98,17 @@ def read_shards(folder: str | Path, key: str = "id") -> Any:
     shards = sorted(Path(folder).glob(SHARD_GLOB))
     if not shards:
         raise FileNotFoundError(f"{folder}: no {SHARD_GLOB} files")
+    tables = [pq.read_table(path) for path in shards]
+    for path, table in zip(shards, tables):
+        _require_key(path, table.column_names, key)
     # In memory, straight from Arrow: Dataset.from_parquet would copy every shard into the datasets cache.
-    return Dataset(pa.concat_tables([pq.read_table(path) for path in shards]).sort_by(key))
+    return Dataset(pa.concat_tables(tables).sort_by(key))
+
+
+def replace_dir(target: Path, write: Any) -> None:
+    """Write a folder next to ``target`` and swap it in, so a killed run never leaves half of one."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    write(str(partial))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)

@@ -20,8 +20,11 @@ class CoreMLBackend:
     name = "coreml"
 
     def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
-                 inputs: list[str] | None = None) -> None:
+                 inputs: list[str] | None = None, requested: bool = True) -> None:
+        """``threads`` and ``requested`` are part of every backend's signature; Core ML schedules its own."""
         import coremltools as ct
+
+        self.threads = None
 
         try:
             self._model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.ALL)

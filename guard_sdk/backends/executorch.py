@@ -19,17 +19,24 @@ from guard_sdk.errors import BackendUnavailableError, BundleError
 _loaded_any = False  # whether this process has loaded an ExecuTorch program (the pool is then fixed)
 
 
-def _size_thread_pool(portable_lib: Any, threads: int | None) -> None:
+def _size_thread_pool(portable_lib: Any, threads: int | None, requested: bool = True) -> int:
+    """Size the process's pool to ``threads`` before the first program loads, and return its size.
+
+    Once a program has loaded, the pool is fixed: a count the caller asked for must match it, while the
+    runtime's default (``requested`` False) yields to it, since resizing would hang the earlier guard.
+    """
     global _loaded_any
     current = portable_lib._threadpool_get_thread_count()
     if threads is not None and threads != current:
-        if _loaded_any:
+        if not _loaded_any:
+            portable_lib._unsafe_reset_threadpool(threads)  # the only thread knob the pybindings expose
+        elif requested:
             raise BackendUnavailableError(
                 f"ExecuTorch's Python runtime has one thread pool per process, already sized to {current} threads "
                 f"by an earlier ExecuTorch guard; load this one with threads={current} or threads=None"
             )
-        portable_lib._unsafe_reset_threadpool(threads)  # the only thread knob the pybindings expose
     _loaded_any = True
+    return portable_lib._threadpool_get_thread_count()
 
 
 class ExecuTorchBackend:
@@ -38,19 +45,19 @@ class ExecuTorchBackend:
     A method owns its planned memory, so calls are serialised with a lock (a Guard stays safe to share between
     threads). The pybindings have one XNNPACK thread pool per process, and a method loaded before the pool
     is resized hangs on its next call; so ``threads`` sizes the pool once, before the first program loads,
-    and a later backend must ask for the same size (or None).
+    and a later backend must ask for the same size (or leave the count to the runtime's default, which yields).
     """
 
     name = "executorch"
 
     def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
-                 inputs: list[str] | None = None) -> None:
+                 inputs: list[str] | None = None, requested: bool = True) -> None:
         import executorch.kernels.quantized  # noqa: F401  registers the int8 embedding kernel a .pte may call
         import torch
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
 
-        _size_thread_pool(portable_lib, threads)
+        self.threads = _size_thread_pool(portable_lib, threads, requested)
         try:
             program = Runtime.get().load_program(Path(path))
             self._method = program.load_method("forward")

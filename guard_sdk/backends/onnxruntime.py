@@ -16,12 +16,14 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
-                 inputs: list[str] | None = None) -> None:
+                 inputs: list[str] | None = None, requested: bool = True) -> None:
+        """``requested`` does not matter here: each session has a pool of its own, so any count is honoured."""
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        self.threads = threads
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own unexported exception types for a bad model file

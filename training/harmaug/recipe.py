@@ -7,10 +7,11 @@ request template and prefixes, sampling, filters and the teacher.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard_sdk.training.augment import Sampling
+from guard_sdk.training.harmaug.generators import Sampling
 from guard_sdk.training.recipe import (
     DataRecipe,
     ModelSpec,
@@ -81,8 +82,8 @@ def check(recipe: AugmentRecipe, where: str) -> None:
         raise RecipeError(f"{where}: shard_rows must be positive")
 
 
-def load_augment_recipe(path: str | Path) -> AugmentRecipe:
-    """Read and check an augmentation recipe; no model is loaded until this returns."""
-    recipe = read_recipe(path, AugmentRecipe)
+def load_augment_recipe(path: str | Path, overrides: Sequence[str] = ()) -> AugmentRecipe:
+    """Read and check an augmentation recipe (with ``--set`` overrides); no model is loaded until this returns."""
+    recipe = read_recipe(path, AugmentRecipe, overrides)
     check(recipe, str(path))
     return recipe

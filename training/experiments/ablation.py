@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,11 @@ class AblationRecipe:
     ship: ShipRule
 
 
-def load_ablation(path: str | Path) -> tuple[AblationRecipe, dict[str, Recipe]]:
-    """The ablation and each row's training recipe, checked: rows must share their data but for the train cap,
-    so that every row is judged on the same dev, test and holdout rows."""
-    ablation = read_recipe(path, AblationRecipe)
+def load_ablation(path: str | Path, overrides: Sequence[str] = ()) -> tuple[AblationRecipe, dict[str, Recipe]]:
+    """The ablation (with ``--set`` overrides of its own fields) and each row's training recipe, checked: rows
+    must share their data but for the train cap, so that every row is judged on the same dev, test and holdout
+    rows."""
+    ablation = read_recipe(path, AblationRecipe, overrides)
     labels = [r.label for r in ablation.rows]
     if len(set(labels)) != len(labels) or not labels:
         raise RecipeError(f"{path}: rows need distinct labels, and at least one row")
@@ -158,7 +160,7 @@ def _number(value: Any) -> str:
 
 def to_markdown(ablation: AblationRecipe, figures: dict[str, dict[str, Any]], fpr_sources: list[str],
                 verdict: str, command: str) -> str:
-    from guard_sdk.training.finetune import device_name
+    from guard_sdk.training.trainer import device_name
 
     columns = [("model", "model"), ("parameters", "params"), ("train_rows", "train rows"),
                ("harmaug_rows", "of them HarmAug"), ("rows_seen", "rows seen"), ("threshold", "threshold"),
@@ -180,11 +182,12 @@ def to_markdown(ablation: AblationRecipe, figures: dict[str, dict[str, Any]], fp
     )
 
 
-def run_ablation(path: str | Path, *, data_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
+def run_ablation(path: str | Path, *, data_dir: str | None = None, overrides: Sequence[str] = (),
+                 progress: bool = True) -> dict[str, Any]:
     """Train the rows that are missing, score them all, write the table; returns the figures and the verdict."""
     from guard_sdk.training.finetune import finetune
 
-    ablation, recipes = load_ablation(path)
+    ablation, recipes = load_ablation(path, overrides)
     order = sorted(ablation.rows, key=lambda r: recipes[r.label].distill is not None)  # teachers train first
     for row in order:
         recipe = recipes[row.label]

@@ -1,4 +1,5 @@
-"""Loading and batching a local causal LM, shared by the generators and the Llama-Guard-style teacher."""
+"""Loading and batching a local causal LM, shared by the generators and the Llama-Guard-style teacher.
+"""
 
 from __future__ import annotations
 

@@ -21,10 +21,12 @@ import numpy as np
 
 from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, default_overlap, model_inputs
 from guard_sdk.training import data as D
-from guard_sdk.training.adapt_recipe import AdaptRecipe
-from guard_sdk.training.finetune import data_summary, encode_first_windows, fit, load_classifier, replace_dir
-from guard_sdk.training.neighbours import embed, load_encoder, nearest, neighbour_rows
+from guard_sdk.training.dapt.neighbours import embed, load_encoder, nearest, neighbour_rows
+from guard_sdk.training.dapt.recipe import AdaptRecipe
+from guard_sdk.training.data.splits import data_summary
 from guard_sdk.training.recipe import pin_record
+from guard_sdk.training.shards import replace_dir
+from guard_sdk.training.trainer import encode_first_windows, fit, load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ def merged(adapted: Adapted, method: str) -> Any:
         return adapted.model
     if method == "lora":
         return adapted.model.merge_and_unload()
-    from guard_sdk.training.prompt_baking import bake_prompt
+    from guard_sdk.training.dapt.prompt_baking import bake_prompt
 
     return bake_prompt(adapted.model, adapted.tokenizer)
 

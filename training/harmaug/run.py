@@ -19,20 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from guard_sdk.errors import InputError
-from guard_sdk.training.augment import (
-    InstructionFilter,
-    TransformersGenerator,
-    generate_instructions,
-    generate_responses,
-    label,
-)
-from guard_sdk.training.augment_recipe import AugmentRecipe, ModelSpec, TeacherSpec
-from guard_sdk.training.causal_lm import load_causal_lm
-from guard_sdk.training.finetune import build_splits, resolve_model
-from guard_sdk.training.recipe import pin_record
+from guard_sdk.training.finetune import build_splits
+from guard_sdk.training.harmaug.causal_lm import load_causal_lm
+from guard_sdk.training.harmaug.filters import InstructionFilter
+from guard_sdk.training.harmaug.generators import TransformersGenerator
+from guard_sdk.training.harmaug.recipe import AugmentRecipe
+from guard_sdk.training.harmaug.stages import generate_instructions, generate_responses, label
+from guard_sdk.training.recipe import ModelSpec, TeacherSpec, pin_record
 from guard_sdk.training.shards import read_shards, write_json
+from guard_sdk.training.trainer import resolve_model
 
 log = logging.getLogger("guard_sdk.augment")
+
+
 SAMPLES = 10  # rows of each stage quoted in summary.json
 
 
@@ -41,7 +40,7 @@ def _load_local(spec: ModelSpec) -> tuple[Any, Any]:
 
 
 def _client(spec: ModelSpec) -> Any:
-    from guard_sdk.training.openai_client import CompletionsClient
+    from guard_sdk.training.harmaug.openai_client import CompletionsClient
 
     key = None
     if spec.api_key_env:
@@ -65,13 +64,13 @@ def open_generator(spec: ModelSpec) -> tuple[Any, Any]:
     if spec.backend == "local":
         model, tokenizer = _load_local(spec)
         return TransformersGenerator(model, tokenizer, name, spec.batch_size), tokenizer
-    from guard_sdk.training.openai_client import OpenAIGenerator
+    from guard_sdk.training.harmaug.openai_client import OpenAIGenerator
 
     return OpenAIGenerator(_client(spec)), _served_tokenizer(spec)
 
 
 def open_teacher(spec: TeacherSpec) -> Any:
-    from guard_sdk.training.teachers import ClassifierTeacher, LlamaGuardTeacher
+    from guard_sdk.training.harmaug.teachers import ClassifierTeacher, LlamaGuardTeacher
 
     if spec.kind == "classifier":
         return ClassifierTeacher(None if spec.classifier == "default" else spec.classifier,
@@ -82,7 +81,7 @@ def open_teacher(spec: TeacherSpec) -> Any:
         model, tokenizer = _load_local(judge)
         return LlamaGuardTeacher(model, tokenizer, name=f"llama-guard-style:{judge.model}",
                                  batch_size=spec.batch_size)
-    from guard_sdk.training.openai_client import OpenAILlamaGuardTeacher
+    from guard_sdk.training.harmaug.openai_client import OpenAILlamaGuardTeacher
 
     return OpenAILlamaGuardTeacher(_client(judge), _served_tokenizer(judge), logprobs=spec.logprobs)
 

@@ -34,7 +34,7 @@ def load_encoder(name: str) -> Any:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from guard_sdk.training.finetune import resolve_model
+    from guard_sdk.training.trainer import resolve_model
 
     return SentenceTransformer(resolve_model(name), device="cuda" if torch.cuda.is_available() else "cpu")
 

@@ -21,8 +21,14 @@ from guard_sdk.training.recipe import (
 )
 
 METHODS = ("prompt-tuning", "lora", "full")  # full: every weight trains (the baselines without PEFT)
+
+
 PEFT_METHODS = METHODS[:2]
+
+
 NEIGHBOUR_LABELS = ("example", "own")
+
+
 DEFAULT_ADAPT_RECIPE = "adapt.yaml"  # shipped in guard_sdk.training's recipes/ folder
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from guard_sdk.errors import InputError
-from guard_sdk.training.causal_lm import encode_batch, left_padded, load_causal_lm
+from guard_sdk.training.harmaug.causal_lm import encode_batch, left_padded, load_causal_lm
 
 # Llama Guard 3's hazard categories (MLCommons taxonomy), as its model card and chat template list them.
 LLAMA_GUARD_CATEGORIES: tuple[str, ...] = (

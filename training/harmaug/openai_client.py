@@ -1,5 +1,5 @@
 """An OpenAI-compatible completions client (vLLM, SGLang, TGI, llama.cpp server) for generation and judging
-at scale: bounded concurrency, timeouts, and retries with exponential backoff.
+at scale: bounded concurrency, timeouts, and retries with exponential backoff that honour Retry-After.
 
 It uses the raw ``/v1/completions`` endpoint, not chat: HarmAug prefills the assistant's turn, so the
 client sends text already put through the model's chat template (``augment.prefilled_text``).
@@ -8,25 +8,52 @@ client sends text already put through the model's chat template (``augment.prefi
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import numpy as np
 
 from guard_sdk.errors import GuardError
-from guard_sdk.training.teachers import judge_prompt, pairs, verdict_token_ids
+from guard_sdk.training.harmaug.teachers import judge_prompt, pairs, verdict_token_ids
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 60.0  # seconds; a server asking for longer gets retried sooner and may just say so again
 
 
 class GenerationError(GuardError):
     """A server that kept failing, or answered in a form the client cannot use."""
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """How long a ``Retry-After`` header (delay-seconds or an HTTP date) asks the client to wait, capped at
+    ``MAX_RETRY_AFTER``; None when absent or unreadable, so the caller falls back to its own backoff."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000"; HTTP dates are GMT anyway
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    if math.isnan(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
 class CompletionsClient:
     """One prompt per request, at most ``concurrency`` in flight, each retried ``retries`` times on a timeout,
-    a dropped connection or a retryable status, waiting ``backoff * 2**attempt`` seconds (with jitter)."""
+    a dropped connection or a retryable status, waiting ``backoff * 2**attempt`` seconds (with jitter), or
+    longer when the reply's ``Retry-After`` (sent with 429 and 503) asks for more: the header is the
+    server's minimum, and our backoff still spreads out the retries when it asks for 0."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, concurrency: int = 8,
                  timeout: float = 120.0, retries: int = 4, backoff: float = 1.0) -> None:
@@ -37,8 +64,17 @@ class CompletionsClient:
 
     def complete(self, prompts: Sequence[str], **params: Any) -> list[dict[str, Any]]:
         """The first choice for each prompt, in order; ``params`` are the request's fields
-        (max_tokens, temperature, top_p, seed, logprobs, ...)."""
-        return asyncio.run(self._all(list(prompts), params))
+        (max_tokens, temperature, top_p, seed, logprobs, ...).
+
+        Inside a running event loop (Jupyter, an async app) ``asyncio.run`` is refused, so the requests run
+        on a fresh loop in a worker thread; this call still blocks, and with it the caller's loop. Without
+        one they run in this thread, where Ctrl-C cancels them."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._all(list(prompts), params))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="completions") as worker:
+            return worker.submit(asyncio.run, self._all(list(prompts), params)).result()
 
     async def _all(self, prompts: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
         import httpx
@@ -52,10 +88,12 @@ class CompletionsClient:
         import httpx
 
         body = {"model": self.model, "prompt": prompt, **params}
-        problem = ""
+        problem, asked = "", None
         for attempt in range(self.retries + 1):
             if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
+                backoff = self.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
+                await asyncio.sleep(max(backoff, asked or 0.0))
+                asked = None
             async with gate:
                 try:
                     reply = await http.post(self.url, json=body)
@@ -63,7 +101,7 @@ class CompletionsClient:
                     problem = f"{type(e).__name__}: {e}"
                     continue
             if reply.status_code in RETRY_STATUS:
-                problem = f"HTTP {reply.status_code}"
+                problem, asked = f"HTTP {reply.status_code}", retry_after_seconds(reply.headers.get("Retry-After"))
                 continue
             if reply.status_code != 200:
                 raise GenerationError(f"{self.url}: HTTP {reply.status_code}: {reply.text[:300]}")

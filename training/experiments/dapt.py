@@ -27,13 +27,16 @@ from typing import Any
 import numpy as np
 
 from guard_sdk.training import data as D
-from guard_sdk.training.adapt import Adapted, train_adapter
-from guard_sdk.training.adapt_recipe import DaptExperimentRecipe
+from guard_sdk.training.dapt.adapt import Adapted, train_adapter
+from guard_sdk.training.dapt.recipe import DaptExperimentRecipe
 from guard_sdk.training.evaluate import metrics, score_torch
-from guard_sdk.training.finetune import device_name, replace_dir, resolve_model, train_classifier
 from guard_sdk.training.recipe import RecipeError, pin_record
+from guard_sdk.training.shards import replace_dir
+from guard_sdk.training.trainer import device_name, resolve_model, train_classifier
 
 log = logging.getLogger(__name__)
+
+
 RULE_SOURCE = "harmbench"
 
 
@@ -161,7 +164,7 @@ def run_experiment(recipe: DaptExperimentRecipe, *, recipe_path: str | None = No
     """Every rule, k, seed and variant not yet run; then the table. Returns the per-rule summaries."""
     from tqdm import tqdm
 
-    from guard_sdk.training.neighbours import embed, load_encoder
+    from guard_sdk.training.dapt.neighbours import embed, load_encoder
 
     out = Path(recipe.output_dir)
     pin_record(out, {k: v for k, v in dataclasses.asdict(recipe).items()

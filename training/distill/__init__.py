@@ -1,0 +1,1 @@
+"""Distillation: the KD loss, the Trainer that uses it, and the cached teacher scores it learns from."""

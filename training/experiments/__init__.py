@@ -1,0 +1,1 @@
+"""Experiments that train several models and write a table: the HarmAug ablation and the DAPT experiment."""

@@ -1,0 +1,42 @@
+"""The texts HarmAug sends a generator.
+
+A request puts k harmful exemplars into an instruction ("Make a single harmful instruction prompt ..."); the
+assistant turn is prefilled with an affirmative prefix ("I have an idea for a prompt:"), so a safety-tuned
+model continues the prefix instead of refusing. A responder answers each instruction twice: prefilled to
+comply, and plainly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+
+def instruction_messages(exemplars: Sequence[str], template: str) -> list[dict[str, str]]:
+    """The user turn of one generation request: ``template`` followed by the exemplars, numbered."""
+    listed = "\n".join(f"{i}. {text}" for i, text in enumerate(exemplars, start=1))
+    return [{"role": "user", "content": f"{template}\n\nExamples:\n{listed}"}]
+
+
+def prefilled_text(tokenizer: Any, messages: list[dict[str, str]], prefix: str) -> str:
+    """The chat template up to the assistant's turn, then ``prefix``: the model continues our words."""
+    opening = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return opening + prefix
+
+
+def response_requests(tokenizer: Any, instruction: str, compliant_prefix: str) -> list[tuple[str, str]]:
+    """The two ways a responder answers one instruction, as (kind, text to continue):
+
+    ``compliant`` prefills the assistant's turn with ``compliant_prefix`` ("Sure, here is"), so the answer
+    complies; ``plain`` leaves the turn open, and a safety-tuned responder often refuses. The teacher then
+    sees harmful and harmless responses to the same prompt. The prefix is part of the stored response.
+    """
+    messages = [{"role": "user", "content": instruction}]
+    return [("compliant", prefilled_text(tokenizer, messages, compliant_prefix)),
+            ("plain", prefilled_text(tokenizer, messages, ""))]
+
+
+def draw_exemplars(pool: Sequence[str], k: int, rng: random.Random) -> list[str]:
+    """k distinct harmful seed prompts for one request."""
+    return rng.sample(list(pool), k)
