@@ -9,6 +9,14 @@ from typing import Any
 MB = 1e6
 
 
+def threads_label(record: dict[str, Any]) -> str:
+    """A record's thread count as asked; for the runtime's default, "default" and the count it chose."""
+    asked, used = record["config"]["threads"], record.get("threads_used")
+    if asked is not None:
+        return str(asked)
+    return "default" if used is None else f"default ({used})"
+
+
 def to_markdown(records: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     flags = ", ".join(machine["isa_flags"]) or "none listed"
     head = (f"Machine: {machine['cpu']}, {machine['usable_cpus']} usable of {machine['logical_cpus']} logical CPUs, "
@@ -21,11 +29,11 @@ def to_markdown(records: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     for r in records:
         c = r["config"]
         if "error" in r:
-            rows += (f"| {Path(c['bundle']).name} | {c['precision']} | {c['backend']} | {c['threads']} | "
+            rows += (f"| {Path(c['bundle']).name} | {c['precision']} | {c['backend']} | {threads_label(r)} | "
                      f"{c['tokens']} | – | {c['batch']} | failed: {r['error']} |" + " – |" * 11 + "\n")
             continue
         s = r["latency"]
-        rows += (f"| {Path(c['bundle']).name} | `{r['artifact']['path']}` | {r['backend']} | {c['threads']} | "
+        rows += (f"| {Path(c['bundle']).name} | `{r['artifact']['path']}` | {r['backend']} | {threads_label(r)} | "
                  f"{r['tokens_per_input']} | {r['windows_per_input']} | {c['batch']} | {r['load_ms']:.1f} | "
                  f"{r['first_call_ms']:.1f} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | "
                  f"{s['trimmed_mean_ms']:.2f} | {r['inputs_per_s']:.1f} | {_gflop(r.get('flops_per_call'))} | "
@@ -55,30 +63,66 @@ def ratios_markdown(records: list[dict[str, Any]]) -> str:
             ref = refs.get((c["bundle"], c["threads"], c["tokens"], name))
             cells.append(f"{ref['latency']['p50_ms'] / r['latency']['p50_ms']:.2f}×" if ref else "–")
         if any(cell != "–" for cell in cells):
-            rows += (f"| {Path(c['bundle']).name} | `{r['artifact']['path']}` | {c['threads']} | {c['tokens']} | "
+            rows += (f"| {Path(c['bundle']).name} | `{r['artifact']['path']}` | {threads_label(r)} | {c['tokens']} | "
                      f"{r['latency']['p50_ms']:.2f} | " + " | ".join(cells) + " |\n")
     return ("\nSpeed-up of our classify() over the references (their p50 / ours; above 1 is faster):\n\n"
             "| bundle | artifact | threads | tokens | our p50 ms | vs transformers pipeline | vs optimum pipeline |\n"
             "|---|---|---|---|---|---|---|\n" + rows)
 
 
+def default_vs_best(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any], float]]:
+    """(the record of the runtime's default threads, the explicit thread count's record with the lowest p50,
+    default p50 over that p50) for each bundle, backend, artifact, length and batch measured both ways."""
+    ours = [r for r in records if "error" not in r and not r["config"].get("reference")]
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        c = r["config"]
+        return c["bundle"], r["backend"], r["artifact"]["path"], c["tokens"], c["batch"]
+
+    rows = []
+    for r in ours:
+        explicit = [x for x in ours if x["config"]["threads"] is not None and key(x) == key(r)]
+        if r["config"]["threads"] is None and explicit:
+            best = min(explicit, key=lambda x: x["latency"]["p50_ms"])
+            rows.append((r, best, r["latency"]["p50_ms"] / best["latency"]["p50_ms"]))
+    return rows
+
+
+def defaults_markdown(records: list[dict[str, Any]]) -> str:
+    rows = default_vs_best(records)
+    if not rows:
+        return ""
+    body = "".join(
+        f"| {Path(d['config']['bundle']).name} | `{d['artifact']['path']}` | {d['backend']} | "
+        f"{d['config']['tokens']} | {threads_label(d)} | {d['latency']['p50_ms']:.2f} | {best['config']['threads']} | "
+        f"{best['latency']['p50_ms']:.2f} | {ratio:.2f}× |\n" for d, best, ratio in rows)
+    return ("\nDefault settings (threads unset: the runtime's choice) against the fastest thread count measured "
+            "beside them (default p50 / best p50; 1.00× is the best measured):\n\n| bundle | artifact | backend | "
+            "tokens | default threads | default p50 ms | best threads | best p50 ms | default / best |\n|"
+            + "---|" * 9 + "\n" + body)
+
+
 TARGETS = (("classify() over a bare onnxruntime session, at 128 tokens", 1.10, "at most"),
            ("transformers pipeline p50 over classify() p50", 3.0, "at least"),
-           ("fp32 ONNX p50 over int8 ONNX p50", 1.8, "at least"))
+           ("fp32 ONNX p50 over int8 ONNX p50", 1.8, "at least"),
+           ("default settings p50 over the best thread count's p50", 1.10, "at most"))
+DEFAULT_TARGET_TOKENS = (16, 128)  # a short prompt and a prompt with its response, in one window
 
 
-def target_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, int, int, float, bool]]:
+def target_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str, int, float, bool]]:
     """(target, bundle, threads, tokens, measured ratio, met) for each measurement a target speaks to."""
     ok = [r for r in records if "error" not in r]
     ours = [r for r in ok if r["backend"] == "onnxruntime"]
 
-    def key(r: dict[str, Any]) -> tuple[str, int, int]:
+    def key(r: dict[str, Any]) -> tuple[str, int | None, int]:
         return r["config"]["bundle"], r["config"]["threads"], r["config"]["tokens"]
 
     rows = []
-    (raw_name, raw_goal, _), (ref_name, ref_goal, _), (int8_name, int8_goal, _) = TARGETS
+    (raw_name, raw_goal, _), (ref_name, ref_goal, _), (int8_name, int8_goal, _), (default_name, default_goal, _) = (
+        TARGETS)
     for r in ours:
-        b, n, t = key(r)
+        b, _, t = key(r)
+        n = threads_label(r)
         label = f"{Path(b).name} `{r['artifact']['path']}`"
         if t == 128 and r["over_raw_session"]:
             rows.append((raw_name, label, n, t, r["over_raw_session"], r["over_raw_session"] <= raw_goal))
@@ -91,6 +135,10 @@ def target_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, int, int,
             if fp32:
                 ratio = fp32["latency"]["p50_ms"] / r["latency"]["p50_ms"]
                 rows.append((int8_name, Path(b).name, n, t, ratio, ratio >= int8_goal))
+    for d, _, ratio in default_vs_best(records):
+        if d["config"]["tokens"] in DEFAULT_TARGET_TOKENS:
+            rows.append((default_name, f"{Path(d['config']['bundle']).name} `{d['artifact']['path']}`",
+                         threads_label(d), d["config"]["tokens"], ratio, ratio <= default_goal))
     return rows
 
 
@@ -160,7 +208,7 @@ def plot_latency(records: list[dict[str, Any]], path: Path) -> Path | None:
         if "error" in r:
             continue
         c = r["config"]
-        key = f"{Path(c['bundle']).name} {r['artifact']['path']} {r['backend']} {c['threads']}t"
+        key = f"{Path(c['bundle']).name} {r['artifact']['path']} {r['backend']} {threads_label(r)} threads"
         lines.setdefault(key, []).append((r["tokens_per_input"], r["latency"]["p50_ms"]))
     fig, ax = plt.subplots(figsize=(8, 5))
     for key, points in sorted(lines.items()):
@@ -177,8 +225,10 @@ def plot_latency(records: list[dict[str, Any]], path: Path) -> Path | None:
 
 def full_markdown(records: list[dict[str, Any]], machine: dict[str, Any],
                   quality: list[dict[str, Any]] | None = None) -> str:
-    """Every table: latency and memory, the speed-ups over the references, the targets, the quality."""
-    return (to_markdown(records, machine) + ratios_markdown(records) + targets_markdown(records)
+    """Every table: latency and memory, the speed-ups over the references, the default threads against the
+    best, the targets, the quality."""
+    return (to_markdown(records, machine) + ratios_markdown(records) + defaults_markdown(records)
+            + targets_markdown(records)
             + (quality_markdown(quality) if quality else ""))
 
 

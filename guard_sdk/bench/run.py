@@ -18,14 +18,17 @@ from guard_sdk.bundle import read_manifest
 from guard_sdk.errors import InputError
 
 LENGTHS = (16, 64, 128, 256, 512)  # tokens per input: a short prompt up to a long prompt+response
-THREADS = (1, 2)  # the big and the little cluster of a phone, as far as a laptop can say
+# None: the runtime's default (Guard.load(threads=None)), measured beside the counts it chooses between;
+# 1 and 2: the big and the little cluster of a phone, as far as a laptop can say.
+THREADS: tuple[int | None, ...] = (None, 1, 2)
 
 
 def plan(bundles: Sequence[str | Path], *, backends: Sequence[str] | None = None,
          precisions: Sequence[str] | None = None, lengths: Sequence[int] = LENGTHS,
-         threads: Sequence[int] = THREADS, batch: int = 1, warmup: int = 10, runs: int = 100) -> list[Config]:
-    """Every artifact of every bundle that a chosen backend runs on this platform, at each thread count and
-    length. Refuses an unknown backend, and a choice that leaves nothing to measure."""
+         threads: Sequence[int | None] = THREADS, batch: int = 1, warmup: int = 10,
+         runs: int = 100) -> list[Config]:
+    """Every artifact of every bundle that a chosen backend runs on this platform, at each thread count (None:
+    the runtime's default) and length. Refuses an unknown backend, and a choice that leaves nothing to measure."""
     unknown = sorted(set(backends or ()) - set(BACKENDS))
     if unknown:
         raise InputError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
@@ -55,16 +58,17 @@ def source_checkpoint(bundle: str | Path) -> Path | None:
 
 
 def plan_references(bundle: str | Path, checkpoint: str | Path | None, *, lengths: Sequence[int] = LENGTHS,
-                    threads: Sequence[int] = THREADS, batch: int = 1, warmup: int = 10,
+                    threads: Sequence[int | None] = THREADS, batch: int = 1, warmup: int = 10,
                     runs: int = 100) -> list[Config]:
-    """The reference pipelines on ``checkpoint`` (default: the bundle's source) at each thread count and at
-    the lengths that fit one window (the pipelines truncate where our runtime windows)."""
+    """The reference pipelines on ``checkpoint`` (default: the bundle's source) at each explicit thread count
+    (the runtime's default is ours alone) and at the lengths that fit one window (the pipelines truncate where
+    our runtime windows)."""
     checkpoint = checkpoint or source_checkpoint(bundle)
     if checkpoint is None:
         raise InputError(f"{bundle}: its source checkpoint is not on this machine; name one with --checkpoint")
     fits = [n for n in lengths if n <= read_manifest(Path(bundle)).max_length]
     return [Config(str(bundle), "reference", "fp32", n, length, batch, warmup, runs, reference, str(checkpoint))
-            for reference in REFERENCES for n in threads for length in fits]
+            for reference in REFERENCES for n in threads if n is not None for length in fits]
 
 
 def measure_in_child(config: Config, timeout_s: float = 1800) -> dict[str, Any]:
@@ -87,7 +91,7 @@ def run(configs: Sequence[Config], progress: bool = True) -> list[dict[str, Any]
     bar = tqdm(configs, desc="bench", unit="config", disable=not progress)
     for config in bar:
         bar.set_postfix_str(f"{Path(config.bundle).name} {config.reference or config.backend} {config.precision} "
-                            f"{config.threads}t {config.tokens} tokens")
+                            f"{'default' if config.threads is None else config.threads} threads {config.tokens} tokens")
         records.append(with_flops(measure_in_child(config)))
     return records
 

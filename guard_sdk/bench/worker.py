@@ -21,7 +21,7 @@ class Config:
     bundle: str
     backend: str
     precision: str
-    threads: int
+    threads: int | None  # intra-op threads; None: the runtime's default, as Guard.load(threads=None) picks it
     tokens: int  # length of each input in tokens, across its windows
     batch: int  # inputs per classify_batch call
     warmup: int  # untimed calls after the first
@@ -43,17 +43,17 @@ def peak_rss_bytes() -> int:
         return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes, others KiB
 
 
-def raw_session(guard: Any, windows: list[Any], threads: int) -> Any:
+def raw_session(guard: Any, windows: list[Any]) -> Any:
     """For an onnxruntime guard, a call that runs a second session (the runtime's backend class, so the same
-    session options) on ``windows``, pre-tokenized and padded per call as the runtime batches them; None for
-    other backends."""
+    session options, at the guard's thread count) on ``windows``, pre-tokenized and padded per call as the
+    runtime batches them; None for other backends."""
     if guard.backend.name != "onnxruntime":
         return None
     from guard_sdk.backends.onnxruntime import OnnxRuntimeBackend
     from guard_sdk.tokenization import pad_batch
 
     m, step = guard.manifest, guard.batch_size
-    session = OnnxRuntimeBackend(guard.path / guard.artifact.path, threads, m.output, m.inputs)
+    session = OnnxRuntimeBackend(guard.path / guard.artifact.path, guard.threads, m.output, m.inputs)
     feeds = [pad_batch(windows[i : i + step], m.text.pad_id, m.inputs) for i in range(0, len(windows), step)]
 
     def run() -> None:
@@ -120,7 +120,8 @@ def measure_reference(config: Config) -> dict[str, Any]:
                      else "onnx (optimum export)", "precision": "fp32", "bytes": weights},
         "backend": f"{config.reference} pipeline", "tokens_per_input": tokens, "windows_per_input": 1,
         "window_lengths": [tokens], "load_ms": load_s * 1e3, "first_call_ms": first_s * 1e3, "latency": stats,
-        "inputs_per_s": config.batch / (stats["trimmed_mean_ms"] / 1e3), "raw_session": None,
+        "inputs_per_s": config.batch / (stats["trimmed_mean_ms"] / 1e3), "threads_used": config.threads,
+        "raw_session": None,
         "over_raw_session": None, "peak_rss_bytes": peak_rss_bytes(), "rss_before_load_bytes": rss_before,
     }
 
@@ -141,7 +142,7 @@ def measure(config: Config) -> dict[str, Any]:
     guard.classify_batch(texts)
     first_s = time.perf_counter() - start
     peak_rss = peak_rss_bytes()  # the runtime's own: taken before the raw session below loads a second copy
-    raw = raw_session(guard, [w for t in texts for w in guard.encoder.windows(t)], config.threads)
+    raw = raw_session(guard, [w for t in texts for w in guard.encoder.windows(t)])
     for _ in range(config.warmup):
         guard.classify_batch(texts)
         if raw:
@@ -163,6 +164,7 @@ def measure(config: Config) -> dict[str, Any]:
         "artifact": {"path": guard.artifact.path, "format": guard.artifact.format,
                      "precision": guard.artifact.precision, "bytes": guard.artifact.bytes},
         "backend": guard.backend.name,
+        "threads_used": guard.threads,  # what the runtime chose where config.threads is None
         "tokens_per_input": sum(len(w.input_ids) for w in windows),
         "windows_per_input": len(windows),
         "window_lengths": [len(w.input_ids) for w in windows],
