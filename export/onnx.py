@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,22 @@ _PROTOBUF_LIMIT = 2**31 - 1
 def export_onnx(model: Any, out_path: Path, opset: int | None = None) -> Path:
     """Write ``model`` as one self-contained ONNX file (weights inline) at ``out_path``."""
     import onnx
+    import torch
     from optimum.exporters.onnx import onnx_export_from_model
 
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-") as scratch:
         # optimum's own validation is skipped: pipeline.py checks every artifact against PyTorch on
         # the bundle's texts and windows, which is the check the manifest records.
-        onnx_export_from_model(model, scratch, task="text-classification", opset=opset, do_validation=False)
+        with warnings.catch_warnings():
+            # Known harmless, said once per export by torch's tracer: transformers builds the attention mask
+            # with torch.tensor (a constant in the trace; it is the same for every input), and torch.onnx
+            # deprecates a logging helper that optimum calls. The parity check below is what guards the graph.
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+            # optimum-onnx, not we, picks torch's TorchScript-based exporter; constraints.txt pins the pair.
+            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",
+                                    category=DeprecationWarning)
+            onnx_export_from_model(model, scratch, task="text-classification", opset=opset, do_validation=False)
         produced = Path(scratch) / "model.onnx"
         if not produced.is_file():
             raise ExportError(f"optimum wrote no model.onnx for {type(model).__name__}")

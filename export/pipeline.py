@@ -1,7 +1,8 @@
 """export_bundle: checkpoint → staged artifacts → parity checks → guard.json → the finished bundle.
 
 Nothing appears at the output path until every artifact has passed its parity check: the work happens in
-a hidden staging folder beside it, which is renamed into place at the end and removed on any failure.
+a hidden staging folder beside it, which is renamed into place at the end and removed on any failure. What
+is replaced at the output path is only ever an empty folder or an earlier guard bundle.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from guard_sdk.backends import open_backend
 from guard_sdk.bundle import (
+    MANIFEST_NAME,
     TOKENIZER_NAME,
     Artifact,
     Manifest,
@@ -29,7 +31,7 @@ from guard_sdk.bundle import (
     describe_file,
     write_manifest,
 )
-from guard_sdk.errors import ExportError, ParityError
+from guard_sdk.errors import ExportError, FolderInUseError, ParityError
 from guard_sdk.export.checkpoint import (
     bundle_encoder,
     default_max_length,
@@ -41,9 +43,17 @@ from guard_sdk.export.checkpoint import unsafe_index as checkpoint_unsafe_index
 from guard_sdk.export.graph import export_program
 from guard_sdk.export.model_card import write_model_card
 from guard_sdk.export.onnx import export_onnx, quantize_int8
-from guard_sdk.export.parity import measure, parity_inputs, torch_runner, unmeasured
+from guard_sdk.export.parity import (
+    ParityInputs,
+    ParityRow,
+    measure,
+    parity_inputs,
+    sample_rows,
+    torch_runner,
+    unmeasured,
+)
 from guard_sdk.guard import score_windows, windows_per_call
-from guard_sdk.tokenization import Window
+from guard_sdk.labels import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +97,11 @@ class ExportConfig:
     quantize_embeddings: bool = True  # ExecuTorch int8/int4: int8 embedding rows (ONNX and Core ML always do)
     opset: int | None = None  # None: optimum's default for the architecture
     batch_size: int = 8
-    overwrite: bool = False
+    overwrite: bool = False  # replace an existing guard bundle (never any other non-empty folder)
+    unsafe_label: str | int | None = None  # None: what config.id2label's names mean (checkpoint.unsafe_index)
+    allow_untrained_head: bool = False  # export even where the checkpoint's files lack weights (no trained head)
+    parity_data: tuple[ParityRow, ...] = ()  # labelled rows whose windows parity is checked on beside the fixed texts
+    parity_rows: int = 500  # at most this many rows of parity_data, drawn with a fixed seed
 
     def validate(self) -> None:
         if not self.formats or self.precisions == ():
@@ -109,6 +123,13 @@ class ExportConfig:
             raise ExportError("prompt_truncation_side must be 'left' or 'right'")
         if self.int8_per_channel not in _PER_CHANNEL:
             raise ExportError(f"int8_per_channel must be one of {', '.join(_PER_CHANNEL)}")
+        if self.parity_rows < 1:
+            raise ExportError(f"parity_rows must be at least 1, got {self.parity_rows}")
+        for i, row in enumerate(self.parity_data):
+            if not (isinstance(row, tuple | list) and len(row) == 3 and isinstance(row[0], str)
+                    and (row[1] is None or isinstance(row[1], str)) and row[2] in (0, 1, None)):
+                raise ExportError(f"parity_data row {i} must be (prompt, response or None, label 0, 1 or None), "
+                                  f"got {str(row)[:200]}")
 
     def precisions_of(self, fmt: str) -> tuple[str, ...]:
         """The precisions written for ``fmt``: the ones named that it has, or its defaults."""
@@ -132,9 +153,9 @@ def _versions(formats: tuple[str, ...]) -> dict[str, str]:
 class _Checker:
     """Scores artifacts on the parity windows and turns the result into an Artifact or a ParityError."""
 
-    def __init__(self, staging: Path, windows: list[Window], texts: int, reference: np.ndarray,
+    def __init__(self, staging: Path, parity: ParityInputs, reference: np.ndarray,
                  threshold: float, manifest_inputs: list[str], pad_id: int, unsafe_index: int, batch_size: int):
-        self.staging, self.windows, self.texts, self.reference = staging, windows, texts, reference
+        self.staging, self.parity, self.reference = staging, parity, reference
         self.threshold, self.inputs, self.pad_id = threshold, manifest_inputs, pad_id
         self.unsafe_index, self.batch_size = unsafe_index, batch_size
 
@@ -142,17 +163,20 @@ class _Checker:
               bounds: tuple[float, float], quantization: dict[str, Any] | None = None,
               batch: int | None = None, spec: dict[str, Any] | None = None) -> Artifact:
         tolerance, min_agreement = bounds
-        scores = score_windows(run, self.windows, self.pad_id, self.inputs, self.unsafe_index,
+        scores = score_windows(run, self.parity.windows, self.pad_id, self.inputs, self.unsafe_index,
                                windows_per_call(quantization, batch, self.batch_size))  # as the runtime runs it
-        parity = measure(self.reference, scores, self.texts, self.threshold, tolerance, min_agreement)
-        log.info("parity %s: max |ΔP(unsafe)| %.2e (tolerance %.0e), agreement %.1f%% of %d windows",
-                 path.name, parity.max_abs_diff, tolerance, 100 * parity.agreement, parity.windows)
+        parity = measure(self.reference, scores, self.parity, self.threshold, tolerance, min_agreement)
+        log.info("parity %s: max |ΔP(unsafe)| %.2e (tolerance %.0e) over %d windows, agreement %.1f%% of the %d "
+                 "further than the tolerance from the threshold", path.name, parity.max_abs_diff, tolerance,
+                 parity.windows, 100 * parity.agreement, parity.counted_windows)
         if not parity.passed:
             raise ParityError(
                 f"{path.name} ({fmt} {precision}) disagrees with PyTorch: max |ΔP(unsafe)| "
-                f"{parity.max_abs_diff:.3g} (tolerance {tolerance:g}), agreement {100 * parity.agreement:.1f}% "
-                f"of {parity.windows} windows (needs {100 * min_agreement:.1f}%); nothing was written. "
-                "Loosen the tolerance only if you accept the difference."
+                f"{parity.max_abs_diff:.3g} (tolerance {tolerance:g}) over {parity.windows} windows of "
+                f"{parity.texts} texts ({parity.sample_texts} from the parity sample), agreement "
+                f"{100 * parity.agreement:.1f}% of the {parity.counted_windows} windows further than the tolerance "
+                f"from the threshold (needs {100 * min_agreement:.1f}%; {parity.excluded_windows} nearer were not "
+                "judged); nothing was written. Loosen the tolerance only if you accept the difference."
             )
         return self.describe(fmt, precision, path, parity, quantization, batch, spec)
 
@@ -237,13 +261,47 @@ def _coreml_artifacts(program: Any, staging: Path, config: ExportConfig, checker
         log.info("Core ML predicts only on macOS: %s checked by its spec, parity not measured", path.name)
         note = (f"Core ML predicts only on macOS and this bundle was exported on {sys.platform}; "
                 "the export checked the spec instead (inputs, outputs, dtypes, deployment target, operations)")
-        parity = unmeasured(checker.texts, len(checker.windows), *config.bounds(precision), note)
+        parity = unmeasured(checker.parity, *config.bounds(precision), note)
         artifacts.append(checker.describe("coreml", precision, path, parity, quantization, 1, spec))
     return artifacts
 
 
-def _commit(staging: Path, output: Path, overwrite: bool) -> None:
-    """Move the finished bundle into place; with overwrite, the old one goes only once the new one is there."""
+def _check_output(output: Path, checkpoint: str | Path, overwrite: bool) -> None:
+    """Refuse an output whose replacement would delete what export did not write: the checkpoint or a folder
+    that holds it, or a folder that is neither empty nor a guard bundle. An earlier bundle needs ``overwrite``."""
+    source = Path(checkpoint)
+    if source.exists() and output.resolve() in (source.resolve(), *source.resolve().parents):
+        raise FolderInUseError(f"{output} is the checkpoint being exported or holds it ({checkpoint}): writing the "
+                               "bundle there would delete it; choose another folder for the output (-o)")
+    if not output.exists() and not output.is_symlink():
+        return
+    if not output.is_dir():
+        raise FolderInUseError(f"{output} is a file, not a folder; choose a new or empty folder for the output (-o)")
+    if not any(output.iterdir()):
+        return
+    if not (output / MANIFEST_NAME).is_file():
+        raise FolderInUseError(
+            f"{output} holds files but no {MANIFEST_NAME}, so it is not a guard bundle: export replaces only a guard "
+            "bundle or an empty folder, and replacing this one would delete what is in it. Choose a new or empty "
+            "folder for the output (-o)")
+    if not overwrite:
+        raise ExportError(f"{output} already exists; choose another path or pass overwrite (--overwrite)")
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give the staged bundle the modes any tool's output gets (0755/0644 under umask 022): tempfile.mkdtemp
+    made it 0700, which no other account could read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _commit(staging: Path, output: Path, checkpoint: str | Path, overwrite: bool) -> None:
+    """Move the finished bundle into place; an old bundle goes only once the new one is there."""
+    _check_output(output, checkpoint, overwrite)  # again: the folder may have changed during the export
+    _follow_umask(staging)
     if output.exists():
         trash = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.old-"))
         os.replace(output, trash / output.name)
@@ -263,10 +321,10 @@ def export_bundle(
     config = config or ExportConfig()
     config.validate()
     output = Path(output).absolute()
-    if output.exists() and not config.overwrite:
-        raise ExportError(f"{output} already exists; choose another path or pass overwrite (--overwrite)")
+    _check_output(output, checkpoint, config.overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = load_checkpoint(checkpoint)
+    model, tokenizer = load_checkpoint(checkpoint, config.allow_untrained_head)
+    unsafe_index = checkpoint_unsafe_index(model, config.unsafe_label)
     max_length = config.max_length or default_max_length(model, tokenizer)
     training = training_record(checkpoint)
     threshold = config.threshold if config.threshold is not None else (training or {}).get("threshold", 0.5)
@@ -275,13 +333,14 @@ def export_bundle(
         encoder = bundle_encoder(tokenizer, staging, max_length, config.prompt_truncation_side,
                                  config.window_overlap)
         text = encoder.text
-        windows, texts = parity_inputs(encoder)
+        parity = parity_inputs(encoder, sample_rows(config.parity_data, config.parity_rows))
         inputs = model_inputs(model, tokenizer)
-        unsafe_index = checkpoint_unsafe_index(model)
-        log.info("scoring %d parity windows with PyTorch ...", len(windows))
-        reference = score_windows(torch_runner(model), windows, text.pad_id, inputs, unsafe_index, config.batch_size)
-        checker = _Checker(staging, windows, texts, reference, threshold, inputs, text.pad_id,
-                           unsafe_index, config.batch_size)
+        log.info("scoring %d parity windows (%d from %d sample rows) with PyTorch ...", len(parity.windows),
+                 parity.sample_windows, parity.sample_texts)
+        reference = score_windows(torch_runner(model), parity.windows, text.pad_id, inputs, unsafe_index,
+                                  config.batch_size)
+        checker = _Checker(staging, parity, reference, threshold, inputs, text.pad_id, unsafe_index,
+                           config.batch_size)
         artifacts: list[Artifact] = []
         if "onnx" in config.formats:
             artifacts += _onnx_artifacts(model, staging, config, checker, threads)
@@ -292,11 +351,9 @@ def export_bundle(
                 artifacts += _executorch_artifacts(program, staging, config, checker, max_length, threads)
             if "coreml" in config.formats:
                 artifacts += _coreml_artifacts(program, staging, config, checker, max_length)
-        labels = ["safe", "safe"]
-        labels[unsafe_index] = "unsafe"
         manifest = Manifest(
             name=config.name or output.name,
-            labels=labels,
+            labels=[LABELS[int(i == unsafe_index)] for i in range(2)],
             unsafe_index=unsafe_index,
             threshold=threshold,
             max_length=max_length,
@@ -316,7 +373,7 @@ def export_bundle(
         )
         write_manifest(staging, manifest)
         write_model_card(staging, manifest)
-        _commit(staging, output, config.overwrite)
+        _commit(staging, output, checkpoint, config.overwrite)
         log.info("wrote %s", output)
         return manifest
     finally:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from guard_sdk.bundle import read_manifest, verified_path
-from guard_sdk.errors import InputError, UnknownFormatError
+from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, verified_path
+from guard_sdk.errors import FolderInUseError, InputError, UnknownFormatError
 
 VECTORS_FORMAT = "guard-sdk test vectors"
 VECTORS_VERSION = 1
@@ -97,9 +97,16 @@ def default_assets() -> Path:
     return app / "src" / "main" / "assets" / "guard"
 
 
+def _copied_before(path: Path) -> bool:
+    """Whether ``path`` is a file that copy_assets writes: what it may remove from an assets folder."""
+    return path.is_file() and not path.is_symlink() and (path.name in (MANIFEST_NAME, TOKENIZER_NAME)
+                                                         or path.suffix == ".pte")
+
+
 def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8") -> list[Path]:
     """guard.json, tokenizer.json and the ExecuTorch artifact of ``precision``, each checked against guard.json
-    first, into ``assets`` (emptied first, so no file of an earlier bundle stays beside them)."""
+    first, into ``assets``. An earlier copy's files there are removed first, so no .pte of another bundle stays
+    beside them; a folder that holds anything else is refused, never emptied."""
     manifest = read_manifest(bundle)
     chosen = [a for a in manifest.artifacts if a.format == "executorch" and a.precision == precision]
     if not chosen:
@@ -108,11 +115,21 @@ def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8")
             f"{bundle} has no ExecuTorch {precision} artifact for the app (it holds: {held}); export one with "
             f"guard-sdk export CHECKPOINT --formats executorch --precision {precision} -o BUNDLE (for the default "
             "guard, whose embedded bundle is ONNX only: make android-assets)")
-    sources = [Path(bundle) / "guard.json", verified_path(bundle, manifest.tokenizer), verified_path(bundle, chosen[0])]
     assets = Path(assets)
-    if assets.exists():
-        shutil.rmtree(assets)
-    assets.mkdir(parents=True)
+    if assets.exists() and not assets.is_dir():
+        raise FolderInUseError(f"{assets} is a file, not a folder; name the app's assets folder with --assets")
+    held = sorted(assets.iterdir()) if assets.is_dir() else []
+    foreign = [p.name for p in held if not _copied_before(p)]
+    if foreign:
+        raise FolderInUseError(
+            f"{assets} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which guard-sdk android "
+            f"assets did not copy (it writes only {MANIFEST_NAME}, {TOKENIZER_NAME} and a .pte): replacing the "
+            "folder would delete them. Name a new or empty folder with --assets, or move those files out")
+    sources = [Path(bundle) / MANIFEST_NAME, verified_path(bundle, manifest.tokenizer),
+               verified_path(bundle, chosen[0])]
+    for old in held:
+        old.unlink()
+    assets.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(s, assets / s.name)) for s in sources]
 
 

@@ -41,10 +41,16 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Parity:
-    """How an artifact compared with the PyTorch model it was exported from, on ``texts`` fixed texts.
+    """How an artifact compared with the PyTorch model it was exported from, on ``texts`` texts: fixed ones and,
+    where the export was given a labelled sample, ``sample_texts`` of its rows.
 
     ``measured`` is False where the artifact cannot run on the exporting machine (Core ML off macOS); then
-    ``max_abs_diff`` and ``agreement`` are None and ``note`` says why.
+    ``max_abs_diff`` and ``agreement`` are None and ``note`` says why. ``max_abs_diff`` (the bound) is over
+    the fixed texts' windows, ``sample_max_abs_diff`` over the sample's. ``agreement`` is over the
+    ``counted_windows`` whose reference lies further than ``tolerance`` from the threshold; the
+    ``excluded_windows`` nearer to it are left out. ``sample_quality`` holds accuracy and F1 of the reference
+    and of the artifact on the sample's labelled rows. Bundles written before the sample have none of these
+    (None).
     """
 
     reference: str
@@ -56,11 +62,22 @@ class Parity:
     min_agreement: float
     measured: bool = True
     note: str = ""
+    sample_texts: int | None = None
+    sample_windows: int | None = None
+    sample_max_abs_diff: float | None = None
+    counted_windows: int | None = None
+    excluded_windows: int | None = None
+    sample_quality: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         return (self.measured and self.max_abs_diff is not None and self.agreement is not None
                 and self.max_abs_diff <= self.tolerance and self.agreement >= self.min_agreement)
+
+
+# Parity fields a bundle written before the parity sample lacks; guard.json leaves them out where None.
+_PARITY_OPTIONAL = ("sample_texts", "sample_windows", "sample_max_abs_diff", "counted_windows", "excluded_windows",
+                    "sample_quality")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,9 +127,11 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for artifact in data["artifacts"]:
-            for optional in ("quantization", "batch", "spec"):
-                if artifact[optional] is None:
-                    del artifact[optional]
+            for entry, optional in ((artifact, ("quantization", "batch", "spec")),
+                                    (artifact["parity"], _PARITY_OPTIONAL)):
+                for key in optional:
+                    if entry[key] is None:
+                        del entry[key]
         return data
 
     @classmethod

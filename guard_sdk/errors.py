@@ -13,6 +13,11 @@ class InputError(GuardError, ValueError):
     """A text or argument the guard cannot take (empty where it must not be, too large, not UTF-8)."""
 
 
+class FolderInUseError(InputError):
+    """A folder that export or `android assets` was told to replace holds files they did not write there:
+    replacing it would delete them, so they refuse and name the folder."""
+
+
 class InputTypeError(GuardError, TypeError):
     """A prompt or response that is not a ``str`` (``None`` included)."""
 

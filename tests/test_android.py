@@ -22,7 +22,7 @@ from guard_sdk.android import (
 )
 from guard_sdk.bench.stats import latency_stats
 from guard_sdk.cli import main
-from guard_sdk.errors import ArtifactChangedError, InputError, UnknownFormatError
+from guard_sdk.errors import ArtifactChangedError, FolderInUseError, InputError, UnknownFormatError
 from guard_sdk.guard import default_bundle_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,14 +102,29 @@ def test_the_jvm_core_matches_python_on_every_vector(bert_bundle, bert_mobile, p
 @pytest.mark.slow
 def test_assets_are_the_checked_files_byte_for_byte_and_replace_the_old(bert_mobile, tmp_path):
     assets = tmp_path / "assets"
-    (assets / "stale").mkdir(parents=True)
-    (assets / "stale" / "model.pte").write_bytes(b"old")
+    assets.mkdir()
+    (assets / "model.fp32.pte").write_bytes(b"old")  # what an earlier copy left: replaced
     copied = copy_assets(bert_mobile, assets)
     assert sorted(p.name for p in assets.iterdir()) == ["guard.json", "model.int8.pte", "tokenizer.json"]
     for path in copied:
         assert path.read_bytes() == (bert_mobile / path.name).read_bytes()
     assert copy_assets(bert_mobile, assets, precision="int4")[-1].name == "model.int4.pte"
     assert sorted(p.name for p in assets.iterdir()) == ["guard.json", "model.int4.pte", "tokenizer.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("held", ["stale/model.pte", "build.gradle", "guard.json/x"])
+def test_assets_refuse_a_folder_that_holds_anything_but_a_copied_bundle(bert_mobile, tmp_path, held):
+    """The old test had a stale/ folder deleted with the rest; any file an earlier copy did not write stays."""
+    assets = tmp_path / "assets"
+    (assets / held).parent.mkdir(parents=True, exist_ok=True)
+    (assets / held).write_text("mine")
+    (assets / "model.int8.pte").write_bytes(b"old")
+    with pytest.raises(FolderInUseError, match=r"assets holds .* guard-sdk android assets did not copy"):
+        copy_assets(bert_mobile, assets)
+    assert (assets / held).read_text() == "mine" and (assets / "model.int8.pte").read_bytes() == b"old"
+    out = io.StringIO()
+    assert main(["android", "assets", "-b", str(bert_mobile), "--assets", str(assets)], out=out) == 2
 
 
 @pytest.mark.slow

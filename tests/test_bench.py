@@ -14,7 +14,10 @@ from guard_sdk.bench.machine import machine
 from guard_sdk.bench.stats import latency_stats, trimmed_mean
 from guard_sdk.bench.worker import Config, measure
 from guard_sdk.cli import main
+from guard_sdk.cli.main import build_parser
 from guard_sdk.errors import InputError
+
+from .test_guard import STUDENT_PARAMETERS, with_parameters
 
 
 def test_statistics_on_known_samples():
@@ -58,6 +61,27 @@ def test_plan_covers_each_runnable_artifact_thread_count_and_length(bert_bundle)
         run.plan([bert_bundle], backends=["tflite"])
     with pytest.raises(InputError, match="nothing to measure"):
         run.plan([bert_bundle], precisions=["int4"])
+
+
+def test_the_default_plan_measures_threads_unset_beside_the_explicit_counts(bert_bundle, tiny_bert):
+    assert [c.threads for c in run.plan([bert_bundle], precisions=["int8"], lengths=(16,))] == [None, 1, 2]
+    assert build_parser().parse_args(["bench"]).threads == (None, 1, 2)
+    assert build_parser().parse_args(["bench", "--threads", "default,4"]).threads == (None, 4)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--threads", "0,default"])
+    # The references have no runtime default of ours: they run at the explicit counts only.
+    assert [c.threads for c in run.plan_references(bert_bundle, tiny_bert, lengths=(16,))] == [1, 2, 1, 2]
+
+
+def test_the_worker_loads_with_threads_unset_and_records_the_runtimes_choice(bundle_copy, monkeypatch):
+    config = Config(str(bundle_copy), "onnxruntime", "int8", None, 16, 1, 1, 2)
+    record = run.measure_in_child(config)  # None goes to the child as JSON null and back
+    assert record["config"]["threads"] is None and record["threads_used"] == 1
+    assert report.threads_label(record) == "default (1)"
+    with_parameters(bundle_copy, STUDENT_PARAMETERS)
+    monkeypatch.setattr("guard_sdk.backends.physical_cores", lambda: 2)
+    record = measure(config)
+    assert record["threads_used"] == 2 and record["raw_session"]["n"] == 2  # the floor at the same count
 
 
 def test_a_configuration_measured_in_its_own_process_gives_a_complete_record(bert_bundle):
@@ -177,14 +201,14 @@ def test_the_pytest_benchmark_suite_collects_every_case_and_runs(bert_bundle, tm
                "--benchmark-disable", "-p", "no:cacheprovider", "-k", "batch_1 and 16 or batch_8"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:]
-    # 2 artifacts (fp32, int8) x 2 thread counts at 16 tokens, and the same at batch 8
-    assert "8 passed" in done.stdout.splitlines()[-1]
+    # 2 artifacts (fp32, int8) x 3 thread settings (default, 1, 2) at 16 tokens, and the same at batch 8
+    assert "12 passed" in done.stdout.splitlines()[-1]
 
 
-def _record(bundle, precision, p50, tokens=128, threads=1, raw=None, reference=None):
-    return {"config": {"bundle": bundle, "precision": precision, "threads": threads, "tokens": tokens,
+def _record(bundle, precision, p50, tokens=128, threads=1, raw=None, reference=None, used=None):
+    return {"config": {"bundle": bundle, "precision": precision, "threads": threads, "tokens": tokens, "batch": 1,
                        "reference": reference},
-            "backend": f"{reference} pipeline" if reference else "onnxruntime",
+            "backend": f"{reference} pipeline" if reference else "onnxruntime", "threads_used": used or threads,
             "artifact": {"path": f"model.{precision}.onnx"}, "latency": {"p50_ms": p50},
             "over_raw_session": None if reference else p50 / (raw or p50)}
 
@@ -204,3 +228,32 @@ def test_targets_are_ratios_of_measurements_taken_side_by_side():
     }
     table = report.targets_markdown(records)
     assert "| 1.25× | at most 1.1× | **no** |" in table and "| 2.00× | at least 1.8× | yes |" in table
+
+
+def test_the_report_sets_the_default_threads_against_the_fastest_explicit_count():
+    records = [_record("b/default", "int8", 3.0, tokens=16, threads=None, used=1),
+               _record("b/default", "int8", 2.9, tokens=16, threads=1),
+               _record("b/default", "int8", 7.2, tokens=16, threads=2),
+               _record("b/default", "fp32", 2.0, tokens=16, threads=1),  # another artifact: not int8's best
+               _record("b/default", "int8", 15.0, tokens=128, threads=None, used=1),
+               _record("b/default", "int8", 15.5, tokens=128, threads=1),
+               _record("b/default", "int8", 26.5, tokens=128, threads=2),
+               _record("b/student", "int8", 300.0, tokens=128, threads=None, used=2),
+               _record("b/student", "int8", 360.0, tokens=128, threads=1),
+               _record("b/student", "int8", 243.0, tokens=128, threads=2),
+               _record("b/student", "int8", 100.0, tokens=128, threads=2, reference="transformers"),  # not ours
+               _record("b/default", "int8", 55.0, tokens=512, threads=None, used=1)]  # nothing explicit beside it
+    rows = [(d["config"]["bundle"], d["config"]["tokens"], best["config"]["threads"], ratio)
+            for d, best, ratio in report.default_vs_best(records)]
+    assert rows == [("b/default", 16, 1, pytest.approx(3.0 / 2.9)), ("b/default", 128, 1, pytest.approx(15 / 15.5)),
+                    ("b/student", 128, 2, pytest.approx(300 / 243))]
+    table = report.defaults_markdown(records)
+    assert "| default | `model.int8.onnx` | onnxruntime | 16 | default (1) | 3.00 | 1 | 2.90 | 1.03× |" in table
+    assert "| student | `model.int8.onnx` | onnxruntime | 128 | default (2) | 300.00 | 2 | 243.00 | 1.23× |" in table
+    targets = {(label, t): (n, ratio, met) for name, label, n, t, ratio, met in report.target_rows(records)
+               if name.startswith("default settings")}
+    assert targets == {("default `model.int8.onnx`", 16): ("default (1)", pytest.approx(3.0 / 2.9), True),
+                       ("default `model.int8.onnx`", 128): ("default (1)", pytest.approx(15 / 15.5), True),
+                       ("student `model.int8.onnx`", 128): ("default (2)", pytest.approx(300 / 243), False)}
+    assert "| default (2) | 128 | 1.23× | at most 1.1× | **no** |" in report.targets_markdown(records)
+    assert report.defaults_markdown(records[1:4]) == ""  # no default measured: no table

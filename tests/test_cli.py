@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,72 @@ def test_export_and_verify_commands(tiny_bert, tmp_path, capsys):
     assert code == 0
     code, _ = run("export", tiny_bert, "-o", tmp_path / "strict", "--int8-tolerance", "0", "-q")
     assert code == 1 and "export failed" in capsys.readouterr().err and not (tmp_path / "strict").exists()
+
+
+def test_export_overwrite_refuses_a_folder_that_is_not_a_bundle(tiny_bert, tmp_path, capsys):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "app.py").write_text("print('mine')")
+    code, _ = run("export", tiny_bert, "-o", project, "--overwrite", "--precision", "fp32", "-q")
+    err = capsys.readouterr().err
+    assert code == 2 and f"{project} holds files but no guard.json" in err and err.count("\n") == 1
+    assert (project / "src" / "app.py").read_text() == "print('mine')"
+    checkpoint = shutil.copytree(tiny_bert, tmp_path / "ckpt")
+    code, _ = run("export", checkpoint, "-o", checkpoint, "--overwrite", "--precision", "fp32", "-q")
+    assert code == 2 and "is the checkpoint being exported" in capsys.readouterr().err
+    assert (checkpoint / "config.json").is_file()
+
+
+def test_export_refuses_an_untrained_head_unless_told_and_takes_the_unsafe_label(tiny_bert, tmp_path, capsys):
+    from .test_export_onnx import _bare_encoder
+
+    bare = _bare_encoder(tiny_bert, tmp_path / "bare")
+    code, _ = run("export", bare, "-o", tmp_path / "b", "-q")
+    assert code == 2 and "--allow-untrained-head" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    code, _ = run("export", bare, "-o", tmp_path / "b", "--allow-untrained-head", "--unsafe-label", "0",
+                  "--precision", "fp32", "-q")
+    assert code == 0 and json.loads((tmp_path / "b" / "guard.json").read_text())["unsafe_index"] == 0
+
+
+def _parity_rows():
+    from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+
+    return ([{"prompt": t, "label": "unsafe"} for t in UNSAFE_TEXTS] + [{"prompt": t, "label": 0} for t in SAFE_TEXTS]
+            + [{"prompt": "Tell me a joke.", "response": "", "label": None}])
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_export_checks_parity_on_a_labelled_file(tiny_bert, tmp_path, suffix):
+    import csv
+
+    rows = _parity_rows()
+    path = tmp_path / f"parity{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    else:
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, ["prompt", "response", "label"])
+            writer.writeheader()
+            writer.writerows({**r, "label": "" if r["label"] is None else r["label"]} for r in rows)
+    code, _ = run("export", tiny_bert, "-o", tmp_path / "b", "--parity-data", path, "--parity-rows", "20",
+                  "--precision", "fp32", "-q")
+    assert code == 0
+    parity = json.loads((tmp_path / "b" / "guard.json").read_text())["artifacts"][0]["parity"]
+    assert parity["sample_texts"] == 20 and parity["texts"] == 40
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"prompt": "hi", "label": "unsafe"}\nnot json\n', "parity.jsonl: line 2: not valid JSON"),
+    ('{"prompt": "hi", "label": "toxic"}\n', "parity.jsonl: line 1: label 'toxic' is not one of"),
+    ('{"text": "hi"}\n', "parity.jsonl: line 1: needs a string \"prompt\""),
+    ("", "parity.jsonl: holds no rows"),
+])
+def test_a_bad_parity_file_is_refused_by_line(tiny_bert, tmp_path, capsys, content, message):
+    path = tmp_path / "parity.jsonl"
+    path.write_text(content)
+    code, _ = run("export", tiny_bert, "-o", tmp_path / "b", "--parity-data", path, "-q")
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize("sub", [[], ["classify"], ["export"], ["verify"], ["finetune"], ["distill"], ["augment"],

@@ -1,5 +1,6 @@
 """The runtime: verdicts that match PyTorch, windows for long inputs, typed errors, thread safety."""
 
+import dataclasses
 import threading
 import tracemalloc
 
@@ -9,7 +10,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from guard_sdk import DefaultGuardMissingError, Guard, InputError, InputTypeError, Verdict
-from guard_sdk.guard import score_windows
+from guard_sdk.backends import default_threads, physical_cores, usable_cpus
+from guard_sdk.bundle import read_manifest, write_manifest
+from guard_sdk.errors import BackendUnavailableError
+from guard_sdk.guard import default_bundle_path, score_windows
 
 from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
 
@@ -125,6 +129,7 @@ def test_window_scores_are_the_backends(guard):
     assert guard.classify(text).score == pytest.approx(per_window.max(), abs=1e-9)
 
 
+@pytest.mark.slow  # about a thousand windows through the model; `make test-fast` leaves it out
 def test_megabyte_input_is_scored_in_bounded_batches(bert_bundle):
     g = Guard.load(bert_bundle, batch_size=4)
     seen = []
@@ -163,6 +168,73 @@ def test_auto_precision_prefers_int8_and_threads_are_checked(bert_bundle):
     assert Guard.load(bert_bundle, precision="fp32", threads=1).artifact.path == "model.onnx"
     with pytest.raises(InputError, match="threads"):
         Guard.load(bert_bundle, threads=0)
+
+
+STUDENT_PARAMETERS = 435_000_000  # the paper's DeBERTa-v3-large student
+
+
+def with_parameters(bundle, parameters):
+    """Record ``parameters`` as the model's size in the guard.json of ``bundle`` (a copy)."""
+    manifest = read_manifest(bundle)
+    write_manifest(bundle, dataclasses.replace(manifest, source={**manifest.source, "parameters": parameters}))
+
+
+def test_default_threads_are_one_for_a_small_model_and_the_cores_for_a_large_one(bert_bundle, monkeypatch):
+    monkeypatch.setattr("guard_sdk.backends.physical_cores", lambda: 2)
+    shipped = read_manifest(default_bundle_path())
+    assert [default_threads(shipped, a) for a in shipped.artifacts] == [1] * len(shipped.artifacts)
+    manifest = read_manifest(bert_bundle)
+    int8 = next(a for a in manifest.artifacts if a.precision == "int8")
+    assert default_threads(manifest, int8) == 1
+    student = dataclasses.replace(manifest, source={**manifest.source, "parameters": STUDENT_PARAMETERS})
+    assert default_threads(student, int8) == 2
+    monkeypatch.setattr("guard_sdk.backends.physical_cores", lambda: 64)
+    assert default_threads(student, int8) == 4  # capped: a guard shares its machine with what it guards
+    monkeypatch.setattr("guard_sdk.backends.physical_cores", lambda: 1)
+    assert default_threads(student, int8) == 1
+    # Where guard.json records no size, the artifact's bytes over its precision's bytes per parameter stand in.
+    monkeypatch.setattr("guard_sdk.backends.physical_cores", lambda: 2)
+    unknown = dataclasses.replace(manifest, source={})
+    assert default_threads(unknown, dataclasses.replace(int8, bytes=23_116_287)) == 1  # the embedded guard's file
+    assert default_threads(unknown, dataclasses.replace(int8, bytes=641_500_000)) == 2  # the student in int8
+    assert default_threads(unknown, dataclasses.replace(int8, precision="fp32", bytes=1_740_800_000)) == 2
+
+
+def test_physical_cores_count_the_cpus_this_process_may_use():
+    assert 1 <= physical_cores() <= len(usable_cpus())
+
+
+def test_load_with_threads_unset_runs_the_count_the_runtime_chose(bundle_copy, monkeypatch):
+    small = Guard.load(bundle_copy)
+    options = small.backend._session.get_session_options()
+    assert small.threads == 1 == options.intra_op_num_threads and options.inter_op_num_threads == 1
+    with_parameters(bundle_copy, STUDENT_PARAMETERS)
+    monkeypatch.setattr("guard_sdk.backends.physical_cores", lambda: 2)
+    for precision in ("int8", "fp32"):
+        large = Guard.load(bundle_copy, precision=precision)
+        assert large.threads == 2 == large.backend._session.get_session_options().intra_op_num_threads
+    assert Guard.load(bundle_copy, threads=1).threads == 1  # a count the caller names wins
+
+
+def test_executorch_default_threads_yield_to_a_pool_already_fixed(monkeypatch):
+    from guard_sdk.backends import executorch
+
+    class Pool:
+        """The two thread calls of ExecuTorch's pybindings, on a pool of ``size`` threads."""
+        size = 8
+
+        def _threadpool_get_thread_count(self):
+            return self.size
+
+        def _unsafe_reset_threadpool(self, n):
+            self.size = n
+
+    pool = Pool()
+    monkeypatch.setattr(executorch, "_loaded_any", False)
+    assert executorch._size_thread_pool(pool, 1, requested=False) == 1 == pool.size  # sized before the first load
+    assert executorch._size_thread_pool(pool, 2, requested=False) == 1 == pool.size  # then fixed: a default yields
+    with pytest.raises(BackendUnavailableError, match="already sized to 1 threads"):
+        executorch._size_thread_pool(pool, 2, requested=True)  # a count the caller names does not
 
 
 def test_a_missing_default_guard_says_how_to_get_one(tmp_path, monkeypatch):

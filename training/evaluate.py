@@ -22,7 +22,8 @@ def _ratio(num: float, den: float) -> float | None:
     return None if den == 0 else float(num / den)
 
 
-def metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> dict[str, float | int | None]:
+def metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
+            threshold: float) -> dict[str, float | int | None]:
     """The figures at ``threshold`` (unsafe when score >= threshold); None where one is undefined.
 
     Precision needs a flagged row, recall and AUPRC an unsafe row, FPR a safe row: a source that holds only

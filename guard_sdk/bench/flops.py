@@ -28,15 +28,16 @@ def matmul_flops(path: str, tokens: int, batch: int = 1) -> int | None:
             dim.dim_value = value
     model = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
     graph = model.graph
-    shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
-              for v in [*graph.value_info, *graph.input, *graph.output]}
+    shapes: dict[str, list[int | None]] = {
+        v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.value_info, *graph.input, *graph.output]}
     shapes |= {i.name: list(i.dims) for i in graph.initializer}
     total = 0
     for node in graph.node:
         if node.op_type not in (*MATMULS, "Gemm"):
             continue
-        a, b = shapes.get(node.input[0]), shapes.get(node.input[1])
-        if not a or not b or None in a or None in b:
+        a, b = _known(shapes.get(node.input[0])), _known(shapes.get(node.input[1]))
+        if a is None or b is None:
             return None
         if node.op_type == "Gemm":  # 2-D, either side possibly transposed
             flags = {attr.name: attr.i for attr in node.attribute}
@@ -46,6 +47,13 @@ def matmul_flops(path: str, tokens: int, batch: int = 1) -> int | None:
         outer = a[:-2] if len(a) >= len(b) else b[:-2]
         total += 2 * math.prod(outer) * a[-2] * a[-1] * b[-1]
     return total
+
+
+def _known(shape: list[int | None] | None) -> list[int] | None:
+    """A shape whose every dimension is known, else None (symbolic inference left a dimension open)."""
+    if not shape or any(d is None for d in shape):
+        return None
+    return [int(d) for d in shape if d is not None]
 
 
 def onnx_graph_of(bundle: str | Path) -> Path | None:
@@ -63,4 +71,5 @@ def input_flops(bundle: str | Path, window_lengths: list[int], batch: int) -> in
     if graph is None:
         return None
     counts = [matmul_flops(str(graph), n) for n in window_lengths]
-    return None if None in counts else batch * sum(counts)
+    known = [c for c in counts if c is not None]
+    return batch * sum(known) if len(known) == len(counts) else None

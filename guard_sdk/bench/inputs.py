@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from guard_sdk.tokenization import TextEncoder
 
 # Common English words: one token each in the vocabularies of BERT, DeBERTa-v3 and Llama-style tokenizers,
 # so a text of n of them is n tokens long (the record keeps the length actually measured).
@@ -10,7 +13,7 @@ FILLER = ("the", "cat", "sat", "on", "a", "mat", "and", "we", "saw", "it", "in",
           "sea")
 
 
-def text_of_tokens(encoder: Any, tokens: int) -> str:
+def text_of_tokens(encoder: TextEncoder, tokens: int) -> str:
     """A prompt whose windows hold ``tokens`` tokens in all, special tokens of each window included (one
     window up to the bundle's max_length; longer texts are cut into windows as the runtime cuts them)."""
     specials = encoder.max_length - encoder.single_budget

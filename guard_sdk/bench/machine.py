@@ -6,6 +6,8 @@ import os
 import platform
 from importlib import metadata
 
+from guard_sdk.backends import usable_cpus
+
 # The flags that decide which kernels ONNX Runtime, XNNPACK and PyTorch pick on x86 and Arm.
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni",
              "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")
@@ -37,7 +39,7 @@ def machine() -> dict[str, object]:
     return {
         "cpu": info.get("model name") or platform.processor() or platform.machine(),
         "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cpus": len(usable_cpus()),
         "arch": platform.machine(),
         "isa_flags": [f for f in ISA_FLAGS if f in flags],
         "os": platform.platform(),

@@ -22,29 +22,29 @@ def artifact_quality(bundle: str | Path, prompts: Sequence[str], responses: Sequ
     from guard_sdk.training.evaluate import metrics
 
     manifest = read_manifest(Path(bundle))
-    scored = []
+    scored: list[tuple[Any, str, np.ndarray]] = []
     for artifact in manifest.artifacts:
         backend = next((b for b, info in BACKENDS.items() if info.format == artifact.format and runs_here(b)), None)
         if backend is None:
             continue
         guard = Guard.load(bundle, backend=backend, precision=artifact.precision)
-        scores = []
+        scores: list[float] = []
         for start in tqdm(range(0, len(prompts), 32), desc=f"quality {artifact.path}", disable=not progress):
             scores += [v.score for v in guard.classify_batch(list(prompts[start : start + 32]),
                                                              list(responses[start : start + 32]))]
         scored.append((artifact, backend, np.asarray(scores)))
     records = []
-    for artifact, backend, scores in scored:
+    for artifact, backend, values in scored:
         reference = next((s for a, _, s in scored if a.format == artifact.format and a.precision == "fp32"), None)
-        m = metrics(labels, scores, manifest.threshold)
+        m = metrics(labels, values, manifest.threshold)
         record = {"bundle": str(bundle), "artifact": artifact.path, "format": artifact.format,
                   "precision": artifact.precision, "backend": backend, "bytes": artifact.bytes, "rows": len(labels),
                   "f1": m["f1"], "auprc": m["auprc"], "fpr": m["fpr"]}
         if reference is not None:
-            same = (scores >= manifest.threshold) == (reference >= manifest.threshold)
+            same = (values >= manifest.threshold) == (reference >= manifest.threshold)
             ref = metrics(labels, reference, manifest.threshold)
             record |= {"agreement_with_fp32": float(same.mean()),
-                       "max_abs_diff_vs_fp32": float(np.abs(scores - reference).max()),
+                       "max_abs_diff_vs_fp32": float(np.abs(values - reference).max()),
                        "f1_change_vs_fp32": None if m["f1"] is None or ref["f1"] is None else m["f1"] - ref["f1"]}
         records.append(record)
     return records

@@ -81,8 +81,10 @@ def default_vs_best(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any],
 
     rows = []
     for r in ours:
+        if r["config"]["threads"] is not None:
+            continue
         explicit = [x for x in ours if x["config"]["threads"] is not None and key(x) == key(r)]
-        if r["config"]["threads"] is None and explicit:
+        if explicit:
             best = min(explicit, key=lambda x: x["latency"]["p50_ms"])
             rows.append((r, best, r["latency"]["p50_ms"] / best["latency"]["p50_ms"]))
     return rows
@@ -106,7 +108,7 @@ TARGETS = (("classify() over a bare onnxruntime session, at 128 tokens", 1.10, "
            ("transformers pipeline p50 over classify() p50", 3.0, "at least"),
            ("fp32 ONNX p50 over int8 ONNX p50", 1.8, "at least"),
            ("default settings p50 over the best thread count's p50", 1.10, "at most"))
-DEFAULT_TARGET_TOKENS = (16, 128)  # a short prompt and a prompt with its response, in one window
+DEFAULT_TARGET_TOKENS = (16, 128)  # the lengths the default is held to: a short prompt, and one full window
 
 
 def target_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str, int, float, bool]]:

@@ -9,7 +9,7 @@ import numpy as np
 TRIM = 0.1  # the trimmed mean drops this share of samples at each end: one slow outlier should not move it
 
 
-def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> float:
+def trimmed_mean(values: Sequence[float] | np.ndarray, trim: float = TRIM) -> float:
     """Mean of the sorted values without ``trim`` of them at each end (our own lines: scipy's trim_mean
     is the same, and the runtime does not depend on scipy)."""
     v = np.sort(np.asarray(values, dtype=float))

@@ -8,12 +8,17 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard_sdk.bench.inputs import text_of_tokens
 from guard_sdk.bench.stats import latency_stats
+
+if TYPE_CHECKING:
+    from guard_sdk.guard import Guard
+    from guard_sdk.tokenization import Window
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ def peak_rss_bytes() -> int:
         return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes, others KiB
 
 
-def raw_session(guard: Any, windows: list[Any]) -> Any:
+def raw_session(guard: Guard, windows: list[Window]) -> Callable[[], object] | None:
     """For an onnxruntime guard, a call that runs a second session (the runtime's backend class, so the same
     session options, at the guard's thread count) on ``windows``, pre-tokenized and padded per call as the
     runtime batches them; None for other backends."""
@@ -63,7 +68,7 @@ def raw_session(guard: Any, windows: list[Any]) -> Any:
     return run
 
 
-def _time_calls(call: Any, config: Config) -> tuple[float, list[float]]:
+def _time_calls(call: Callable[[], object], config: Config) -> tuple[float, list[float]]:
     """The first call's seconds, then the seconds of ``config.runs`` calls after ``config.warmup``."""
     start = time.perf_counter()
     call()
@@ -85,24 +90,27 @@ def measure_reference(config: Config) -> dict[str, Any]:
     from guard_sdk.bundle import read_manifest
     from guard_sdk.tokenization import TextEncoder
 
+    if config.threads is None or config.checkpoint is None:  # run.plan_references names both
+        raise ValueError("a reference runs on a checkpoint at an explicit thread count")
+    threads, checkpoint = config.threads, config.checkpoint
     rss_before = peak_rss_bytes()
     start = time.perf_counter()
     import torch
     from transformers import AutoTokenizer, pipeline
 
-    torch.set_num_threads(config.threads)
-    tokenizer = AutoTokenizer.from_pretrained(config.checkpoint)
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     if config.reference == "transformers":
         from transformers import AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_pretrained(config.checkpoint).eval()
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
     else:
         import onnxruntime as ort
         from optimum.onnxruntime import ORTModelForSequenceClassification
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = config.threads, 1
-        model = ORTModelForSequenceClassification.from_pretrained(config.checkpoint, export=True,
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        model = ORTModelForSequenceClassification.from_pretrained(checkpoint, export=True,
                                                                   session_options=options)
     manifest = read_manifest(Path(config.bundle))
     classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu", truncation=True,
@@ -113,10 +121,10 @@ def measure_reference(config: Config) -> dict[str, Any]:
     tokens = len(tokenizer(texts[0], truncation=True, max_length=manifest.max_length)["input_ids"])
     first_s, timings = _time_calls(lambda: classify(texts, batch_size=config.batch), config)
     stats = latency_stats(timings)
-    weights = sum(p.stat().st_size for p in Path(config.checkpoint).glob("*.safetensors"))
+    weights = sum(p.stat().st_size for p in Path(checkpoint).glob("*.safetensors"))
     return {
         "config": asdict(config),
-        "artifact": {"path": str(config.checkpoint), "format": "pytorch" if config.reference == "transformers"
+        "artifact": {"path": str(checkpoint), "format": "pytorch" if config.reference == "transformers"
                      else "onnx (optimum export)", "precision": "fp32", "bytes": weights},
         "backend": f"{config.reference} pipeline", "tokens_per_input": tokens, "windows_per_input": 1,
         "window_lengths": [tokens], "load_ms": load_s * 1e3, "first_call_ms": first_s * 1e3, "latency": stats,

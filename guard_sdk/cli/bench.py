@@ -22,6 +22,15 @@ from guard_sdk.cli.options import (
 )
 
 
+def thread_counts(value: str) -> tuple[int | None, ...]:
+    """Comma-separated positive counts and ``default``: None, threads left unset as a user who names none
+    leaves them, so the runtime's own choice is measured beside the counts it chooses between."""
+    counts = tuple(None if part == "default" else positive_int(part) for part in csv(value))
+    if not counts:
+        raise argparse.ArgumentTypeError("name at least one thread count, or default")
+    return counts
+
+
 def register(sub: Subparsers) -> None:
     b = command(
         sub, "bench",
@@ -42,8 +51,9 @@ def register(sub: Subparsers) -> None:
                    help="comma-separated precisions (default: every artifact of the bundle)")
     b.add_argument("--tokens", type=positive_ints, default=(16, 64, 128, 256, 512),
                    help="comma-separated input lengths in tokens (default: 16,64,128,256,512)")
-    b.add_argument("--threads", type=positive_ints, default=(1, 2),
-                   help="comma-separated thread counts (default: 1,2)")
+    b.add_argument("--threads", type=thread_counts, default=(None, 1, 2),
+                   help="comma-separated thread counts, and 'default' for Guard.load's own choice with threads unset, "
+                   "reported beside the fastest count (default: default,1,2)")
     b.add_argument("--batch", type=positive_int, default=1, help="inputs per classify_batch call (default: 1)")
     b.add_argument("--runs", type=positive_int, default=100, help="timed calls per configuration (default: 100)")
     b.add_argument("--warmup", type=positive_int, default=10, help="untimed calls after the first (default: 10)")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from guard_sdk.cli.options import (
     EXIT_BAD_INPUT,
@@ -20,6 +21,9 @@ from guard_sdk.cli.options import (
     probability,
 )
 from guard_sdk.errors import InputError, InputTypeError
+
+if TYPE_CHECKING:
+    from guard_sdk.guard import Guard
 
 JSONL_CHUNK = 64
 
@@ -60,7 +64,7 @@ def register(sub: Subparsers) -> None:
     v.set_defaults(run=run_verify)
 
 
-def _jsonl_records(stream: Any) -> Any:
+def _jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, the record or an error message) for each non-blank line of a binary stream."""
     from guard_sdk.guard import MAX_INPUT_CHARS, check_text
     from guard_sdk.jsonl import BadLine, jsonl_lines
@@ -82,7 +86,7 @@ def _jsonl_records(stream: Any) -> Any:
         yield number, record
 
 
-def _classify_jsonl(guard: Any, source: Path, args: argparse.Namespace, out: IO[str]) -> tuple[int, int]:
+def _classify_jsonl(guard: Guard, source: Path, args: argparse.Namespace, out: IO[str]) -> tuple[int, int]:
     """Classify every good line of ``source``; (bad lines, unsafe verdicts)."""
     from tqdm import tqdm
 

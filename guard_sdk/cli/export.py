@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import IO
 
 from guard_sdk.cli.options import (
@@ -24,17 +25,19 @@ def register(sub: Subparsers) -> None:
         sub, "export",
         help="export a Hugging Face sequence-classification checkpoint to a guard bundle",
         description="Export CHECKPOINT (a local folder or a hub id) to a guard bundle folder. Every artifact is "
-        "scored against the PyTorch model on fixed texts first; if one misses its tolerance the export "
-        "fails and writes nothing. Core ML predicts only on macOS: exported elsewhere, its artifacts are checked "
-        "by their spec and guard.json says parity was not measured. Formats and bounds: docs/export.md. "
+        "scored against the PyTorch model on fixed texts first, and on the rows of --parity-data where given; if "
+        "one misses its tolerance the export fails and writes nothing. Core ML predicts only on macOS: exported "
+        "elsewhere, its artifacts are checked by their spec and guard.json says parity was not measured. Formats "
+        "and bounds: docs/export.md. "
         "Needs: pip install 'guard-sdk[export]'.",
         examples="  guard-sdk export ckpt -o my-guard                         # ONNX fp32 + int8\n"
         "  guard-sdk export ckpt -o my-guard --formats onnx,executorch,coreml  # + .pte, .mlpackage\n"
-        "  guard-sdk export ckpt -o phone --formats executorch --precision int8,int4",
+        "  guard-sdk export ckpt -o phone --formats executorch --precision int8,int4\n"
+        "  guard-sdk export ckpt -o my-guard --parity-data dev.jsonl     # parity on up to 500 labelled rows too",
     )
     e.add_argument("checkpoint", help="folder with config.json, weights and tokenizer.json, or a hub id")
-    add_output(e, "bundle folder to write: new, empty, or (with --overwrite) an existing guard bundle",
-               required=True)
+    add_output(e, "bundle folder to write: new, empty, or (with --overwrite) an existing guard bundle; never the "
+               "checkpoint or a folder holding it", required=True)
     e.add_argument("--formats", type=csv, default=("onnx",),
                    help="comma-separated: onnx, executorch (.pte, XNNPACK), coreml (.mlpackage) (default: onnx)")
     e.add_argument("--precision", type=csv, default=None, dest="precisions",
@@ -52,6 +55,18 @@ def register(sub: Subparsers) -> None:
     e.add_argument("--fp32-tolerance", type=float, default=1e-4, help="max |ΔP(unsafe)| for fp32 (default: 1e-4)")
     e.add_argument("--fp32-min-agreement", type=probability, default=1.0,
                    help="least share of same decisions for fp32 (default: 1.0)")
+    e.add_argument("--unsafe-label", metavar="NAME|INDEX",
+                   help="which label is unsafe: a name of the checkpoint's config.id2label, or 0 or 1 (default: "
+                   "read from the label names, e.g. unsafe, harmful; transformers' LABEL_0/LABEL_1 mean index 1)")
+    e.add_argument("--allow-untrained-head", action="store_true",
+                   help="export even where the checkpoint's files lack weights (a bare encoder has no trained "
+                   "classification head, and its guard scores every input near 0.5); e.g. to measure size and speed")
+    e.add_argument("--parity-data", type=Path, metavar="FILE",
+                   help="labelled rows to check parity on beside the fixed texts: .jsonl (prompt, optional response "
+                   "and label) or .csv with those columns; guard.json records the reference's and each artifact's "
+                   "accuracy and F1 on them")
+    e.add_argument("--parity-rows", type=positive_int, default=500,
+                   help="at most this many rows of --parity-data, drawn with a fixed seed (default: 500)")
     e.add_argument("--int8-tolerance", type=float, default=0.05, help="max |ΔP(unsafe)| for int8 (default: 0.05)")
     e.add_argument("--int8-min-agreement", type=probability, default=0.98,
                    help="least share of same decisions for int8 (default: 0.98)")
@@ -92,8 +107,10 @@ def register(sub: Subparsers) -> None:
 
 def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     from guard_sdk.export import ExportConfig, export_bundle
+    from guard_sdk.export.parity import read_parity_data
 
     show_progress(not args.quiet)
+    parity_data = read_parity_data(args.parity_data) if args.parity_data else ()
     config = ExportConfig(
         formats=args.formats, precisions=args.precisions, name=args.name, max_length=args.max_length,
         threshold=args.threshold, prompt_truncation_side=args.prompt_truncation_side,
@@ -103,11 +120,14 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
         fp16_tolerance=args.fp16_tolerance, fp16_min_agreement=args.fp16_min_agreement,
         int4_tolerance=args.int4_tolerance, int4_min_agreement=args.int4_min_agreement,
         quantize_embeddings=args.quantize_embeddings, opset=args.opset, overwrite=args.overwrite,
+        unsafe_label=args.unsafe_label, allow_untrained_head=args.allow_untrained_head, parity_data=parity_data,
+        parity_rows=args.parity_rows,
     )
     manifest = export_bundle(args.checkpoint, args.output, config, threads=args.threads)
     for a in manifest.artifacts:
         p = a.parity
-        parity = (f"max|ΔP| {p.max_abs_diff:.1e}  agreement {100 * p.agreement:.1f}%" if p.measured
+        parity = (f"max|ΔP| {p.max_abs_diff:.1e}  agreement {100 * p.agreement:.1f}% of {p.counted_windows} "
+                  f"decisive windows" if p.measured
                   else "parity not measured (Core ML predicts on macOS only); spec checked")
         out.write(f"{args.output / a.path}  {a.format} {a.precision}  {a.bytes / 1e6:.1f} MB  {parity}\n")
     return EXIT_OK

@@ -89,7 +89,8 @@ def add_runtime(p: argparse.ArgumentParser, threads: bool = True) -> None:
                    help="fp32, fp16, int8, int4, palette4, or auto: int8, then fp16, then fp32 (default: auto)")
     if threads:
         p.add_argument("--threads", type=positive_int, default=None,
-                       help="intra-op threads (default: the bundle's recommendation, else 1)")
+                       help="intra-op threads (default: chosen per bundle: 1 for a model under 100M parameters, "
+                       "like the embedded guard; else the physical cores, at most 4)")
 
 
 def add_output(p: argparse.ArgumentParser, help: str, required: bool = False, legacy: tuple[str, ...] = ()) -> None:

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from guard_sdk.errors import InputError
+from guard_sdk.labels import LABEL_VALUES as LABEL_VALUES  # in the runtime: export reads labels through it too
+from guard_sdk.labels import LABELS as LABELS
+from guard_sdk.labels import label_value as label_value
 
 COLUMNS = ("prompt", "response", "label", "source", "category", "group")
 
 
 SPLITS = ("train", "dev", "test")
-
-
-# Values a label column may hold, and what they mean; anything else is refused with its row.
-# (False and True hash as 0 and 1, so booleans are covered too.)
-LABEL_VALUES: dict[object, int] = {
-    0: 0, 1: 1, "0": 0, "1": 1,
-    "safe": 0, "unsafe": 1, "benign": 0, "harmful": 1, "unharmful": 0, "harmless": 0,
-}
 
 
 class DataError(InputError):
@@ -56,16 +51,6 @@ def normalize(text: str) -> str:
     return " ".join(re.sub(r"[\W_]+", " ", text).split())
 
 
-def label_value(value: object, label_map: Mapping[object, int] | None = None) -> int | None:
-    """0 or 1 for a known label value, else None."""
-    table = LABEL_VALUES if label_map is None else label_map
-    key = value.strip().lower() if isinstance(value, str) else value
-    try:
-        return table.get(key)
-    except TypeError:  # an unhashable value (a list, a dict) is no label
-        return None
-
-
 def to_dataset(rows: Sequence[Row]) -> Any:
     """A ``datasets.Dataset`` in the one schema."""
     import datasets
@@ -80,5 +65,3 @@ def features() -> Any:
     return datasets.Features({"prompt": text, "response": text, "label": datasets.Value("int8"), "source": text,
                               "category": text, "group": text})
 
-
-LABELS = {0: "safe", 1: "unsafe"}
