@@ -85,11 +85,13 @@ def unsafe_index(model: Any, unsafe_label: str | int | None = None) -> int:
         log.warning("%s is transformers' default, which names no class: taking index 1 as unsafe (guard-sdk's "
                     "convention); to be sure, %s", shown, _SET_LABELS)
         return 1
-    classes = [label_value(name) for name in names]
-    for name, cls in zip(names, classes):
+    classes: list[int] = []
+    for name in names:
+        cls = label_value(name)
         if cls is None:
             raise ExportError(f"{shown}: {name!r} is not a label name guard-sdk knows "
                               f"(it reads {', '.join(k for k in LABEL_VALUES if isinstance(k, str))}); {_SET_LABELS}")
+        classes.append(cls)
     if classes[0] == classes[1]:
         raise ExportError(f"{shown}: both mean {LABELS[classes[0]]}, so neither index is known to be unsafe; "
                           f"{_SET_LABELS}")

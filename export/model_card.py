@@ -1,53 +1,37 @@
-"""MODEL_CARD.md, written from the manifest so that its figures are the ones export measured."""
+"""MODEL_CARD.md, written from the manifest so that its figures are the ones export measured.
+
+Built as SetFit builds its cards: huggingface_hub's ``ModelCard`` from a Jinja template
+(``model_card_template.md``) and ``ModelCardData``, so the YAML metadata (library, pipeline, tags and the
+measured quality as model-index results) is what the Hub and other tools read.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from guard_sdk.bundle import Artifact, Manifest
 
-
-def _training_section(training: dict[str, Any] | None) -> str:
-    if not training:
-        return ("This card records what export knows. Training data and measured quality are added by the\n"
-                "training commands that produce the checkpoint (`guard-sdk finetune`).\n")
-    rows = "\n".join(
-        f"| {split} | `{source}` | {counts.get('unsafe', 0):,} | {counts.get('safe', 0):,} |"
-        for split, sources in training["data"].items() for source, counts in sources.items()
-    )
-    return f"""- Recipe: `{training["recipe"]}`, base model `{training["base_model"]}`
-- Threshold: {training["threshold"]:.4g} ({training["threshold_rule"]})
-- Rebuild: `{training["command"]}`
-
-Rows per split and source, after near-duplicate removal (a prompt and its twins from other sources
-always share a split; holdout sources are never trained on, and their twins are removed from train and dev):
-
-| split | source | unsafe | safe |
-|---|---|---|---|
-{rows}
-"""
+TEMPLATE = Path(__file__).with_name("model_card_template.md")
+CARD_NAME = "MODEL_CARD.md"
+# The figures of an evaluation report (guard_sdk.training.evaluate.report) that go into the metadata, by the
+# names model-index gives them.
+METRICS = {"f1": "F1", "auprc": "AUPRC", "precision": "Precision", "recall": "Recall", "fpr": "False-positive rate"}
 
 
-def _evaluation_section(evaluation: dict[str, dict[str, Any]] | None, note: str) -> str:
-    if not evaluation:
-        return ""
-    from guard_sdk.training.evaluate import to_markdown
+class EvaluationTable(NamedTuple):
+    """One measured table: its title, the report's overall figures (for the metadata) and the table itself,
+    rendered by training (export does not import training)."""
 
-    tables = "\n".join(to_markdown(result, name) for name, result in evaluation.items())
-    return f"""
-## Measured quality
-
-Tables named after an artifact were measured through the guard-sdk runtime on this bundle, at its
-threshold. FPR is the share of safe rows flagged; "–" marks a figure a subset cannot have (recall where
-no row is unsafe). {note}
-
-{tables}"""
+    title: str
+    overall: dict[str, Any]
+    markdown: str
 
 
 def _artifact_row(a: Artifact) -> str:
     p = a.parity
-    if not p.measured:
+    if not p.measured or p.max_abs_diff is None or p.agreement is None:
         return (f"| `{a.path}` | {a.format} | {a.precision} | {a.bytes / 1e6:.1f} MB | not measured | not measured "
                 f"| spec checked: {a.spec['operations'] if a.spec else '?'} operations, "
                 f"{a.spec['compressed_weights'] if a.spec else '?'} compressed weight tensors, "
@@ -59,40 +43,42 @@ def _artifact_row(a: Artifact) -> str:
             f"{100 * p.agreement:.1f}% | {p.windows} windows of {p.texts} texts{sampled}{counted} |")
 
 
-def render_model_card(manifest: Manifest, evaluation: dict[str, dict[str, Any]] | None = None, note: str = "") -> str:
+def _slug(title: str) -> str:
+    """A dataset id for a table's title: model-index groups results by it, so each table keeps its own."""
+    return "-".join(re.findall(r"[a-z0-9]+", title.lower())) or "evaluation"
+
+
+def card_data(manifest: Manifest, evaluation: list[EvaluationTable]) -> Any:
+    """The card's YAML metadata: what the bundle is, and every measured figure as a model-index result."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    formats = sorted({a.format for a in manifest.artifacts})
+    results = [EvalResult(task_type="text-classification", task_name="safety guard (P(unsafe) >= threshold)",
+                          dataset_type=_slug(table.title), dataset_name=table.title, metric_type=key, metric_name=name,
+                          metric_value=float(table.overall[key]))
+               for table in evaluation for key, name in METRICS.items() if table.overall.get(key) is not None]
+    return ModelCardData(model_name=manifest.name, library_name="guard-sdk", pipeline_tag="text-classification",
+                         tags=["guard-sdk", "safety", "guard", *formats], eval_results=results or None)
+
+
+def render_model_card(manifest: Manifest, evaluation: list[EvaluationTable] | None = None, note: str = "") -> str:
+    from huggingface_hub import ModelCard
+
     src = manifest.source
-    rows = "\n".join(_artifact_row(a) for a in manifest.artifacts)
-    notes = sorted({a.parity.note for a in manifest.artifacts if not a.parity.measured})
-    unmeasured = "".join(f"\nNot measured: {n}.\n" for n in notes)
-    return f"""# {manifest.name}
-
-A guard bundle written by `guard-sdk export` (guard-sdk {src.get("versions", {}).get("guard-sdk", "?")}).
-
-- Source checkpoint: `{src.get("checkpoint")}` ({src.get("model_type")}, {src.get("parameters", 0):,} parameters)
-- Labels: {", ".join(manifest.labels)}; unsafe when P(unsafe) >= {manifest.threshold:.4g}
-- Max length: {manifest.max_length} tokens; longer inputs are scored in windows overlapping by
-  {manifest.text.window_overlap} tokens and the most unsafe window decides
-- Created: {src.get("created")}
-
-## Artifacts and parity with PyTorch
-
-Each artifact was scored against the PyTorch model on the same windows before it was written
-(fixed texts: prompts and prompt+response pairs, short and at max length; and the rows of a labelled parity
-sample where the export was given one). Decision agreement counts only windows whose PyTorch score lies further
-than the artifact's tolerance from the threshold: nearer ones may flip under any difference the bound allows.
-
-| file | format | precision | size | max abs diff P(unsafe) | decision agreement | on |
-|---|---|---|---|---|---|---|
-{rows}
-{unmeasured}
-## Training data
-
-{_training_section(src.get("training"))}{_evaluation_section(evaluation, note)}"""
+    card = ModelCard.from_template(
+        card_data(manifest, evaluation or []), template_path=str(TEMPLATE), model_name=manifest.name,
+        guard_sdk_version=src.get("versions", {}).get("guard-sdk", "?"), checkpoint=src.get("checkpoint"),
+        model_type=src.get("model_type"), parameters=src.get("parameters", 0), labels=", ".join(manifest.labels),
+        threshold=manifest.threshold, max_length=manifest.max_length, window_overlap=manifest.text.window_overlap,
+        created=src.get("created"), artifact_rows=[_artifact_row(a) for a in manifest.artifacts],
+        unmeasured=sorted({a.parity.note for a in manifest.artifacts if not a.parity.measured}),
+        training=src.get("training"), evaluation=evaluation or [], note=note)
+    return str(card)
 
 
-def write_model_card(bundle_dir: Path, manifest: Manifest, evaluation: dict[str, dict[str, Any]] | None = None,
+def write_model_card(bundle_dir: Path, manifest: Manifest, evaluation: list[EvaluationTable] | None = None,
                      note: str = "") -> Path:
-    """MODEL_CARD.md; ``evaluation`` maps a table title to a report of guard_sdk.training.evaluate."""
-    path = Path(bundle_dir) / "MODEL_CARD.md"
+    """MODEL_CARD.md in ``bundle_dir``; ``evaluation``: the tables training measured on the bundle, if any."""
+    path = Path(bundle_dir) / CARD_NAME
     path.write_text(render_model_card(manifest, evaluation, note), encoding="utf-8")
     return path

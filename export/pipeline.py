@@ -166,15 +166,16 @@ class _Checker:
         scores = score_windows(run, self.parity.windows, self.pad_id, self.inputs, self.unsafe_index,
                                windows_per_call(quantization, batch, self.batch_size))  # as the runtime runs it
         parity = measure(self.reference, scores, self.parity, self.threshold, tolerance, min_agreement)
+        max_abs_diff, agreement = parity.figures()
         log.info("parity %s: max |ΔP(unsafe)| %.2e (tolerance %.0e) over %d windows, agreement %.1f%% of the %d "
-                 "further than the tolerance from the threshold", path.name, parity.max_abs_diff, tolerance,
-                 parity.windows, 100 * parity.agreement, parity.counted_windows)
+                 "further than the tolerance from the threshold", path.name, max_abs_diff, tolerance,
+                 parity.windows, 100 * agreement, parity.counted_windows)
         if not parity.passed:
             raise ParityError(
                 f"{path.name} ({fmt} {precision}) disagrees with PyTorch: max |ΔP(unsafe)| "
-                f"{parity.max_abs_diff:.3g} (tolerance {tolerance:g}) over {parity.windows} windows of "
+                f"{max_abs_diff:.3g} (tolerance {tolerance:g}) over {parity.windows} windows of "
                 f"{parity.texts} texts ({parity.sample_texts} from the parity sample), agreement "
-                f"{100 * parity.agreement:.1f}% of the {parity.counted_windows} windows further than the tolerance "
+                f"{100 * agreement:.1f}% of the {parity.counted_windows} windows further than the tolerance "
                 f"from the threshold (needs {100 * min_agreement:.1f}%; {parity.excluded_windows} nearer were not "
                 "judged); nothing was written. Loosen the tolerance only if you accept the difference."
             )

@@ -118,8 +118,8 @@ def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8")
     assets = Path(assets)
     if assets.exists() and not assets.is_dir():
         raise FolderInUseError(f"{assets} is a file, not a folder; name the app's assets folder with --assets")
-    held = sorted(assets.iterdir()) if assets.is_dir() else []
-    foreign = [p.name for p in held if not _copied_before(p)]
+    present = sorted(assets.iterdir()) if assets.is_dir() else []
+    foreign = [p.name for p in present if not _copied_before(p)]
     if foreign:
         raise FolderInUseError(
             f"{assets} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which guard-sdk android "
@@ -127,7 +127,7 @@ def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8")
             "folder would delete them. Name a new or empty folder with --assets, or move those files out")
     sources = [Path(bundle) / MANIFEST_NAME, verified_path(bundle, manifest.tokenizer),
                verified_path(bundle, chosen[0])]
-    for old in held:
+    for old in present:
         old.unlink()
     assets.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(s, assets / s.name)) for s in sources]

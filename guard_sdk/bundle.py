@@ -69,6 +69,12 @@ class Parity:
     excluded_windows: int | None = None
     sample_quality: dict[str, Any] | None = None
 
+    def figures(self) -> tuple[float, float]:
+        """(max |ΔP(unsafe)|, decision agreement) of an artifact whose parity was measured."""
+        if self.max_abs_diff is None or self.agreement is None:
+            raise ValueError(f"parity was not measured: {self.note}")
+        return self.max_abs_diff, self.agreement
+
     @property
     def passed(self) -> bool:
         return (self.measured and self.max_abs_diff is not None and self.agreement is not None

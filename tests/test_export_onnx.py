@@ -325,8 +325,12 @@ def test_checkpoint_that_is_not_a_classifier_is_refused(tmp_path):
 
 
 def test_model_card_states_the_measured_parity(bert_bundle):
+    from huggingface_hub import ModelCard
+
     card = (bert_bundle / "MODEL_CARD.md").read_text()
     manifest = verify_bundle(bert_bundle)
+    meta = ModelCard.load(bert_bundle / "MODEL_CARD.md").data  # YAML front matter, as the Hub reads it
+    assert meta.library_name == "guard-sdk" and "onnx" in meta.tags and meta.eval_results is None
     for a in manifest.artifacts:
         assert f"| `{a.path}` | onnx | {a.precision} |" in card
         assert f"{a.parity.max_abs_diff:.2e}" in card

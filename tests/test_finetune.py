@@ -230,6 +230,13 @@ def test_finetune_lowers_the_loss_exports_and_resumes(tmp_path, seed_file, untra
     assert "Rebuild: `guard-sdk finetune --recipe recipe.yaml`" in card
     assert "## Measured quality" in card and "#### dev (model.onnx)" in card
     assert "#### dev (PyTorch model, before export)" in card and "make the same decision on 100.00% of rows" in card
+    from huggingface_hub import ModelCard  # the card's metadata is what the Hub reads: the measured F1 is in it
+
+    meta = ModelCard.load(result.bundle / "MODEL_CARD.md").data
+    assert meta.library_name == "guard-sdk" and meta.pipeline_tag == "text-classification"
+    auprc = {r.dataset_name: r.metric_value for r in meta.eval_results if r.metric_type == "auprc"}
+    assert auprc["dev (model.onnx)"] == pytest.approx(result.bundle_reports["dev"]["overall"]["auprc"])
+    assert auprc["dev (PyTorch model, before export)"] == pytest.approx(result.dev["overall"]["auprc"])
     assert set(result.bundle_reports) == {"dev"}
 
     # Run again: it resumes from the last checkpoint instead of training from scratch.

@@ -19,7 +19,15 @@ import numpy as np
 from guard_sdk.export.checkpoint import TRAINING_RECORD
 from guard_sdk.training import data as D
 from guard_sdk.training.data.splits import data_summary
-from guard_sdk.training.evaluate import calibrate, levels_of, report, score_torch, score_with_guard, write_report
+from guard_sdk.training.evaluate import (
+    calibrate,
+    levels_of,
+    report,
+    score_torch,
+    score_with_guard,
+    to_markdown,
+    write_report,
+)
 from guard_sdk.training.recipe import (
     DataRecipe,
     Recipe,
@@ -158,7 +166,7 @@ def export_and_evaluate(recipe: Recipe, model_dir: Path, eval_sets: dict[str, An
     """
     from guard_sdk import Guard
     from guard_sdk.export import ExportConfig, export_bundle
-    from guard_sdk.export.model_card import write_model_card
+    from guard_sdk.export.model_card import EvaluationTable, write_model_card
 
     e = recipe.export
     bundle = Path(e.bundle)
@@ -180,8 +188,9 @@ def export_and_evaluate(recipe: Recipe, model_dir: Path, eval_sets: dict[str, An
         if name == "dev":
             agreement = _agreement_note(scores, dev_scores, guard, recipe.train.max_length)
             log.info("%s", agreement)
-    tables = {"dev (PyTorch model, before export)": dev_report,
+    titled = {"dev (PyTorch model, before export)": dev_report,
               **{f"{k} ({guard.artifact.path})": v for k, v in reports.items()}}
+    tables = [EvaluationTable(title, result["overall"], to_markdown(result, title)) for title, result in titled.items()]
     write_model_card(bundle, manifest, evaluation=tables, note=agreement)
     return bundle, reports
 

@@ -126,7 +126,7 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     manifest = export_bundle(args.checkpoint, args.output, config, threads=args.threads)
     for a in manifest.artifacts:
         p = a.parity
-        parity = (f"max|ΔP| {p.max_abs_diff:.1e}  agreement {100 * p.agreement:.1f}% of {p.counted_windows} "
+        parity = (f"max|ΔP| {p.figures()[0]:.1e}  agreement {100 * p.figures()[1]:.1f}% of {p.counted_windows} "
                   f"decisive windows" if p.measured
                   else "parity not measured (Core ML predicts on macOS only); spec checked")
         out.write(f"{args.output / a.path}  {a.format} {a.precision}  {a.bytes / 1e6:.1f} MB  {parity}\n")
