@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard_sdk.bundle import TOKENIZER_NAME, TextEncoding
 from guard_sdk.errors import ExportError, ManifestError
 from guard_sdk.labels import LABEL_VALUES, LABELS, label_value
 from guard_sdk.tokenization import TextEncoder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,8 @@ _SET_LABELS = ('say which label is unsafe: set it in the checkpoint\'s config.js
                "(ExportConfig.unsafe_label)")
 
 
-def load_checkpoint(checkpoint: str | Path, allow_untrained_head: bool = False) -> tuple[Any, Any]:
+def load_checkpoint(checkpoint: str | Path,
+                    allow_untrained_head: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model in eval mode, fast tokenizer) from a local folder or a Hugging Face hub id.
 
     A checkpoint whose files lack some of the model's weights (a bare encoder has no classification head) is
@@ -55,13 +59,13 @@ def load_checkpoint(checkpoint: str | Path, allow_untrained_head: bool = False) 
     return model.eval(), tokenizer
 
 
-def default_max_length(model: Any, tokenizer: Any) -> int:
+def default_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
     """The longest input the checkpoint takes: its tokenizer's limit, capped by its position table."""
     limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
     return int(min(n for n in limits if isinstance(n, int) and 0 < n < 1_000_000))
 
 
-def unsafe_index(model: Any, unsafe_label: str | int | None = None) -> int:
+def unsafe_index(model: PreTrainedModel, unsafe_label: str | int | None = None) -> int:
     """Which logit is unsafe: ``unsafe_label`` (a label name of the config, or an index) where given, else what
     the config's label names mean in guard_sdk.labels' vocabulary (so {0: harmful, 1: harmless} gives 0).
 
@@ -69,7 +73,7 @@ def unsafe_index(model: Any, unsafe_label: str | int | None = None) -> int:
     other mapping that does not say which one is unsafe is refused rather than guessed: a wrong guess inverts
     every verdict.
     """
-    id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+    id2label = {int(k): str(v) for k, v in (model.config.id2label or {}).items()}
     names = [id2label.get(i, "") for i in range(2)]
     shown = f"config.id2label {{0: {names[0]!r}, 1: {names[1]!r}}}"
     if unsafe_label is not None:
@@ -113,7 +117,7 @@ def training_record(checkpoint: str | Path) -> dict[str, Any] | None:
         raise ExportError(f"{path}: not a training record guard-sdk can read ({e})") from e
 
 
-def model_inputs(model: Any, tokenizer: Any) -> list[str]:
+def model_inputs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[str]:
     """The inputs the exported model takes: token type ids only where the model has a table for them."""
     inputs = ["input_ids", "attention_mask"]
     if "token_type_ids" in tokenizer.model_input_names and getattr(model.config, "type_vocab_size", 0) > 0:
@@ -126,8 +130,8 @@ def default_overlap(max_length: int) -> int:
     return max_length // 8
 
 
-def bundle_encoder(tokenizer: Any, folder: Path, max_length: int, prompt_truncation_side: str = "left",
-                   window_overlap: int | None = None) -> TextEncoder:
+def bundle_encoder(tokenizer: PreTrainedTokenizerBase, folder: Path, max_length: int,
+                   prompt_truncation_side: str = "left", window_overlap: int | None = None) -> TextEncoder:
     """Write ``folder``/tokenizer.json and return the runtime's encoder over it.
 
     Training, evaluation of a checkpoint and export all encode through this, so a model is trained and

@@ -8,9 +8,12 @@ import logging
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard_sdk.errors import BundleError, ExportError
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
 
 # iOS 16 / macOS 13 is the oldest target with ML Program weight compression (constexpr ops) and flexible
 # input shapes; newer targets would only narrow the devices a bundle reaches.
@@ -29,7 +32,7 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", module="coremltools")
 
 
-def convert(program: Any) -> Any:
+def convert(program: ExportedProgram) -> Any:
     """The exported program as an fp16 ML Program (an MLModel); every precision starts from this one."""
     import torch
 

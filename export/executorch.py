@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard_sdk.export.graph import dynamic_shapes, example_inputs
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
 
 WEIGHT_RANGE = {"int8": (-127, 127), "int4": (-8, 7)}
 
@@ -50,7 +53,8 @@ def _integer_safe_quantizer(weight_range: tuple[int, int]) -> Any:
     return IntegerSafeXNNPACKQuantizer().set_global(config)
 
 
-def quantize(program: Any, inputs: list[str], max_length: int, precision: str, embeddings: bool) -> Any:
+def quantize(program: ExportedProgram, inputs: list[str], max_length: int, precision: str,
+             embeddings: bool) -> ExportedProgram:
     """PT2E: annotate, observe one example (dynamic activations need no calibration set), convert, re-export."""
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -69,7 +73,7 @@ def quantize(program: Any, inputs: list[str], max_length: int, precision: str, e
                                    strict=False)
 
 
-def write_pte(program: Any, path: Path) -> None:
+def write_pte(program: ExportedProgram, path: Path) -> None:
     """``to_edge_transform_and_lower`` onto XNNPACK, then ``to_executorch``; quantized embedding lookups are
     fused into ``embedding_byte`` by the quant-fusion pass. Lowering edits the program it is given, so it
     works on a copy: the caller's program still serves the next precision and Core ML."""

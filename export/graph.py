@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
+    from transformers import PreTrainedModel
 
 EXAMPLE_LENGTH = 16
 
@@ -39,7 +43,7 @@ def _scaled_size_sqrt(query_layer: Any, scale_factor: int) -> Any:
 
 
 @contextlib.contextmanager
-def export_friendly(model: Any) -> Iterator[None]:
+def export_friendly(model: PreTrainedModel) -> Iterator[None]:
     """While tracing ``model``, replace the helpers of its family that the mobile converters cannot take."""
     if model.config.model_type != "deberta-v2":
         yield
@@ -89,7 +93,7 @@ def dynamic_shapes(inputs: list[str], max_length: int) -> tuple[dict[int, Any], 
     return tuple({1: seq} for _ in inputs)
 
 
-def export_program(model: Any, inputs: list[str], max_length: int) -> Any:
+def export_program(model: PreTrainedModel, inputs: list[str], max_length: int) -> ExportedProgram:
     """``torch.export`` (non-strict) of the classifier at batch 1 and any length from 1 to ``max_length``."""
     import torch
 

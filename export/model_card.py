@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from guard_sdk.bundle import Artifact, Manifest
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCardData
 
 TEMPLATE = Path(__file__).with_name("model_card_template.md")
 CARD_NAME = "MODEL_CARD.md"
@@ -48,7 +51,7 @@ def _slug(title: str) -> str:
     return "-".join(re.findall(r"[a-z0-9]+", title.lower())) or "evaluation"
 
 
-def card_data(manifest: Manifest, evaluation: list[EvaluationTable]) -> Any:
+def card_data(manifest: Manifest, evaluation: list[EvaluationTable]) -> ModelCardData:
     """The card's YAML metadata: what the bundle is, and every measured figure as a model-index result."""
     from huggingface_hub import EvalResult, ModelCardData
 

@@ -7,15 +7,19 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard_sdk.errors import ExportError
+
+if TYPE_CHECKING:
+    import onnx
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 _PROTOBUF_LIMIT = 2**31 - 1
 
 
-def export_onnx(model: Any, out_path: Path, opset: int | None = None) -> Path:
+def export_onnx(model: PreTrainedModel, out_path: Path, opset: int | None = None) -> Path:
     """Write ``model`` as one self-contained ONNX file (weights inline) at ``out_path``."""
     import onnx
     import torch
@@ -54,7 +58,7 @@ def _static_only_advice(record: logging.LogRecord) -> bool:
     return "pre-processing before quantization" not in record.getMessage()
 
 
-def fold_weight_identities(model: Any) -> int:
+def fold_weight_identities(model: onnx.ModelProto) -> int:
     """Point every consumer of ``Identity(initializer)`` at the initializer itself; how many were folded.
 
     The exporter writes a weight used twice (DeBERTa applies its query and key projections to the relative

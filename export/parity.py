@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from guard_sdk.guard import most_unsafe_window
 from guard_sdk.jsonl import BadLine, jsonl_lines
 from guard_sdk.labels import LABEL_VALUES, label_value
 from guard_sdk.tokenization import TextEncoder, Window
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 ParityRow = tuple[str, str | None, int | None]  # prompt, response (None: prompt only), label (1 unsafe, None: unknown)
 SAMPLE_SEED = 0  # the rows a capped sample keeps are the same on every export of the same data
@@ -129,7 +132,7 @@ def _parity_row(path: Path, line: int, record: Any) -> ParityRow:
     return record["prompt"], response, value
 
 
-def torch_runner(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+def torch_runner(model: PreTrainedModel) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     """Run a PyTorch sequence classifier on numpy inputs, as a backend would."""
     import torch
 
