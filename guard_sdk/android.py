@@ -93,7 +93,7 @@ def default_assets() -> Path:
     app = Path(__file__).resolve().parent.parent / "android_demo" / "app"
     if not app.is_dir():
         raise InputError("no android_demo/ beside this guard_sdk (an installed wheel, not a checkout): "
-                         "name the app's assets folder with --assets")
+                         "name the app's assets folder with -o")
     return app / "src" / "main" / "assets" / "guard"
 
 
@@ -117,14 +117,16 @@ def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8")
             "guard, whose embedded bundle is ONNX only: make android-assets)")
     assets = Path(assets)
     if assets.exists() and not assets.is_dir():
-        raise FolderInUseError(f"{assets} is a file, not a folder; name the app's assets folder with --assets")
+        raise FolderInUseError(f"{assets} is a file, not a folder; name the app's assets folder with -o")
     present = sorted(assets.iterdir()) if assets.is_dir() else []
     foreign = [p.name for p in present if not _copied_before(p)]
+    if present and not foreign and not (assets / MANIFEST_NAME).is_file():
+        foreign = [p.name for p in present]  # a copy always holds guard.json: these .pte files are someone's own
     if foreign:
         raise FolderInUseError(
             f"{assets} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which guard-sdk android "
             f"assets did not copy (it writes only {MANIFEST_NAME}, {TOKENIZER_NAME} and a .pte): replacing the "
-            "folder would delete them. Name a new or empty folder with --assets, or move those files out")
+            "folder would delete them. Name a new or empty folder with -o, or move those files out")
     sources = [Path(bundle) / MANIFEST_NAME, verified_path(bundle, manifest.tokenizer),
                verified_path(bundle, chosen[0])]
     for old in present:

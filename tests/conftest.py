@@ -70,6 +70,8 @@ def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64, probe: b
     import torch
     from transformers import AutoModelForSequenceClassification, BertConfig, DebertaV2Config
 
+    from guard_sdk.export.checkpoint import quiet_model_import
+
     tokenizer = _fast_tokenizer("wordpiece" if family == "bert" else "unigram", max_length)
     common = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=64, max_position_embeddings=128, num_labels=2,
@@ -81,7 +83,8 @@ def build_tiny_checkpoint(out: Path, family: str, max_length: int = 64, probe: b
                                  share_att_key=True, pos_att_type=["p2c", "c2p"], max_relative_positions=-1,
                                  position_biased_input=False, type_vocab_size=0, pooler_hidden_size=32)
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_config(config).eval()
+    with quiet_model_import():
+        model = AutoModelForSequenceClassification.from_config(config).eval()
     if probe:
         _probe(model, tokenizer)
     model.save_pretrained(out)

@@ -100,5 +100,6 @@ def test_one_command_trains_the_missing_rows_teacher_first_and_writes_the_table(
 
     # A rerun trains nothing and rescoring nothing: the models and their held-out reports are reused.
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/run/**/*.json")}
-    assert main(["ablation", "--recipe", str(path), "-q"], out=io.StringIO()) == 0
+    assert main(["ablation", "--recipe", str(path), "-o", str(tmp_path / "again.md"), "-q"], out=io.StringIO()) == 0
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/run/**/*.json")} == stamps
+    assert (tmp_path / "again.md").read_text() == table  # -o: the same table, written where it says

@@ -104,6 +104,7 @@ def test_assets_are_the_checked_files_byte_for_byte_and_replace_the_old(bert_mob
     assets = tmp_path / "assets"
     assets.mkdir()
     (assets / "model.fp32.pte").write_bytes(b"old")  # what an earlier copy left: replaced
+    (assets / "guard.json").write_text("{}")
     copied = copy_assets(bert_mobile, assets)
     assert sorted(p.name for p in assets.iterdir()) == ["guard.json", "model.int8.pte", "tokenizer.json"]
     for path in copied:
@@ -113,18 +114,21 @@ def test_assets_are_the_checked_files_byte_for_byte_and_replace_the_old(bert_mob
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("held", ["stale/model.pte", "build.gradle", "guard.json/x"])
+@pytest.mark.parametrize("held", ["stale/model.pte", "build.gradle", "guard.json/x", None])
 def test_assets_refuse_a_folder_that_holds_anything_but_a_copied_bundle(bert_mobile, tmp_path, held):
     """The old test had a stale/ folder deleted with the rest; any file an earlier copy did not write stays."""
     assets = tmp_path / "assets"
-    (assets / held).parent.mkdir(parents=True, exist_ok=True)
-    (assets / held).write_text("mine")
-    (assets / "model.int8.pte").write_bytes(b"old")
+    assets.mkdir()
+    if held is not None:
+        (assets / held).parent.mkdir(parents=True, exist_ok=True)
+        (assets / held).write_text("mine")
+    (assets / "model.int8.pte").write_bytes(b"old")  # None: a .pte alone, with no guard.json of an earlier copy
     with pytest.raises(FolderInUseError, match=r"assets holds .* guard-sdk android assets did not copy"):
         copy_assets(bert_mobile, assets)
-    assert (assets / held).read_text() == "mine" and (assets / "model.int8.pte").read_bytes() == b"old"
+    assert held is None or (assets / held).read_text() == "mine"
+    assert (assets / "model.int8.pte").read_bytes() == b"old"
     out = io.StringIO()
-    assert main(["android", "assets", "-b", str(bert_mobile), "--assets", str(assets)], out=out) == 2
+    assert main(["android", "assets", "-b", str(bert_mobile), "-o", str(assets)], out=out) == 2
 
 
 @pytest.mark.slow

@@ -154,3 +154,16 @@ def test_an_api_key_comes_from_the_environment_never_the_recipe(monkeypatch):
         _client(spec)
     monkeypatch.setenv("GUARD_TEST_KEY", "s3cret")
     assert _client(spec).headers == {"Authorization": "Bearer s3cret"}
+
+
+def test_set_changes_an_augment_recipe_for_one_run_and_data_dir_is_the_instruction_stages(tmp_path, capsys):
+    from guard_sdk.cli.augment import _recipe
+    from guard_sdk.cli.main import build_parser
+
+    args = build_parser().parse_args(["augment", "instructions", "--recipe", str(OFFLINE), "--set",
+                                      "instructions.k=2", "-o", str(tmp_path / "run")])
+    recipe = _recipe(args)
+    assert recipe.instructions.k == 2 and recipe.output_dir == str(tmp_path / "run")
+    assert main(["augment", "label", "--recipe", str(OFFLINE), "--data-dir", str(tmp_path)]) == 2
+    assert "--data-dir is for `augment instructions`" in capsys.readouterr().err
+    assert main(["augment", "instructions", "--recipe", str(OFFLINE), "--set", "instructions.nope=1"]) == 2

@@ -42,7 +42,9 @@ def test_exported_manifest_has_the_documented_fields(bert_bundle):
     for a in data["artifacts"]:
         assert a["bytes"] == (bert_bundle / a["path"]).stat().st_size
         assert set(a["parity"]) == {"reference", "texts", "windows", "max_abs_diff", "agreement", "tolerance",
-                                    "min_agreement", "measured", "note"}
+                                    "min_agreement", "measured", "note", "sample_texts", "sample_windows",
+                                    "counted_windows", "excluded_windows"}  # no sample: no sample figures
+        assert a["parity"]["sample_texts"] == a["parity"]["sample_windows"] == 0
         assert a["parity"]["measured"] is True and "batch" not in a and "spec" not in a
     assert verify_bundle(bert_bundle).name == "tiny-bert-guard"
 

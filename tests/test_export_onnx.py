@@ -150,7 +150,7 @@ def test_a_checkpoint_without_a_trained_head_is_refused_unless_allowed(tiny_bert
 
 
 def _config(id2label):
-    return SimpleNamespace(config=SimpleNamespace(id2label=id2label))
+    return SimpleNamespace(id2label=id2label)
 
 
 @pytest.mark.parametrize("id2label,given,want", [

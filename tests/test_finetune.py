@@ -291,3 +291,36 @@ def test_a_decoder_without_a_pad_token_trains_with_accumulation_and_scores_alike
     short, long = "Name three rivers.", "Write a long and detailed phishing email to steal bank passwords now."
     alone, padded = score([short], [None]), score([short, long], [None, None])
     assert padded[0] == pytest.approx(alone[0], abs=1e-5)
+
+
+def test_a_base_whose_labels_make_index_0_unsafe_is_refused_before_training(tiny_bert, tmp_path):
+    # Before: training renamed its labels {0: safe, 1: unsafe} over a head that meant the opposite.
+    import shutil
+
+    from guard_sdk.errors import InputError
+    from guard_sdk.training.trainer import load_classifier
+
+    inverted = tmp_path / "inverted"
+    shutil.copytree(tiny_bert, inverted)
+    config = json.loads((inverted / "config.json").read_text())
+    config["id2label"], config["label2id"] = {"0": "harmful", "1": "harmless"}, {"harmful": 0, "harmless": 1}
+    (inverted / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="makes index 0 unsafe"):
+        load_classifier(str(inverted))
+    config["id2label"], config["label2id"] = {"0": "negative", "1": "positive"}, {"negative": 0, "positive": 1}
+    (inverted / "config.json").write_text(json.dumps(config))
+    model, _ = load_classifier(str(inverted))  # names that say nothing of safety: relabelled and trained
+    assert model.config.id2label == {0: "safe", 1: "unsafe"}
+
+
+def test_a_run_never_starts_in_a_folder_that_holds_other_files(tmp_path, tiny_bert, seed_file):
+    # Before: `finetune -o ~/project` pinned the folder and then replaced its model/ and data/ wholesale.
+    from guard_sdk.errors import FolderInUseError
+
+    project = tmp_path / "project"
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "mine.txt").write_text("keep me")
+    recipe = load_recipe(_recipe(tmp_path, tiny_bert, seed_file))
+    with pytest.raises(FolderInUseError, match="holds files but no recipe.json"):
+        finetune(recipe, output_dir=str(project), progress=False)
+    assert (project / "model" / "mine.txt").read_text() == "keep me"

@@ -152,7 +152,7 @@ def score_torch(model: Any, tokenizer: Any, encoder: Any, prompts: Sequence[str]
     from guard_sdk.export.parity import torch_runner
     from guard_sdk.guard import most_unsafe_window, score_windows
 
-    run, inputs, unsafe = torch_runner(model.eval()), model_inputs(model, tokenizer), unsafe_index(model)
+    run, inputs, unsafe = torch_runner(model.eval()), model_inputs(model, tokenizer), unsafe_index(model.config)
     scores = np.empty(len(prompts))
     for start in tqdm(range(0, len(prompts), CHUNK), desc="scoring", unit="batch", disable=not progress):
         chunk = range(start, min(start + CHUNK, len(prompts)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from guard_sdk.errors import InputError
+from guard_sdk.errors import FolderInUseError, InputError
 
 CALIBRATION_RULES = ("max_f1", "fixed")
 BACKENDS = ("local", "openai")
@@ -59,7 +59,7 @@ class TrainRecipe:
     weight_decay: float
     warmup_ratio: float
     class_balanced: bool  # each batch draws safe and unsafe rows with equal probability
-    punctuation_flip: float  # share of rows whose final . ! ? is dropped, or a final . added (see finetune.py)
+    punctuation_flip: float  # share of rows whose final . ! ? is dropped, or a final . added (see trainer.py)
     seed: int
     save_steps: int
     logging_steps: int
@@ -111,7 +111,7 @@ class TeacherSpec:
 @dataclass(frozen=True)
 class DistillRecipe:
     """HarmAug's distillation: the teacher scores the train split, augmented rows join it, and the loss mixes
-    cross-entropy on hard labels with KL(teacher ‖ student) on the teacher's scores (training/distill.py)."""
+    cross-entropy on hard labels with KL(teacher ‖ student) on the teacher's scores (training/distill/)."""
 
     teacher: TeacherSpec  # scores the seed train rows (cached, resumable, under OUTPUT_DIR/teacher_scores)
     augmented: list[str]  # augmentation output folders; their labels/ rows join train, scored by `teacher`
@@ -302,7 +302,8 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
 
 def pin_record(out: Path, record: dict[str, Any]) -> None:
     """Record what a run makes in its output folder (``out``/recipe.json), or refuse a record that differs from
-    the one the folder was started with: rows or checkpoints of two recipes in one folder belong to neither."""
+    the one the folder was started with: rows or checkpoints of two recipes in one folder belong to neither. A
+    folder that holds other files is refused too: it is not a run folder, and a run would overwrite them."""
     import json
 
     from guard_sdk.training.shards import write_json
@@ -315,6 +316,10 @@ def pin_record(out: Path, record: dict[str, Any]) -> None:
             raise RecipeError(f"{out} holds a run of a different recipe (it differs in: {', '.join(changed)}); "
                               "choose another output_dir, or delete the folder to start over")
         return
+    if out.is_dir() and any(out.iterdir()):  # the run later replaces out/model and out/data wholesale
+        raise FolderInUseError(f"{out} holds files but no recipe.json, so it is not a guard-sdk run folder, and "
+                               "a run replaces the model/ and data/ folders in it; choose a new or empty output "
+                               "folder (-o, or the recipe's output_dir)")
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
 

@@ -9,12 +9,14 @@ import importlib.util
 import logging
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from guard_sdk.export.checkpoint import bundle_encoder, model_inputs
+from guard_sdk.errors import ExportError, InputError
+from guard_sdk.export.checkpoint import bundle_encoder, model_inputs, quiet_model_import, unsafe_index
 from guard_sdk.training import data as D
 from guard_sdk.training.data.schema import LABELS
 from guard_sdk.training.recipe import (
@@ -118,18 +120,37 @@ def encode_first_windows(dataset: Any, encoder: Any, inputs: list[str], flip: fl
     return dataset.map(encode, with_indices=True, remove_columns=dataset.column_names, desc="encoding")
 
 
+def _check_polarity(source: str) -> None:
+    """Refuse a checkpoint whose label names say index 0 is unsafe: training names the labels {0: safe,
+    1: unsafe}, so its head (kept as it is, or frozen under DAPT) would be read the other way round."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source)
+    try:
+        unsafe = unsafe_index(config) if config.num_labels == 2 else 1
+    except ExportError:  # names that say nothing of safety (a sentiment head): its head is trained anew anyway
+        return
+    if unsafe != 1:
+        raise InputError(f"{source}: its config.id2label {config.id2label} makes index 0 unsafe, and guard-sdk "
+                         "trains with 1 = unsafe; swap the two rows of its classification head and its id2label "
+                         "(or export it as it is: guard-sdk export reads the names)")
+
+
 def load_classifier(source: str, gguf_file: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) of a checkpoint, hub id or GGUF file, as a two-label guard whose padding agrees."""
     import transformers
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    gguf = {"gguf_file": gguf_file} if gguf_file else {}
+    if not gguf_file:  # a GGUF file is a causal LM, with no labels to read
+        _check_polarity(source)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" is the point of fine-tuning
-    gguf = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **gguf)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, **gguf)
+        with quiet_model_import():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, **gguf)
     finally:
         transformers.logging.set_verbosity(verbosity)
     agree_on_padding(tokenizer, model)
@@ -180,7 +201,11 @@ def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: f
     last = get_last_checkpoint(args.output_dir) if checkpoints.is_dir() else None
     if last:
         log.info("resuming from %s", last)
-    metrics = trainer.train(resume_from_checkpoint=last).metrics
+    with warnings.catch_warnings():
+        # The Trainer says so whenever it rotates checkpoints on a filesystem whose mtimes are coarse (most
+        # containers); it then orders them by step number, which is what resuming needs. Known harmless.
+        warnings.filterwarnings("ignore", message="mtime may not be reliable")
+        metrics = trainer.train(resume_from_checkpoint=last).metrics
     metrics["mean_tokens_per_row"] = float(np.mean(train["length"]))
     log.info("trained: %s", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     model.eval()

@@ -7,7 +7,10 @@ this backend (only) imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,22 @@ from guard_sdk.backends import rows
 from guard_sdk.errors import BackendUnavailableError, BundleError
 
 _loaded_any = False  # whether this process has loaded an ExecuTorch program (the pool is then fixed)
+
+
+# What ExecuTorch and its pytree helpers say on every import and lowering that tells a guard-sdk user nothing:
+# its own code's use of importlib.resources' legacy API, its notice that the Python runtime API is experimental,
+# and torch's deprecation of a pytree check inside deepcopy. Anything else still shows.
+_KNOWN_HARMLESS = ("open_text is deprecated", "read_text is deprecated", "read_binary is deprecated",
+                   "This API is experimental", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+@contextlib.contextmanager
+def quiet_executorch() -> Iterator[None]:
+    """Import and run ExecuTorch without its known-harmless warnings (``_KNOWN_HARMLESS``)."""
+    with warnings.catch_warnings():
+        for message in _KNOWN_HARMLESS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 def _size_thread_pool(portable_lib: Any, threads: int | None, requested: bool = True) -> int:
@@ -52,10 +71,12 @@ class ExecuTorchBackend:
 
     def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
                  inputs: list[str] | None = None, requested: bool = True) -> None:
-        import executorch.kernels.quantized  # noqa: F401  registers the int8 embedding kernel a .pte may call
         import torch
-        from executorch.extension.pybindings import portable_lib
-        from executorch.runtime import Runtime
+
+        with quiet_executorch():
+            import executorch.kernels.quantized  # noqa: F401  registers the int8 embedding kernel a .pte may call
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
 
         self.threads = _size_thread_pool(portable_lib, threads, requested)
         try:

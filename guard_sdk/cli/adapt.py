@@ -18,6 +18,7 @@ from guard_sdk.cli.options import (
     command,
     csv,
     mapping,
+    output_override,
     positive_int,
     show_progress,
     training_module,
@@ -75,6 +76,7 @@ def register(sub: Subparsers) -> None:
         "  guard-sdk dapt-experiment --recipe training/recipes/dapt-harmbench.yaml --set 'rules=[illegal]'",
     )
     add_recipe(dx, "experiment YAML file")
+    add_output(dx, "the markdown table to write (default: the file's table)")
     add_set(dx, "'seeds=[0]'")
     add_data_dir(dx)
     add_quiet(dx)
@@ -100,7 +102,8 @@ def run_adapt(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def run_dapt_experiment(args: argparse.Namespace, out: IO[str]) -> int:
-    recipe = training_module("dapt.recipe").load_experiment(args.recipe, args.overrides)
+    overrides = [*args.overrides, *output_override("table", args.output)]
+    recipe = training_module("dapt.recipe").load_experiment(args.recipe, overrides)
     experiment = training_module("experiments.dapt")
     show_progress(not args.quiet)
     summary = experiment.run_experiment(recipe, recipe_path=str(args.recipe), data_dir=args.data_dir,

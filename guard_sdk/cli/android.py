@@ -37,8 +37,8 @@ def register(sub: Subparsers) -> None:
     add_bundle(a, "guard bundle folder with an ExecuTorch artifact (default: the embedded default guard, which is "
                "ONNX only: make android-assets exports its .pte)")
     a.add_argument("--precision", default="int8", help="which ExecuTorch artifact: fp32, int8, int4 (default: int8)")
-    a.add_argument("--assets", type=Path, default=None,
-                   help="assets folder (default: android_demo/app/src/main/assets/guard of this checkout)")
+    add_output(a, "assets folder (default: android_demo/app/src/main/assets/guard of this checkout)",
+               legacy=("--assets",))
     r = command(tasks, "report", help="the app's benchmark JSON as bench's results.json and RESULTS.md",
                 description="Read benchmark_results.json (ExecuTorch benchmark-app fields) and guard_run.json "
                 "(the timed calls) that the app's benchmark screen wrote and benchmarks/android_bench.sh pulled, "
@@ -55,7 +55,7 @@ def run_android(args: argparse.Namespace, out: IO[str]) -> int:
         path = android.write_vectors(args.bundle or default_bundle_path(), args.output, args.backend, args.precision)
         out.write(f"wrote {path}\n")
     elif args.android_command == "assets":
-        assets = args.assets or android.default_assets()
+        assets = args.output or android.default_assets()
         for path in android.copy_assets(args.bundle or default_bundle_path(), assets, args.precision):
             out.write(f"copied {path}\n")
     else:

@@ -20,6 +20,7 @@ from guard_sdk.cli.options import (
     show_progress,
     training_module,
 )
+from guard_sdk.errors import InputError
 
 STAGES = ("instructions", "responses", "label")
 LABEL_HELP = ("label: score every kept instruction (as a prompt) and every response with the recipe's teacher: a "
@@ -33,7 +34,6 @@ def _add_stage_options(p: argparse.ArgumentParser) -> None:
     add_recipe(p, "augmentation recipe YAML file")
     add_output(p, "where the stage folders go (default: the recipe's output_dir)", legacy=("--output-dir",))
     add_set(p, "instructions.k=4")
-    add_data_dir(p)
     add_quiet(p)
     p.set_defaults(run=run_augment, extra="train")
 
@@ -56,6 +56,7 @@ def register(sub: Subparsers) -> None:
     )
     a.add_argument("stage", choices=STAGES, help="which stage to run")
     _add_stage_options(a)
+    add_data_dir(a)  # the seed data the instructions stage shows the generator
     a.add_argument("--count", type=positive_int,
                    help="instructions: generation requests (default: the recipe's instructions.count); a larger "
                    "count on a finished folder asks only the new ones")
@@ -68,7 +69,7 @@ def register(sub: Subparsers) -> None:
         examples="  guard-sdk label --recipe training/recipes/augment-offline.yaml",
     )
     _add_stage_options(lb)
-    lb.set_defaults(stage="label", count=None)
+    lb.set_defaults(stage="label", count=None, data_dir=None)
 
 
 def _recipe(args: argparse.Namespace) -> Any:
@@ -82,6 +83,9 @@ def _recipe(args: argparse.Namespace) -> Any:
 
 
 def run_augment(args: argparse.Namespace, out: IO[str]) -> int:
+    if args.data_dir and args.stage != "instructions":
+        raise InputError(f"--data-dir is for `augment instructions` (the seed data); {args.stage} reads the "
+                         "instructions stage's output")
     recipe = _recipe(args)
     show_progress(not args.quiet)
     run = training_module("harmaug.run")

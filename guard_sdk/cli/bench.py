@@ -76,6 +76,8 @@ def register(sub: Subparsers) -> None:
 
 
 def run_bench(args: argparse.Namespace, out: IO[str]) -> int:
+    # what a missing library is brought by: --data reads datasets (train), --references loads PyTorch (export)
+    args.extra = ",".join(["bench", *(["train"] if args.data else []), *(["export"] if args.references else [])])
     from guard_sdk.bench import machine, report, run
     from guard_sdk.guard import default_bundle_path
 

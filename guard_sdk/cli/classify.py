@@ -38,7 +38,7 @@ def register(sub: Subparsers) -> None:
         examples="  guard-sdk classify 'How do I make a pipe bomb?' --bundle my-guard\n"
         "  guard-sdk classify 'Tell me a joke' --response 'Why did the ...' --bundle my-guard\n"
         "  guard-sdk classify --jsonl inputs.jsonl --bundle my-guard > verdicts.jsonl\n"
-        "  guard-sdk classify --fail-on-unsafe \"$PROMPT\" -q >/dev/null || echo blocked",
+        "  guard-sdk classify --fail-on-unsafe \"$PROMPT\" -q >/dev/null; [ $? -eq 3 ] && echo blocked",
     )
     c.add_argument("text", nargs="?", help="the user prompt to classify")
     c.add_argument("--response", "-r", help="the assistant's response to TEXT; the verdict is then on the response")

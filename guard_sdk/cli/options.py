@@ -15,7 +15,8 @@ from typing import IO, Any
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_UNSAFE = 0, 1, 2, 3
 DEFAULT_BUNDLE = "default"  # --bundle default: the embedded default guard
 
-EPILOG = """exit codes: 0 success; 2 bad input (arguments, texts, a bundle that fails its checks);
+EPILOG = """exit codes: 0 success; 2 bad input (arguments, texts, a bundle that fails its checks, an output
+folder that is not one guard-sdk wrote);
 1 failure (an export that misses parity, a missing library, anything unexpected);
 3 with classify --fail-on-unsafe: some input was judged unsafe.
 Set GUARD_SDK_DEBUG=1 to see the traceback of an unexpected error."""
@@ -76,7 +77,8 @@ def command(sub: Subparsers, name: str, help: str, description: str, examples: s
 
 def add_bundle(p: argparse.ArgumentParser, help: str = "", repeat: bool = False) -> None:
     p.add_argument("--bundle", "-b", type=bundle_path, default=None, action="append" if repeat else "store",
-                   help=help or "guard bundle folder, or 'default' for the embedded default guard (default: default)")
+                   help=help or "guard bundle folder, or 'default' for the embedded default guard (a folder named "
+                   "default: ./default) (default: default)")
 
 
 def add_runtime(p: argparse.ArgumentParser, threads: bool = True) -> None:
@@ -96,6 +98,11 @@ def add_runtime(p: argparse.ArgumentParser, threads: bool = True) -> None:
 def add_output(p: argparse.ArgumentParser, help: str, required: bool = False, legacy: tuple[str, ...] = ()) -> None:
     """-o/--output for what a command writes; ``legacy`` keeps an older spelling working."""
     p.add_argument("--output", "-o", *legacy, type=Path, required=required, dest="output", help=help)
+
+
+def output_override(field: str, output: Path | None) -> list[str]:
+    """``-o`` of a command whose output a recipe field names, as the ``--set`` override of that field."""
+    return [f"{field}={json.dumps(str(output))}"] if output else []  # a JSON string is a YAML string
 
 
 def add_recipe(p: argparse.ArgumentParser, help: str = "recipe YAML file", required: bool = True) -> None:

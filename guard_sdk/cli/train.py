@@ -15,6 +15,7 @@ from guard_sdk.cli.options import (
     add_recipe,
     add_set,
     command,
+    output_override,
     show_progress,
     training_module,
 )
@@ -73,7 +74,8 @@ def register(sub: Subparsers) -> None:
         examples="  guard-sdk ablation --recipe training/recipes/ablation-offline.yaml",
     )
     add_recipe(a, "ablation YAML file")
-    add_set(a, "table=build/ablation.md")
+    add_output(a, "the markdown table to write (default: the file's table)")
+    add_set(a, "ship.fpr_source=xstest")
     add_data_dir(a)
     add_quiet(a)
     a.set_defaults(run=run_ablation, extra=TRAIN_EXTRA)
@@ -104,9 +106,10 @@ def run_finetune(args: argparse.Namespace, out: IO[str]) -> int:
 
 def run_ablation(args: argparse.Namespace, out: IO[str]) -> int:
     ablation = training_module("experiments.ablation")
-    ablation.load_ablation(args.recipe, args.overrides)  # every recipe refused here, before anything trains
+    overrides = [*args.overrides, *output_override("table", args.output)]
+    ablation.load_ablation(args.recipe, overrides)  # every recipe refused here, before anything trains
     show_progress(not args.quiet)
-    result = ablation.run_ablation(args.recipe, data_dir=args.data_dir, overrides=args.overrides,
+    result = ablation.run_ablation(args.recipe, data_dir=args.data_dir, overrides=overrides,
                                    progress=not args.quiet)
     out.write(json.dumps(result, indent=2) + "\n")
     return EXIT_OK

@@ -1,7 +1,7 @@
 """Few-shot adaptation of a guard to a new safety rule: DAPT (Balashankar et al., 2023).
 
 A handful of examples of the new rule (rows the user did not choose) → each example's nearest rows among the
-rules the guard already knows (training/neighbours.py), labelled as the recipe says → parameter-efficient
+rules the guard already knows (training/dapt/neighbours.py), labelled as the recipe says → parameter-efficient
 training with peft (prompt tuning or LoRA; the base weights stay frozen), or full fine-tuning for comparison →
 a plain checkpoint (LoRA merged, prompt tuning's virtual tokens baked into the vocabulary) that `guard-sdk
 export` turns into a bundle like any other.

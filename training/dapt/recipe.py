@@ -1,4 +1,5 @@
-"""Recipes of few-shot adaptation (DAPT, training/adapt.py) and of its experiment (training/dapt_experiment.py).
+"""Recipes of few-shot adaptation (DAPT, training/dapt/adapt.py) and of its experiment
+(training/experiments/dapt.py).
 
 Read strictly like every recipe (training/recipe.py): every field named, each of its type, ranges checked
 before a model is loaded.

@@ -2,7 +2,7 @@
 at scale: bounded concurrency, timeouts, and retries with exponential backoff that honour Retry-After.
 
 It uses the raw ``/v1/completions`` endpoint, not chat: HarmAug prefills the assistant's turn, so the
-client sends text already put through the model's chat template (``augment.prefilled_text``).
+client sends text already put through the model's chat template (``requests.prefilled_text``).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class CompletionsClient:
 
 
 class OpenAIGenerator:
-    """Continuations over HTTP, the same interface as ``augment.TransformersGenerator``."""
+    """Continuations over HTTP, the same interface as ``generators.TransformersGenerator``."""
 
     def __init__(self, client: CompletionsClient) -> None:
         self.client, self.name = client, f"openai:{client.model}"

@@ -76,7 +76,7 @@ def open_teacher(spec: TeacherSpec) -> Any:
         return ClassifierTeacher(None if spec.classifier == "default" else spec.classifier,
                                  max_length=spec.max_length)
     judge = spec.model
-    assert judge is not None  # augment_recipe.check: llama_guard has a model
+    assert judge is not None  # harmaug.recipe.check: llama_guard has a model
     if judge.backend == "local":
         model, tokenizer = _load_local(judge)
         return LlamaGuardTeacher(model, tokenizer, name=f"llama-guard-style:{judge.model}",
