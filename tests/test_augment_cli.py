@@ -93,8 +93,10 @@ def test_stages_chain_through_disk_and_labels_are_the_teachers(lm_dir, bert_bund
     assert code == 0 and made["asked"] == 6 and made["per_minute"] > 0 and len(made["samples"]) == made["kept"]
     code, answered = _cli("augment", "responses", "--recipe", recipe, "-q", capsys=capsys)
     assert code == 0 and answered["responses"] == 2 * made["kept"]
-    code, labelled = _cli("label", "--recipe", recipe, "-q", capsys=capsys)
+    code, labelled = _cli("augment", "label", "--recipe", recipe, "-q", capsys=capsys)
     assert code == 0 and labelled["rows"] == 3 * made["kept"] and labelled["teacher"] == "bundle:tiny-bert-guard"
+    code, alias = _cli("label", "--recipe", recipe, "-q", capsys=capsys)  # the old name: nothing left to ask
+    assert code == 0 and alias["rows"] == labelled["rows"] and alias["asked_this_run"] == 0
     assert {k: sum(v.values()) for k, v in labelled["by_kind"].items()} == \
         {"prompt": made["kept"], "compliant": made["kept"], "plain": made["kept"]}
 

@@ -262,3 +262,25 @@ def test_a_missing_library_names_the_extra_to_install(tiny_bert, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == ("guard-sdk: error: guard-sdk export needs transformers, which is not "
                                      "installed: pip install 'guard-sdk[export]'")
+
+
+def test_flags_read_the_same_on_every_command():
+    from guard_sdk.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+
+    def flags(name):
+        return {s for action in commands[name]._actions for s in action.option_strings}
+
+    writes = ["export", "random-checkpoint", "finetune", "distill", "ablation", "augment", "label", "adapt",
+              "dapt-experiment", "eval", "bench"]
+    assert [c for c in writes if not {"-o", "--output"} <= flags(c)] == []
+    recipes = ["finetune", "distill", "ablation", "augment", "label", "adapt", "dapt-experiment"]
+    assert [c for c in recipes if "--set" not in flags(c)] == []
+    reads_data = ["finetune", "distill", "ablation", "augment", "adapt", "dapt-experiment", "eval", "bench"]
+    assert [c for c in reads_data if "--data-dir" not in flags(c)] == []
+    progress = ["classify", "export", "finetune", "distill", "ablation", "augment", "label", "adapt",
+                "dapt-experiment", "eval", "bench"]
+    assert [c for c in progress if not {"-q", "--quiet"} <= flags(c)] == []
+    assert parser.parse_args(["label", "--recipe", "r.yaml"]).stage == "label"  # the old name still runs it

@@ -76,9 +76,11 @@ def prepare_data(recipe: Recipe, data_dir: str | None, out: Path, save: bool = T
     return splits, holdout
 
 
-def _check_output_dir(out: Path, recipe: Recipe) -> None:
-    """Refuse to resume a run of another recipe from the same folder; record this one's."""
-    pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")})
+def _check_output_dir(out: Path, recipe: Recipe, main: bool = True) -> None:
+    """Refuse to resume a run of another recipe from the same folder, or to start one in a folder of other
+    files (the ``main`` process checks that); record this one's."""
+    pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")},
+               refuse_foreign=main)
 
 
 def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -101,7 +103,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     # The main process pins the folder, saves the splits and fills the teacher's score cache; the others
     # then build the same splits by seed and read the cache, never loading the teacher.
     with state.main_process_first():
-        _check_output_dir(out, recipe)
+        _check_output_dir(out, recipe, state.is_main_process)
         if recipe.distill is not None:
             from guard_sdk.training.distill.teacher_cache import distillation_train_set, open_distill_teacher
 

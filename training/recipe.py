@@ -300,10 +300,12 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     return recipe
 
 
-def pin_record(out: Path, record: dict[str, Any]) -> None:
+def pin_record(out: Path, record: dict[str, Any], refuse_foreign: bool = True) -> None:
     """Record what a run makes in its output folder (``out``/recipe.json), or refuse a record that differs from
     the one the folder was started with: rows or checkpoints of two recipes in one folder belong to neither. A
-    folder that holds other files is refused too: it is not a run folder, and a run would overwrite them."""
+    folder that holds other files is refused too (``refuse_foreign``): it is not a run folder, and a run would
+    overwrite them. The helper processes of a multi-process run leave that check to the main one, which may be
+    writing the folder as they look."""
     import json
 
     from guard_sdk.training.shards import write_json
@@ -316,7 +318,7 @@ def pin_record(out: Path, record: dict[str, Any]) -> None:
             raise RecipeError(f"{out} holds a run of a different recipe (it differs in: {', '.join(changed)}); "
                               "choose another output_dir, or delete the folder to start over")
         return
-    if out.is_dir() and any(out.iterdir()):  # the run later replaces out/model and out/data wholesale
+    if refuse_foreign and out.is_dir() and any(out.iterdir()):  # a run replaces out/model and out/data wholesale
         raise FolderInUseError(f"{out} holds files but no recipe.json, so it is not a guard-sdk run folder, and "
                                "a run replaces the model/ and data/ folders in it; choose a new or empty output "
                                "folder (-o, or the recipe's output_dir)")

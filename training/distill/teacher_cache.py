@@ -55,7 +55,8 @@ def open_distill_teacher(distill: Any, data: Any, load: bool = True) -> Any:
     from guard_sdk.training.recipe import pin_record
 
     teacher_spec = {k: v for k, v in dataclasses.asdict(distill.teacher).items() if k != "batch_size"}
-    pin_record(Path(distill.score_cache), {"teacher": teacher_spec, "data": dataclasses.asdict(data)})
+    pin_record(Path(distill.score_cache), {"teacher": teacher_spec, "data": dataclasses.asdict(data)},
+               refuse_foreign=load)  # the process that loads the teacher is the main one
     return open_teacher(distill.teacher) if load else None
 
 
