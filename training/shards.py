@@ -106,9 +106,15 @@ def read_shards(folder: str | Path, key: str = "id") -> Any:
 
 
 def replace_dir(target: Path, write: Any) -> None:
-    """Write a folder next to ``target`` and swap it in, so a killed run never leaves half of one."""
-    partial = target.with_name(f".{target.name}.partial")
+    """Write a folder next to ``target`` and swap it in, so a killed run never leaves half of one. The old
+    folder is renamed aside before it is removed (a rename cannot half-fail as a removal can), and the names
+    are the process's own, so two processes replacing the same folder never write into each other's."""
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     write(str(partial))
-    shutil.rmtree(target, ignore_errors=True)
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
     os.replace(partial, target)
+    shutil.rmtree(old, ignore_errors=True)
