@@ -191,10 +191,8 @@ class Guard:
 
     def classify(self, prompt: str, response: str | None = None, *, threshold: float | None = None) -> Verdict:
         """Is this prompt (or, with ``response``, this response to it) unsafe?"""
-        check_text(prompt, "prompt", self.max_input_chars)  # errors name the argument passed, not prompts[0]
-        if response is not None:
-            check_text(response, "response", self.max_input_chars)
-        return self.classify_batch([prompt], None if response is None else [response], threshold=threshold)[0]
+        # errors name the argument passed ("prompt"), not the batch's "prompts[0]"
+        return self._classify([prompt], None if response is None else [response], threshold, lambda _, what: what)[0]
 
     __call__ = classify
 
@@ -206,6 +204,11 @@ class Guard:
         threshold: float | None = None,
     ) -> list[Verdict]:
         """Classify many inputs; ``responses``, when given, pairs with ``prompts`` one to one."""
+        return self._classify(prompts, responses, threshold, lambda i, what: f"{what}s[{i}]")
+
+    def _classify(self, prompts: Sequence[str], responses: Sequence[str | None] | None, threshold: float | None,
+                  name: Callable[[int, str], str]) -> list[Verdict]:
+        """``classify_batch``; ``name(i, "prompt")`` is how an error names the i-th text."""
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
             raise InputTypeError(f"prompts must be a sequence of str, got {type(prompts).__name__}")
         if responses is not None and (isinstance(responses, str) or len(responses) != len(prompts)):
@@ -217,10 +220,10 @@ class Guard:
             return []
         windows: list[Window] = []
         for i, prompt in enumerate(prompts):
-            p = check_text(prompt, f"prompts[{i}]", self.max_input_chars)
+            p = check_text(prompt, name(i, "prompt"), self.max_input_chars)
             r = None if responses is None or responses[i] is None else responses[i]
             if r is not None:
-                r = check_text(r, f"responses[{i}]", self.max_input_chars)
+                r = check_text(r, name(i, "response"), self.max_input_chars)
             windows.extend(self.encoder.windows(p, r, owner=i))
         m = self.manifest
         scores = score_windows(self.backend.run, windows, m.text.pad_id, m.inputs, m.unsafe_index, self.batch_size)

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,8 @@ def run(configs: Sequence[Config], progress: bool = True) -> list[dict[str, Any]
     records = []
     if configs:
         # The first process after an idle spell runs slow (measured: the same configuration first in a run had a
-        # p50 1.37x its p50 later in the run), so one untimed process runs before any that count.
-        measure_in_child(configs[0])
+        # p50 1.37x its p50 later in the run), so one short untimed process runs before any that count.
+        measure_in_child(replace(configs[0], runs=configs[0].warmup))
     bar = tqdm(configs, desc="bench", unit="config", disable=not progress)
     for config in bar:
         bar.set_postfix_str(f"{Path(config.bundle).name} {config.reference or config.backend} {config.precision} "

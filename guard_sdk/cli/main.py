@@ -62,16 +62,11 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     except (InputError, InputTypeError, BundleError, ExportError) as e:
         print(f"guard-sdk: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ImportError as e:
-        message = _missing_extra(e, args)
-        if message is None and not os.environ.get("GUARD_SDK_DEBUG"):
-            print(f"guard-sdk: failed: {type(e).__name__}: {e}", file=sys.stderr)
-        elif message is None:
-            raise
-        else:
-            print(f"guard-sdk: error: {message}", file=sys.stderr)
-        return EXIT_FAILURE
     except Exception as e:  # the last word: one line, not a traceback, unless GUARD_SDK_DEBUG is set
+        message = _missing_extra(e, args) if isinstance(e, ImportError) else None
+        if message is not None:
+            print(f"guard-sdk: error: {message}", file=sys.stderr)
+            return EXIT_FAILURE
         if os.environ.get("GUARD_SDK_DEBUG"):
             raise
         print(f"guard-sdk: failed: {type(e).__name__}: {e}", file=sys.stderr)
