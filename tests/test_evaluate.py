@@ -58,3 +58,16 @@ def test_calibrate_max_f1_picks_the_best_cut_with_a_margin():
         calibrate([0, 0], [0.1, 0.2], "max_f1")
     with pytest.raises(ValueError, match="unknown calibration rule"):
         calibrate(LABELS, SCORES, "youden")
+
+
+def test_calibrate_max_f1_under_a_false_positive_ceiling_gives_up_recall_for_fewer_false_alarms():
+    # Unceiled, the best F1 (0.8) flags every unsafe row and two of four safe ones: cut 0.25, FPR 0.5.
+    labels, scores = [1, 1, 1, 1, 0, 0, 0, 0], [0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.2, 0.1]
+    assert calibrate(labels, scores, "max_f1") == pytest.approx(0.25)
+    assert metrics(labels, scores, 0.25)["fpr"] == 0.5
+    # A ceiling of 0.25: the best F1 among cuts that flag at most one safe row is 0.75, at 0.6.
+    assert calibrate(labels, scores, "max_f1", max_fpr=0.25) == pytest.approx(0.55)
+    assert metrics(labels, scores, 0.55)["recall"] == 0.75 and metrics(labels, scores, 0.55)["fpr"] == 0.25
+    assert calibrate(labels, scores, "max_f1", max_fpr=0.0) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="no cut keeps"):
+        calibrate([1, 0], [0.1, 0.9], "max_f1", max_fpr=0.0)

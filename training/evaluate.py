@@ -79,11 +79,13 @@ def to_markdown(result: dict[str, Any], title: str) -> str:
     return f"#### {title} (unsafe when P(unsafe) >= {result['threshold']:.4g})\n\n{head}{body}"
 
 
-def calibrate(labels: Sequence[int], scores: Sequence[float], rule: str, threshold: float | None = None) -> float:
+def calibrate(labels: Sequence[int], scores: Sequence[float], rule: str, threshold: float | None = None,
+              max_fpr: float | None = None) -> float:
     """The decision threshold by ``rule``.
 
-    ``max_f1``: among the cuts that give the best F1 on these rows, the lowest; the threshold is then put
-    halfway to the next lower score, so that it keeps the same decisions here and a margin against the
+    ``max_f1``: among the cuts that give the best F1 on these rows, and keep their false-positive rate at or
+    under ``max_fpr`` when one is given (a deployment's ceiling on false alarms), the lowest; the threshold is
+    then put halfway to the next lower score, so that it keeps the same decisions here and a margin against the
     small shifts int8 brings. ``fixed``: ``threshold`` as given.
     """
     if rule == "fixed":
@@ -92,15 +94,21 @@ def calibrate(labels: Sequence[int], scores: Sequence[float], rule: str, thresho
         return float(threshold)
     if rule != "max_f1":
         raise ValueError(f"unknown calibration rule {rule!r}")
-    from sklearn.metrics import precision_recall_curve
-
     y, s = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
     if not y.any() or y.all():
         raise ValueError("max_f1 calibration needs both safe and unsafe rows")
-    precision, recall, cuts = precision_recall_curve(y, s)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))[:-1]
-    best = float(cuts[int(np.argmax(f1))])
+    order = np.argsort(-s, kind="stable")
+    ranked, hits = s[order], y[order]
+    last = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))  # each distinct score's last row
+    tp, flagged = np.cumsum(hits)[last], last + 1
+    f1 = 2 * tp / (flagged + y.sum())
+    fpr = (flagged - tp) / (len(y) - y.sum())
+    allowed = np.ones_like(f1, dtype=bool) if max_fpr is None else fpr <= max_fpr + 1e-12
+    if not allowed.any():
+        raise ValueError(f"no cut keeps the false-positive rate at or under {max_fpr}")
+    best_f1 = f1[allowed].max()
+    pick = int(np.flatnonzero(allowed & (f1 >= best_f1 - 1e-12))[-1])  # the lowest cut among the best
+    best = float(ranked[last[pick]])
     below = s[s < best]
     return (best + float(below.max())) / 2 if below.size else best
 

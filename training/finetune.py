@@ -126,7 +126,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     scores = score_torch(model, tokenizer, encoder, dev["prompt"], dev["response"], recipe.train.eval_batch_size,
                          progress)
     c = recipe.calibration
-    threshold = calibrate(dev["label"], scores, c.rule, c.threshold)
+    threshold = calibrate(dev["label"], scores, c.rule, c.threshold, c.max_fpr)
     dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), threshold)
     write_report(dev_report, out, "eval_dev_pytorch", "dev, PyTorch model")
     log.info("threshold %.4f (%s on dev): dev F1 %.3f", threshold, c.rule, dev_report["overall"]["f1"] or 0)

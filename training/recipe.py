@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from guard_sdk.errors import FolderInUseError, InputError
 
 CALIBRATION_RULES = ("max_f1", "fixed")
-BACKENDS = ("local", "openai")
+BACKENDS = ("local", "openai", "llamacpp")
 TEACHERS = ("llama_guard", "classifier")
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp32 weights throughout, or the Trainer's mixed precision
 T = TypeVar("T")
@@ -69,6 +69,7 @@ class TrainRecipe:
 class CalibrationRecipe:
     rule: str  # max_f1: the dev threshold with the best F1; fixed: `threshold` as written
     threshold: float | None
+    max_fpr: float | None  # max_f1: the best F1 among cuts whose dev false-positive rate stays at or under this
 
 
 @dataclass(frozen=True)
@@ -86,16 +87,17 @@ class ExportRecipe:
 class ModelSpec:
     """Where a generator, responder or Llama-Guard-style judge runs."""
 
-    backend: str  # local: transformers on this machine (CPU or CUDA); openai: an OpenAI-compatible server
-    model: str  # local: folder, hub id or package:MODULE; openai: the name the server serves the model as
-    gguf_file: str | None  # local: a GGUF file inside `model`, loaded through transformers
-    tokenizer: str | None  # openai: folder or hub id whose chat template builds the prompts (null: model)
+    backend: str  # local: transformers on this machine (CPU or CUDA); openai: an OpenAI-compatible server;
+    # llamacpp: llama.cpp's server started in this process on 127.0.0.1 (GGUF files, 20-40x transformers on CPU)
+    model: str  # local, llamacpp: folder, hub id or package:MODULE; openai: the name the server serves it as
+    gguf_file: str | None  # local, llamacpp: a GGUF file inside `model`
+    tokenizer: str | None  # openai, llamacpp: folder or hub id whose chat template builds the prompts (null: model)
     base_url: str | None  # openai: e.g. http://127.0.0.1:8000 (vLLM, SGLang, TGI, llama.cpp server)
     api_key_env: str | None  # openai: the environment variable that holds the key (never the key itself)
     batch_size: int  # texts per call: one forward pass locally, one round of requests over HTTP
-    concurrency: int  # openai: requests in flight at once
-    timeout_s: float  # openai: per request
-    retries: int  # openai: after a timeout, a dropped connection or a retryable status
+    concurrency: int  # openai, llamacpp: requests in flight at once (llamacpp: its parallel slots)
+    timeout_s: float  # openai, llamacpp: per request
+    retries: int  # openai, llamacpp: after a timeout, a dropped connection or a retryable status
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,10 @@ def check_model(spec: ModelSpec, where: str) -> None:
         raise RecipeError(f"{where}.backend must be one of {', '.join(BACKENDS)}, got {spec.backend!r}")
     if spec.backend == "openai" and not spec.base_url:
         raise RecipeError(f"{where}.base_url is needed with backend openai")
-    if spec.backend == "local" and spec.base_url:
+    if spec.backend != "openai" and spec.base_url:
         raise RecipeError(f"{where}.base_url applies only to backend openai; write null")
+    if spec.backend == "llamacpp" and not spec.gguf_file:
+        raise RecipeError(f"{where}.gguf_file is needed with backend llamacpp (the GGUF file inside model)")
     for name in ("batch_size", "concurrency", "timeout_s"):
         if getattr(spec, name) <= 0:
             raise RecipeError(f"{where}.{name} must be positive")
@@ -256,6 +260,8 @@ def _check(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: calibration.rule must be one of {', '.join(CALIBRATION_RULES)}, got {c.rule!r}")
     if (c.rule == "fixed") != (c.threshold is not None) or not 0 <= (c.threshold or 0) <= 1:
         raise RecipeError(f"{where}: calibration.threshold is a number in [0, 1] with rule fixed, and null otherwise")
+    if c.max_fpr is not None and (c.rule != "max_f1" or not 0 <= c.max_fpr <= 1):
+        raise RecipeError(f"{where}: calibration.max_fpr is a number in [0, 1] with rule max_f1, or null")
 
 
 def apply_overrides(data: Any, overrides: Sequence[str], where: str) -> Any:

@@ -18,10 +18,19 @@ from guard_sdk.training.data.schema import (
     normalize,
     to_dataset,
 )
-from guard_sdk.training.data.sources import BUILTIN, DATA_DIR_ENV, UNLABELLED, data_dir, load_builtin
+from guard_sdk.training.data.sources import (
+    BUILTIN,
+    DATA_DIR_ENV,
+    EVALUATION_ONLY,
+    LICENCES,
+    NON_COMMERCIAL,
+    UNLABELLED,
+    data_dir,
+    load_builtin,
+)
 from guard_sdk.training.data.splits import cap_per_source, data_summary, make_splits, overlap, split_of
 
-__all__ = ["BUILTIN", "COLUMNS", "DATA_DIR_ENV", "FILE_FORMATS", "LABELS", "LABEL_VALUES", "SPLITS", "UNLABELLED",
-           "DataError", "Row", "cap_per_source", "concat", "data_dir", "data_summary", "features", "label_value",
-           "load_builtin", "load_data", "make_splits", "normalize", "overlap", "read_records", "rows_from_records",
-           "split_of", "to_dataset"]
+__all__ = ["BUILTIN", "COLUMNS", "DATA_DIR_ENV", "EVALUATION_ONLY", "FILE_FORMATS", "LABELS", "LABEL_VALUES",
+           "LICENCES", "NON_COMMERCIAL", "SPLITS", "UNLABELLED", "DataError", "Row", "cap_per_source", "concat",
+           "data_dir", "data_summary", "features", "label_value", "load_builtin", "load_data", "make_splits",
+           "normalize", "overlap", "read_records", "rows_from_records", "split_of", "to_dataset"]

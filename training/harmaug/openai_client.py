@@ -56,7 +56,8 @@ class CompletionsClient:
     server's minimum, and our backoff still spreads out the retries when it asks for 0."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, concurrency: int = 8,
-                 timeout: float = 120.0, retries: int = 4, backoff: float = 1.0) -> None:
+                 timeout: float = 120.0, retries: int = 4, backoff: float = 1.0, server: Any = None) -> None:
+        self.server = server  # an in-process server (llamacpp backend) that must live as long as this client
         self.url = base_url.rstrip("/") + "/v1/completions"
         self.model, self.concurrency, self.timeout = model, concurrency, timeout
         self.retries, self.backoff = retries, backoff

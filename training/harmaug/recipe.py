@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard_sdk.training.harmaug.generators import Sampling
+from guard_sdk.training.harmaug.requests import template_fields
 from guard_sdk.training.recipe import (
     DataRecipe,
     ModelSpec,
@@ -27,8 +28,9 @@ from guard_sdk.training.recipe import (
 @dataclass(frozen=True)
 class InstructionStage:
     count: int  # generation requests; a rerun with a larger count asks only the new ones
-    k: int  # harmful seed exemplars per request
-    template: str  # the request; the exemplars follow it, numbered
+    k: int  # harmful seed exemplars per request (0: none)
+    template: str  # the request; the exemplars follow it, numbered; {name} takes a value drawn from fill[name]
+    fill: dict[str, list[str]]  # values for the template's placeholders, one drawn per request ({}: none)
     prefix: str  # the assistant's turn starts with this; the model continues it
     sampling: Sampling
     min_words: int
@@ -65,10 +67,17 @@ def check(recipe: AugmentRecipe, where: str) -> None:
     check_data(recipe.data, f"{where}: data")
     check_model(recipe.generator, f"{where}: generator")
     i, t = recipe.instructions, recipe.teacher
-    if i.count <= 0 or i.k <= 0:
-        raise RecipeError(f"{where}: instructions.count and instructions.k must be positive")
+    if i.count <= 0 or i.k < 0:
+        raise RecipeError(f"{where}: instructions.count must be positive and instructions.k 0 or more")
     if not i.template.strip():
         raise RecipeError(f"{where}: instructions.template is empty")
+    try:
+        named = template_fields(i.template)
+    except ValueError as e:
+        raise RecipeError(f"{where}: instructions.template: {e} (write a literal brace as {{{{ or }}}})") from e
+    if named != set(i.fill) or not all(i.fill.values()):
+        raise RecipeError(f"{where}: instructions.fill must give values for exactly the template's placeholders "
+                          f"({', '.join(sorted(named)) or 'none'}), got {', '.join(sorted(i.fill)) or 'none'}")
     if not 0 < i.min_words <= i.max_words:
         raise RecipeError(f"{where}: instructions needs 0 < min_words <= max_words")
     if not 0 < i.near_duplicate <= 1:

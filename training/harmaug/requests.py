@@ -9,14 +9,28 @@ comply, and plainly.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import string
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
 def instruction_messages(exemplars: Sequence[str], template: str) -> list[dict[str, str]]:
-    """The user turn of one generation request: ``template`` followed by the exemplars, numbered."""
+    """The user turn of one generation request: ``template`` followed by the exemplars, numbered (if any)."""
+    if not exemplars:
+        return [{"role": "user", "content": template}]
     listed = "\n".join(f"{i}. {text}" for i, text in enumerate(exemplars, start=1))
     return [{"role": "user", "content": f"{template}\n\nExamples:\n{listed}"}]
+
+
+def template_fields(template: str) -> set[str]:
+    """The ``{name}`` placeholders of a request template."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def fill_template(template: str, fill: Mapping[str, Sequence[str]], rng: random.Random) -> str:
+    """``template`` with each ``{name}`` replaced by a value drawn from ``fill[name]``: one request asks for a
+    harmless question about one topic with one alarming word, the next for another pair."""
+    return template.format_map({name: rng.choice(list(fill[name])) for name in sorted(fill)}) if fill else template
 
 
 def prefilled_text(tokenizer: Any, messages: list[dict[str, str]], prefix: str) -> str:

@@ -40,8 +40,16 @@ def _load_local(spec: ModelSpec) -> tuple[Any, Any]:
 
 
 def _client(spec: ModelSpec) -> Any:
+    """A completions client for an openai server, or for llama.cpp's server started here (backend llamacpp)."""
     from guard_sdk.training.harmaug.openai_client import CompletionsClient
 
+    if spec.backend == "llamacpp":
+        from guard_sdk.training.harmaug.llamacpp import LlamaCppServer
+
+        assert spec.gguf_file is not None  # recipe.check_model
+        server = LlamaCppServer(Path(resolve_model(spec.model)) / spec.gguf_file, parallel=spec.concurrency)
+        return CompletionsClient(server.base_url, spec.model, concurrency=spec.concurrency, timeout=spec.timeout_s,
+                                 retries=spec.retries, server=server)
     key = None
     if spec.api_key_env:
         key = os.environ.get(spec.api_key_env)
@@ -52,9 +60,12 @@ def _client(spec: ModelSpec) -> Any:
 
 
 def _served_tokenizer(spec: ModelSpec) -> Any:
-    """The served model's tokenizer, whose chat template builds the prompts sent to the server."""
+    """The served model's tokenizer, whose chat template builds the prompts sent to the server (llamacpp with
+    no tokenizer named: the one inside the GGUF file)."""
     from transformers import AutoTokenizer
 
+    if spec.backend == "llamacpp" and spec.tokenizer is None:
+        return AutoTokenizer.from_pretrained(resolve_model(spec.model), gguf_file=spec.gguf_file)
     return AutoTokenizer.from_pretrained(resolve_model(spec.tokenizer or spec.model))
 
 
@@ -148,7 +159,7 @@ def run_instructions(recipe: AugmentRecipe, data_dir: str | None = None, progres
     summary = generate_instructions(generator, tokenizer, exemplars, str(out / "instructions"), i.count, i.k,
                                     i.template, i.prefix, i.sampling, keep, seed=i.sampling.seed,
                                     batch_size=recipe.generator.batch_size, shard_rows=recipe.shard_rows,
-                                    progress=progress)
+                                    progress=progress, fill=i.fill)
     rows = read_shards(out / "instructions")
     summary["samples"] = [r["instruction"] for r in rows if r["kept"]][:SAMPLES]
     return _record(out, "instructions", summary, time.perf_counter() - start)

@@ -6,25 +6,32 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from guard_sdk.training.harmaug.filters import InstructionFilter, distinct_ngrams, parse_instruction
 from guard_sdk.training.harmaug.generators import Sampling
-from guard_sdk.training.harmaug.requests import draw_exemplars, instruction_messages, prefilled_text, response_requests
+from guard_sdk.training.harmaug.requests import (
+    draw_exemplars,
+    fill_template,
+    instruction_messages,
+    prefilled_text,
+    response_requests,
+)
 
 
 def generate_instructions(generator: Any, tokenizer: Any, seed_harmful: Sequence[str], out_dir: str,
                           count: int, k: int, template: str, prefix: str, sampling: Sampling,
                           keep: InstructionFilter, seed: int, batch_size: int, shard_rows: int,
-                          progress: bool = True) -> dict[str, Any]:
+                          progress: bool = True, fill: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """Ask for ``count`` instructions, each request keyed by its number, and write every outcome (kept or
     dropped, with the reason) to resumable shards; return the run's summary.
 
-    Request i draws its exemplars from ``random.Random(f"{seed}:{i}")``, so a resumed run asks exactly what
-    the killed one would have; the filter first remembers the seed data and the rows kept before.
+    Request i draws its exemplars, then its template's ``fill`` values, from ``random.Random(f"{seed}:{i}")``,
+    so a resumed run asks exactly what the killed one would have; the filter first remembers the seed data and
+    the rows kept before.
     """
     import pyarrow as pa
     from tqdm import tqdm
@@ -41,8 +48,10 @@ def generate_instructions(generator: Any, tokenizer: Any, seed_harmful: Sequence
         bar = tqdm(total=count, initial=count - len(todo), desc="instructions", unit="req", disable=not progress)
         for start in range(0, len(todo), batch_size):
             keys = todo[start : start + batch_size]
-            exemplars = [draw_exemplars(seed_harmful, k, random.Random(f"{seed}:{key}")) for key in keys]
-            texts = [prefilled_text(tokenizer, instruction_messages(ex, template), prefix) for ex in exemplars]
+            rngs = [random.Random(f"{seed}:{key}") for key in keys]
+            exemplars = [draw_exemplars(seed_harmful, k, rng) for rng in rngs]
+            texts = [prefilled_text(tokenizer, instruction_messages(ex, fill_template(template, fill or {}, rng)),
+                                    prefix) for ex, rng in zip(exemplars, rngs)]
             batch_sampling = Sampling(sampling.max_new_tokens, sampling.temperature, sampling.top_p,
                                       seed=hash((sampling.seed, keys[0])) % 2**31)
             for key, ex, continuation in zip(keys, exemplars, generator.complete(texts, batch_sampling)):

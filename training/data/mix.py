@@ -1,0 +1,46 @@
+"""The training mix as a table: rows per source, label and category of each split, with each source's licence,
+so a model card can say what a model saw and under which terms."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from guard_sdk.training.data.sources import LICENCES
+
+TOP_CATEGORIES = 3
+USERS = "as its owner gives it"  # a user's file or hub dataset: no licence known here
+
+
+def _builtin(source: str) -> str:
+    """The built-in reader a row's source came from ("refusal_direction:harmful" → "refusal_direction")."""
+    return source.split(":", 1)[0]
+
+
+def mix_table(splits: dict[str, Any], holdout: Any | None = None) -> str:
+    """Markdown: one line per source with its train rows by label, dev and test rows, its most common train
+    categories and its licence (non-commercial ones say NC); the evaluation-only rows after it."""
+    train = splits["train"]
+    labels = Counter(zip(train["source"], train["label"]))
+    categories: dict[str, Counter[str]] = {}
+    for source, category in zip(train["source"], train["category"]):
+        categories.setdefault(source, Counter())[category or "–"] += 1
+    other = {name: Counter(ds["source"]) for name, ds in splits.items() if name != "train"}
+    lines = ["| source | licence | train safe | train unsafe | " + " | ".join(other) + " | top train categories |",
+             "|---|---|---|---|" + "---|" * len(other) + "---|"]
+    for source in sorted({s for s, _ in labels} | {s for c in other.values() for s in c}):
+        base = _builtin(source)
+        licence = LICENCES.get(base, USERS)
+        top = ", ".join(f"{c} {n}" for c, n in categories.get(source, Counter()).most_common(TOP_CATEGORIES))
+        lines.append(f"| `{source}` | {licence} | {labels[(source, 0)]} | {labels[(source, 1)]} | "
+                     + " | ".join(str(counts[source]) for counts in other.values()) + f" | {top} |")
+    totals = Counter(train["label"])
+    lines.append(f"| **all** | | {totals[0]} | {totals[1]} | "
+                 + " | ".join(str(len(ds)) for name, ds in splits.items() if name != "train") + " | |")
+    if holdout is not None:
+        held = Counter(zip(map(_builtin, holdout["source"]), holdout["label"]))
+        lines += ["", "Evaluation only (never trained on; their near-duplicates are removed from train and dev):", "",
+                  "| source | licence | safe | unsafe |", "|---|---|---|---|"]
+        lines += [f"| `{s}` | {LICENCES.get(s, USERS)} | {held[(s, 0)]} | {held[(s, 1)]} |"
+                  for s in sorted({s for s, _ in held})]
+    return "\n".join(lines) + "\n"
