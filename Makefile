@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup jvm-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
-	bench-results standins teacher augment-broad broad-student clean
+	bench-results standins teacher augment-broad broad-student ablation-broad clean
 
 setup: $(VENV)/.installed
 
@@ -86,11 +86,16 @@ standins: setup
 	$(PY) -m guard_sdk.training.standins
 
 # The broad mix (docs/training.md): the student alone (ablation row b, about 40 minutes on 2 CPU cores) and the
-# mpnet teacher (row e, about 1.5 hours under bf16 autocast); each resumes from its last checkpoint when rerun.
+# mpnet teacher (row e, about 40 minutes under bf16 autocast, after about 25 minutes of look-alike generation);
+# each resumes from its last checkpoint when rerun.
 broad-student: setup
 	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/broad-student.yaml
+# The teacher trains on the generated benign look-alikes too, labelled safe by their request's intent.
 TEACHER := build/finetune/teacher-mpnet/model
+LOOKALIKES := training/recipes/augment-lookalikes.yaml
 teacher: standins
+	$(VENV)/bin/guard-sdk augment instructions --recipe $(LOOKALIKES)
+	$(VENV)/bin/guard-sdk augment export --recipe $(LOOKALIKES) --intent safe --to build/augment/lookalikes/lookalikes.jsonl
 	test -f $(TEACHER)/config.json || $(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-mpnet.yaml
 
 # HarmAug at the paper's roles on a CPU: the 1.5B generator writes harmful instructions (augment-qwen.yaml) and
@@ -102,6 +107,12 @@ augment-broad: standins teacher
 	  $(VENV)/bin/guard-sdk augment instructions --recipe $$recipe && \
 	  $(VENV)/bin/guard-sdk augment responses --recipe $$recipe && \
 	  $(VENV)/bin/guard-sdk augment label --recipe $$recipe || exit 1; done
+
+# HarmAug's ablation on the broad mix, judged on the public evaluation sets (training/recipes/ablation-broad.yaml):
+# (a) the seed-only student, (b) the student on the broad mix, (c) + distillation from the mpnet teacher,
+# (d) + the HarmAug rows and look-alikes, (e) the teacher; writes docs/ablation-broad.md. Rows resume.
+ablation-broad: augment-broad
+	$(VENV)/bin/guard-sdk ablation --recipe training/recipes/ablation-broad.yaml
 
 # HarmAug's ablation (training/recipes/ablation-offline.yaml): (a) the student on seed data, (b) + distillation
 # from the SmolLM2 teacher, (c) + the HarmAug rows of `make augment`, (d) the teacher; writes docs/ablation.md.

@@ -3,12 +3,14 @@ same rows, and the table and the shipping verdict say what the figures say."""
 
 import io
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from guard_sdk.cli import main
-from guard_sdk.training.experiments.ablation import ShipRule, load_ablation, ship_verdict
+from guard_sdk.training.experiments.ablation import ShipRule, load_ablation, run_ablation, ship_verdict
 from guard_sdk.training.recipe import RecipeError
 
 from .test_distill import _distill_recipe
@@ -27,19 +29,19 @@ def _figures(f1, auprc, fpr):
 ])
 def test_the_candidate_ships_only_if_it_beats_the_default_on_f1_and_auprc_without_more_over_blocking(
         candidate, ship, mark):
-    rule = ShipRule(candidate="c", against="a", fpr_source="xstest", max_fpr_rise=0.02)
+    rule = ShipRule(candidate="c", against="a", fpr_source="xstest", max_fpr_rise=0.02, max_f1_loss=None)
     shipped, verdict = ship_verdict({"a": _figures(0.92, 0.975, 0.43), "c": candidate}, rule)
     assert shipped is ship and mark in verdict
     assert ("does not beat" in verdict) is not ship
 
 
-def _ablation(tmp_path, rows, **ship):
+def _ablation(tmp_path, rows, suite=None, **ship):
     path = tmp_path / "ablation.yaml"
     path.write_text(yaml.safe_dump({
-        "name": "tiny-ablation", "table": str(tmp_path / "ablation.md"),
+        "name": "tiny-ablation", "table": str(tmp_path / "ablation.md"), "suite": suite,
         "rows": [{"label": label, "recipe": str(recipe)} for label, recipe in rows],
-        "ship": {"candidate": rows[-1][0], "against": rows[0][0], "fpr_source": "held", "max_fpr_rise": 0.02,
-                 **ship}}))
+        "ship": {"candidate": rows[-1][0], "against": rows[0][0], "fpr_source": None if suite else "held",
+                 "max_fpr_rise": 0.02, "max_f1_loss": 0.02 if suite else None, **ship}}))
     return path
 
 
@@ -66,6 +68,161 @@ def test_rows_judged_on_other_data_or_an_unknown_ship_row_are_refused(tmp_path, 
         load_ablation(_ablation(tmp_path, [("a", a), ("c", c)], against="z"))
     with pytest.raises(RecipeError, match="ship.fpr_source must be a holdout source of the rows: held"):
         load_ablation(_ablation(tmp_path, [("a", a), ("c", c)], fpr_source="xstest"))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_ablations_load_before_their_harmaug_rows_are_built(monkeypatch):
+    monkeypatch.chdir(ROOT)  # rows name their recipes from the repository root
+    offline, _ = load_ablation("training/recipes/ablation-offline.yaml")
+    assert offline.suite is None and offline.ship.fpr_source == "xstest" and offline.ship.max_f1_loss is None
+    broad, recipes = load_ablation("training/recipes/ablation-broad.yaml")
+    assert broad.suite == "public" and broad.table == "docs/ablation-broad.md"
+    assert [r.name for r in recipes.values()] == ["default-guard", "broad-student", "distill-broad",
+                                                  "distill-broad-harmaug", "teacher-mpnet"]
+    assert (broad.ship.candidate, broad.ship.against) == ("(d) + HarmAug rows", "(a) student, seed data")
+    assert (broad.ship.fpr_source, broad.ship.max_f1_loss, broad.ship.max_fpr_rise) == (None, 0.02, 0.02)
+    harmaug, teacher = recipes["(d) + HarmAug rows"], recipes["(e) teacher"]
+    assert harmaug.distill.augmented == ["build/augment/qwen", "build/augment/lookalikes"]  # kept, built or not
+    assert harmaug.distill.teacher.classifier == f"{teacher.output_dir}/model"
+    assert len(recipes["(a) student, seed data"].data.sources) < len(recipes["(b) student, broad data"].data.sources)
+
+
+def test_a_suite_lets_rows_train_on_other_data_and_takes_over_the_holdout_check(tmp_path):
+    seed, held = _seed(tmp_path)
+    a = _recipe(tmp_path / "a", "unused", seed, data__holdout=[str(held)])
+    b = _recipe(tmp_path / "b", "unused", seed, data__sources=[str(seed), str(held)])
+    assert list(load_ablation(_ablation(tmp_path, [("a", a), ("b", b)], suite="public"))[1]) == ["a", "b"]
+    with pytest.raises(RecipeError, match="suite must be one of public, or null; got 'privat'"):
+        load_ablation(_ablation(tmp_path, [("a", a), ("b", b)], suite="privat"))
+    with pytest.raises(RecipeError, match="with a suite, ship.max_f1_loss .* ship.fpr_source is null"):
+        load_ablation(_ablation(tmp_path, [("a", a), ("b", b)], suite="public", fpr_source="held"))
+    with pytest.raises(RecipeError, match="without a suite, ship.fpr_source names a holdout source and "
+                                          "ship.max_f1_loss is null"):
+        load_ablation(_ablation(tmp_path, [("a", a), ("a2", a)], max_f1_loss=0.02))
+
+
+def test_a_row_that_must_train_without_its_harmaug_rows_is_refused_before_anything_trains(tmp_path):
+    seed, _ = _seed(tmp_path)
+    distill = {"teacher": {"kind": "classifier", "model": None, "classifier": str(tmp_path / "teacher"),
+                           "max_length": 32, "batch_size": 8, "logprobs": 1},
+               "augmented": [str(tmp_path / "aug")], "score_cache": str(tmp_path / "scores"), "ce_weight": 0.5,
+               "kl_weight": 0.5, "temperature": 1.0}
+    a = _recipe(tmp_path / "a", "unused", seed)
+    d = _recipe(tmp_path / "d", "unused", seed, distill=distill)
+    path = _ablation(tmp_path, [("a", a), ("d", d)], suite="public")
+    assert list(load_ablation(path)[1]) == ["a", "d"]  # loading tolerates it: a trained row needs them no more
+    with pytest.raises(RecipeError, match=rf"row 'd' has no trained model, .* {tmp_path / 'aug'}/labels does not"):
+        run_ablation(path, progress=False)
+    assert not (tmp_path / "a" / "run").exists()  # row a, first in training order, was not started
+
+
+def _suite(mean_f1, **sets):
+    """Suite figures of a row: each set as (F1, FPR); F1 None where the set shows FPR alone."""
+    return {"suite": {"mean_f1": mean_f1, "sets": {name: {"shown": "fpr" if f1 is None else "f1", "f1": f1,
+                                                          "fpr": fpr, "recall": None}
+                                                   for name, (f1, fpr) in sets.items()}}}
+
+
+@pytest.mark.parametrize("candidate,ship,marks", [
+    (_suite(0.825, xstest=(0.90, 0.10), hatecheck=(0.75, 0.20), coconot_contrast=(None, 0.05)), False,
+     ["mean F1 0.825 vs 0.800 ✓", "`hatecheck` F1 0.750 vs 0.800 (-5.0 points) ✗", "`xstest` F1 0.900 vs 0.700 "
+      "(+20.0 points) ✓"]),
+    (_suite(0.845, xstest=(0.90, 0.10), hatecheck=(0.79, 0.20), coconot_contrast=(None, 0.05)), True,
+     ["`hatecheck` F1 0.790 vs 0.800 (-1.0 points) ✓", "`coconot_contrast` FPR 0.050 vs 0.050 (+0.0 points) ✓"]),
+    (_suite(0.845, xstest=(0.90, 0.10), hatecheck=(0.79, 0.20), coconot_contrast=(None, 0.08)), False,
+     ["`coconot_contrast` FPR 0.080 vs 0.050 (+3.0 points) ✗"]),
+    (_suite(0.750, xstest=(0.70, 0.10), hatecheck=(0.80, 0.20), coconot_contrast=(None, 0.05)), False,
+     ["mean F1 0.750 vs 0.800 ✗"]),
+])
+def test_on_a_suite_the_candidate_ships_only_with_a_higher_mean_f1_and_no_set_much_worse(candidate, ship, marks):
+    rule = ShipRule(candidate="d", against="a", fpr_source=None, max_fpr_rise=0.02, max_f1_loss=0.02)
+    against = _suite(0.800, xstest=(0.70, 0.10), hatecheck=(0.80, 0.20), coconot_contrast=(None, 0.05))
+    shipped, verdict = ship_verdict({"a": against, "d": candidate}, rule)
+    assert shipped is ship and all(mark in verdict for mark in marks), verdict
+    assert ("does not beat" in verdict) is not ship and "dev F1" not in verdict  # dev splits differ: not used
+    assert "no set's F1 down by more than 2 points, no set's FPR up by more than 2 points" in verdict
+
+
+# A fake suite: three sets (both labels; all safe; all unsafe), scored by a fake checkpoint scorer per row.
+SUITE_ROWS = {"both": [("u1", 1), ("u2", 1), ("s1", 0), ("s2", 0)], "lookalikes": [("s3", 0), ("s4", 0)],
+              "attacks": [("u3", 1), ("u4", 1)]}
+SCORES = {"a": {"u1": 0.9, "u2": 0.9, "s1": 0.1, "s2": 0.1, "s3": 0.1, "s4": 0.1, "u3": 0.9, "u4": 0.2},
+          "b": {"u1": 0.9, "u2": 0.2, "s1": 0.4, "s2": 0.1, "s3": 0.9, "s4": 0.1, "u3": 0.9, "u4": 0.9}}
+THRESHOLDS = {"a": 0.5, "b": 0.3}  # each row is scored at its own: s1 (0.4) is flagged by b only
+
+
+def _trained_row(tmp_path, name, sources):
+    """A row's output folder as training leaves it (its record and data splits), without training."""
+    from datasets import Dataset, DatasetDict
+
+    recipe = _recipe(tmp_path / name, "unused", sources[0], data__sources=[str(s) for s in sources])
+    run = tmp_path / name / "run"
+    (run / "model").mkdir(parents=True)
+    record = {"finished": "2025-01-01T00:00:00+00:00", "threshold": {"value": THRESHOLDS[name]},
+              "data": {"train": {s.stem: {"0": 3, "1": 3} for s in sources}},
+              "dev_pytorch": {"overall": {"f1": 0.9, "auprc": 0.95}}}
+    (run / "model" / "guard_training.json").write_text(json.dumps(record))
+    test = Dataset.from_dict({"prompt": ["u1", "s1"], "response": [None, None], "label": [1, 0],
+                              "source": ["seed", "seed"]})
+    DatasetDict({"test": test}).save_to_disk(str(run / "data"))
+    return recipe
+
+
+def test_the_suite_table_holds_each_rows_headline_figures_and_is_reused_until_a_row_is_retrained(
+        tmp_path, monkeypatch):
+    from datasets import Dataset
+
+    from guard_sdk.training import evaluate, public_suite
+    from guard_sdk.training.public_suite import SuiteSet
+
+    monkeypatch.setitem(public_suite.SUITES, "tiny", (
+        SuiteSet("both", "Both labels"), SuiteSet("lookalikes", "Benign look-alikes", shown=("fpr",)),
+        SuiteSet("attacks", "Attacks", shown=("recall",))))
+    reads, scored = [], []
+
+    def load_sets(root, sets):
+        reads.append(root)
+        return root, {s.source: Dataset.from_dict({
+            "prompt": [p for p, _ in SUITE_ROWS[s.source]], "response": [None] * len(SUITE_ROWS[s.source]),
+            "label": [y for _, y in SUITE_ROWS[s.source]], "source": [s.source] * len(SUITE_ROWS[s.source])})
+            for s in sets}
+
+    def checkpoint_scorer(checkpoint, max_length, batch_size, progress):
+        row = Path(checkpoint).parents[1].name
+        return lambda prompts, responses: scored.append(row) or np.array([SCORES[row][p] for p in prompts])
+
+    monkeypatch.setattr(public_suite, "load_sets", load_sets)
+    monkeypatch.setattr(evaluate, "checkpoint_scorer", checkpoint_scorer)
+    seed, held = _seed(tmp_path)
+    a = _trained_row(tmp_path, "a", [seed])
+    b = _trained_row(tmp_path, "b", [seed, held])  # other data than row a: allowed, judged on the suite
+    path = _ablation(tmp_path, [("(a) seed", a), ("(b) broad", b)], suite="tiny")
+    result = run_ablation(path, data_dir=str(tmp_path), progress=False)
+
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| row | `both` F1 | `lookalikes` FPR | `attacks` recall | mean F1 |\n|---|---|---|---|---|\n" in table
+    assert "| (a) seed | 1.000 | 0.000 | 0.500 | 1.000 |\n| (b) broad | 0.500 | 0.500 | 1.000 | 0.500 |\n" in table
+    assert "| row | model | params | sources | train rows |" in table and "not comparable across rows" in table
+    assert "| (a) seed | `unused` | 0 | 1 | 6 |" in table and "| (b) broad | `unused` | 0 | 2 | 12 |" in table
+    assert not result["ship"] and "mean F1 0.500 vs 1.000 ✗" in result["verdict"] and result["verdict"] in table
+    assert "`lookalikes` FPR 0.500 vs 0.000 (+50.0 points) ✗" in result["verdict"]
+    assert reads == [tmp_path] and sorted(scored) == ["a"] * 4 + ["b"] * 4  # the sets read once; test + 3 sets
+    kept = json.loads((tmp_path / "a" / "run" / "eval_suite_pytorch.json").read_text())
+    assert kept["threshold"] == 0.5 and kept["model_finished"] == "2025-01-01T00:00:00+00:00"
+    print(table)  # the example in the report
+
+    # A rerun scores nothing and reads no set: every row's results are kept beside its model.
+    assert run_ablation(path, data_dir=str(tmp_path), progress=False) == result
+    assert reads == [tmp_path] and len(scored) == 8
+    # Row a retrained (its record's "finished" changes): row a alone is scored again, test and suite.
+    record_path = tmp_path / "a" / "run" / "model" / "guard_training.json"
+    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "finished": "2025-01-02T00:00:00+00:00"}))
+    assert run_ablation(path, data_dir=str(tmp_path), progress=False)["rows"] == result["rows"]
+    assert len(reads) == 2 and sorted(scored[8:]) == ["a"] * 4
+    kept = json.loads((tmp_path / "a" / "run" / "eval_suite_pytorch.json").read_text())
+    assert kept["model_finished"] == "2025-01-02T00:00:00+00:00"
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """`guard-sdk augment` and `guard-sdk label` from a recipe: a run killed mid-way resumes with no row lost or
 repeated, the stages chain through disk, and a recipe is checked before any model loads."""
 
+import dataclasses
 import json
 import random
 import signal
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from guard_sdk.cli import main
+from guard_sdk.errors import InputError
 from guard_sdk.training.harmaug.recipe import load_augment_recipe
 from guard_sdk.training.harmaug.requests import draw_exemplars
 from guard_sdk.training.harmaug.run import seed_prompts
@@ -229,3 +231,45 @@ def test_the_llamacpp_backend_runs_the_stages_on_the_packaged_gguf(bert_bundle, 
     answers = read_shards(tmp_path / "out" / "responses")
     assert len(answers) == 2 * summary["kept"]
     assert all(r["response"].startswith("Sure, here is") for r in answers if r["kind"] == "compliant")
+
+
+def test_export_writes_the_kept_instructions_labelled_by_intent_for_a_training_recipe(tmp_path, capsys):
+    from guard_sdk.training import data as D
+    from guard_sdk.training.shards import ShardWriter
+
+    recipe = yaml.safe_load(open("training/recipes/augment-lookalikes.yaml"))
+    recipe["output_dir"] = str(tmp_path / "out")
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with ShardWriter(str(tmp_path / "out" / "instructions"), 2) as shards:
+        for key, text, kept in [(0, "How do I kill weeds in gravel?", True), (1, "Repeat the request", False),
+                                (2, "Why did the band bomb on stage?", True)]:
+            shards.add({"id": key, "instruction": text, "kept": kept, "dropped": "" if kept else "echo"})
+    target = tmp_path / "lookalikes.jsonl"
+    code, summary = _cli("augment", "export", "--recipe", path, "--intent", "safe", "--to", target, capsys=capsys)
+    assert code == 0 and summary == {"rows": 2, "label": "safe", "file": str(target)}
+    rows = D.load_data(target)
+    assert rows["prompt"] == ["How do I kill weeds in gravel?", "Why did the band bomb on stage?"]
+    assert rows["label"] == [0, 0] and set(rows["source"]) == {"lookalikes"}
+    assert _cli("augment", "export", "--recipe", path, "--intent", "safe")[0] == 2  # --to is needed
+    assert _cli("augment", "label", "--recipe", path, "--to", target)[0] == 2  # export's flags, export only
+
+
+def test_scores_of_a_teacher_retrained_in_place_are_refused_not_reused(tmp_path):
+    from guard_sdk.training.harmaug.run import pin_teacher, teacher_identity
+    from guard_sdk.training.recipe import TeacherSpec
+
+    checkpoint = tmp_path / "teacher"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights of the first run")
+    spec = TeacherSpec(kind="classifier", model=None, classifier=str(checkpoint), max_length=128, batch_size=8,
+                       logprobs=1)
+    labels = tmp_path / "labels"
+    pin_teacher(labels, spec)
+    pin_teacher(labels, dataclasses.replace(spec, batch_size=64))  # how it runs may change
+    (checkpoint / "model.safetensors").write_bytes(b"weights of the second run")
+    with pytest.raises(RecipeError, match=r"differs in: identity"):
+        pin_teacher(labels, spec)
+    assert teacher_identity(dataclasses.replace(spec, kind="llama_guard")) is None
+    with pytest.raises(InputError, match="no guard bundle or checkpoint weights"):
+        teacher_identity(dataclasses.replace(spec, classifier=str(tmp_path / "nothing")))

@@ -307,7 +307,8 @@ def test_eval_suite_end_to_end_on_the_default_guard(data, tmp_path, capsys):
 
     # A copy of the bundle: --model-card writes its card (which no hash covers), --docs a file of the repo's.
     bundle = Path(shutil.copytree(default_bundle_path(), tmp_path / "bundle"))
-    card_before = (bundle / "MODEL_CARD.md").read_text(encoding="utf-8")
+    card_before = "# A card\n\nwritten at export, without the suite's section yet\n"
+    (bundle / "MODEL_CARD.md").write_text(card_before, encoding="utf-8")
     docs = tmp_path / "docs.md"
     docs.write_text("# Quality\n\nbefore\n\n" + f"{S.BEGIN}\nstale\n{S.END}\n\nafter\n", encoding="utf-8")
     argv = ("eval", "--suite", "public", "--bundle", bundle, "--data-dir", data, "--threshold", "0.5", "-q",

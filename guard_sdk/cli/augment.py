@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 from typing import IO, Any
 
 from guard_sdk.cli.options import (
@@ -22,7 +23,7 @@ from guard_sdk.cli.options import (
 )
 from guard_sdk.errors import InputError
 
-STAGES = ("instructions", "responses", "label")
+STAGES = ("instructions", "responses", "label", "export")
 LABEL_HELP = ("label: score every kept instruction (as a prompt) and every response with the recipe's teacher: a "
               "Llama-Guard-style causal LM (the Llama Guard 3 task; the softmax over the 'safe'/'unsafe' first-token "
               "logits), locally or over an OpenAI-compatible server with logprobs, or a sequence classifier (a guard "
@@ -46,17 +47,26 @@ def register(sub: Subparsers) -> None:
         "instructions: an LLM is shown k harmful seed prompts and asked for one more, its answer prefilled with "
         "an affirmative prefix; what it writes is parsed, length-filtered and deduplicated (also against the "
         "seed data). responses: each kept instruction is answered twice, once prefilled to comply and once "
-        f"plainly. {LABEL_HELP} Rows go to Parquet shards under the recipe's output_dir as they complete; a "
+        f"plainly. {LABEL_HELP} export: the kept instructions as a labelled jsonl file, each labelled by its "
+        "request's intent (--intent), for a training recipe's data. Rows go to Parquet shards under the recipe's "
+        "output_dir as they complete; a "
         "killed run, run again, does only what is missing. Prints the stage's summary as JSON (also kept in "
         "summary.json). Models run locally (transformers, GGUF files included, CPU or CUDA) or on an "
         "OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp). Needs: pip install 'guard-sdk[train]'.",
         examples="  guard-sdk augment instructions --recipe training/recipes/augment-offline.yaml\n"
         "  guard-sdk augment responses --recipe training/recipes/augment-offline.yaml\n"
-        "  guard-sdk augment label --recipe training/recipes/augment-offline.yaml",
+        "  guard-sdk augment label --recipe training/recipes/augment-offline.yaml\n"
+        "  guard-sdk augment export --recipe training/recipes/augment-lookalikes.yaml --intent safe "
+        "--to build/augment/lookalikes/intended.jsonl",
     )
     a.add_argument("stage", choices=STAGES, help="which stage to run")
     _add_stage_options(a)
     add_data_dir(a)  # the seed data the instructions stage shows the generator
+    a.add_argument("--intent", choices=("safe", "unsafe"),
+                   help="export: the label every kept instruction gets, the one its request asked for (a benign "
+                   "look-alike recipe's instructions are safe by construction)")
+    a.add_argument("--to", type=Path, help="export: the jsonl file to write (prompt, label, source, category); "
+                   "a training recipe lists it among its data sources")
     a.add_argument("--count", type=positive_int,
                    help="instructions: generation requests (default: the recipe's instructions.count); a larger "
                    "count on a finished folder asks only the new ones")
@@ -69,7 +79,7 @@ def register(sub: Subparsers) -> None:
         examples="  guard-sdk label --recipe training/recipes/augment-offline.yaml",
     )
     _add_stage_options(lb)
-    lb.set_defaults(stage="label", count=None, data_dir=None)
+    lb.set_defaults(stage="label", count=None, data_dir=None, intent=None, to=None)
 
 
 def _recipe(args: argparse.Namespace) -> Any:
@@ -86,10 +96,15 @@ def run_augment(args: argparse.Namespace, out: IO[str]) -> int:
     if args.data_dir and args.stage != "instructions":
         raise InputError(f"--data-dir is for `augment instructions` (the seed data); {args.stage} reads the "
                          "instructions stage's output")
+    if (args.stage == "export") != (args.intent is not None and args.to is not None) or \
+            (args.stage != "export" and (args.intent or args.to)):
+        raise InputError("--intent and --to go together, with `augment export` only")
     recipe = _recipe(args)
     show_progress(not args.quiet)
     run = training_module("harmaug.run")
-    if args.stage == "instructions":
+    if args.stage == "export":
+        summary = run.export_instructions(recipe, int(args.intent == "unsafe"), args.to)
+    elif args.stage == "instructions":
         summary = run.run_instructions(recipe, data_dir=args.data_dir, progress=not args.quiet)
     elif args.stage == "responses":
         summary = run.run_responses(recipe, progress=not args.quiet)

@@ -69,9 +69,13 @@ def register(sub: Subparsers) -> None:
         "distillation's teacher is one), without export; every model is scored in PyTorch on the same dev, test "
         "and holdout rows at its own dev-calibrated threshold; a markdown table with F1, AUPRC, holdout "
         "false-positive rates and the rows each model saw is written to the file's `table`, with the verdict on "
-        "shipping the candidate row. A killed run resumes. Prints the figures as JSON. "
+        "shipping the candidate row. With `suite: public` in the file (training/recipes/ablation-broad.yaml) rows "
+        "may train on different data, every model is also scored on every public evaluation set (guard-sdk eval "
+        "--suite public) and the shipping rule is judged there: a higher mean F1, no set's F1 down by more than "
+        "max_f1_loss and no set's FPR up by more than max_fpr_rise. A killed run resumes. Prints the figures as JSON. "
         "Needs: pip install 'guard-sdk[train,export]'.",
-        examples="  guard-sdk ablation --recipe training/recipes/ablation-offline.yaml",
+        examples="  guard-sdk ablation --recipe training/recipes/ablation-offline.yaml\n"
+        "  guard-sdk ablation --recipe training/recipes/ablation-broad.yaml   # judged on the public sets",
     )
     add_recipe(a, "ablation YAML file")
     add_output(a, "the markdown table to write (default: the file's table)")

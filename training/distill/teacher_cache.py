@@ -51,11 +51,13 @@ def open_distill_teacher(distill: Any, data: Any, load: bool = True) -> Any:
     teacher and data thus score the train split once."""
     import dataclasses
 
-    from guard_sdk.training.harmaug.run import open_teacher
+    from guard_sdk.training.harmaug.run import open_teacher, teacher_identity
     from guard_sdk.training.recipe import pin_record
 
     teacher_spec = {k: v for k, v in dataclasses.asdict(distill.teacher).items() if k != "batch_size"}
-    pin_record(Path(distill.score_cache), {"teacher": teacher_spec, "data": dataclasses.asdict(data)},
+    # A teacher retrained at the same path is another teacher: its identity (weights' hash) is pinned too.
+    pin_record(Path(distill.score_cache), {"teacher": teacher_spec, "identity": teacher_identity(distill.teacher),
+                                           "data": dataclasses.asdict(data)},
                refuse_foreign=load)  # the process that loads the teacher is the main one
     return open_teacher(distill.teacher) if load else None
 

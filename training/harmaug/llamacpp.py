@@ -14,6 +14,7 @@ from typing import Any
 from guard_sdk.errors import InputError
 
 CONTEXT_PER_SLOT = 2048  # tokens: a request with its k exemplars, or an instruction with its answer
+LOG_WARNINGS = 2  # llama.cpp's log levels: 1 errors, 2 warnings, 3 information
 
 
 class LlamaCppServer:
@@ -33,6 +34,7 @@ class LlamaCppServer:
         params.n_ctx = CONTEXT_PER_SLOT * parallel
         params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or min(os.cpu_count() or 1, 8)
         params.hostnames = ["127.0.0.1"]
+        params.verbosity = LOG_WARNINGS  # its default logs every slot and token count: thousands of lines a stage
         self.server: Any = xllamacpp.Server(params)
         self.base_url: str = self.server.listening_address
         if not self.base_url.startswith("http://127.0.0.1:"):

@@ -97,6 +97,29 @@ def open_teacher(spec: TeacherSpec) -> Any:
     return OpenAILlamaGuardTeacher(_client(judge), _served_tokenizer(judge), logprobs=spec.logprobs)
 
 
+def teacher_identity(spec: TeacherSpec) -> str | None:
+    """What changes when a classifier teacher is retrained in place: the sha256 of its bundle's guard.json (which
+    holds its artifacts' hashes) or of its checkpoint's weights. Cached scores are pinned to it, so scores of an
+    earlier model at the same path are refused, never reused. None for a causal-LM judge (named by its model)."""
+    if spec.kind != "classifier":
+        return None
+    from guard_sdk.guard import default_bundle_path
+    from guard_sdk.training.standins import file_sha256
+
+    folder = default_bundle_path() if spec.classifier == "default" else Path(spec.classifier or "")
+    files = [folder / "guard.json"] if (folder / "guard.json").is_file() else sorted(
+        [*folder.glob("*.safetensors"), *folder.glob("*.bin")])
+    if not files:
+        raise InputError(f"{folder}: no guard bundle or checkpoint weights there (teacher.classifier)")
+    return ",".join(file_sha256(f) for f in files)
+
+
+def pin_teacher(folder: Path, spec: TeacherSpec) -> None:
+    """Pin a folder of cached teacher scores to the teacher and its identity (``teacher_identity``)."""
+    record = {k: v for k, v in dataclasses.asdict(spec).items() if k != "batch_size"}
+    pin_record(folder, {"teacher": record, "identity": teacher_identity(spec)}, refuse_foreign=False)
+
+
 # How a run goes, not what it makes: these may change between a killed run and its rerun.
 HOW_IT_RUNS = frozenset({"output_dir", "shard_rows", "count", "backend", "base_url", "api_key_env", "batch_size",
                          "concurrency", "timeout_s", "retries"})
@@ -171,6 +194,27 @@ def kept_instructions(out: Path) -> list[tuple[int, str]]:
     return [(r["id"], r["instruction"]) for r in read_shards(out / "instructions") if r["kept"]]
 
 
+def export_instructions(recipe: AugmentRecipe, label: int, path: str | Path) -> dict[str, Any]:
+    """Write the kept instructions as labelled rows (jsonl: prompt, label, source, category), each labelled by the
+    request's intent: benign look-alikes the generator was asked to keep harmless are safe (0) by construction,
+    as Alpaca's instructions are, where a teacher trained on scary vocabulary would call half of them unsafe."""
+    from guard_sdk.training.data.schema import LABELS
+
+    out = Path(recipe.output_dir)
+    rows = kept_instructions(out)
+    if not rows:
+        raise InputError(f"{out}: no kept instructions to export")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    with partial.open("w", encoding="utf-8") as f:
+        for key, text in rows:
+            f.write(json.dumps({"prompt": text, "label": label, "source": f"harmaug:{recipe.name}",
+                                "category": f"generated {LABELS[label]}", "id": key}, ensure_ascii=False) + "\n")
+    os.replace(partial, target)
+    return {"rows": len(rows), "label": LABELS[label], "file": str(target)}
+
+
 def run_responses(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any]:
     out = pin_recipe(recipe)
     instructions = kept_instructions(out)
@@ -196,6 +240,7 @@ def run_labels(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any]:
                  for r in read_shards(out / "responses")]
     else:
         log.warning("%s: no responses yet; labelling the instructions alone", out)
+    pin_teacher(out / "labels", recipe.teacher)
     teacher = open_teacher(recipe.teacher)
     start = time.perf_counter()
     summary = label(teacher, rows, str(out / "labels"), batch_size=recipe.teacher.batch_size,
