@@ -72,17 +72,21 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(srv.delays[number - 1])
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path != "/v1/completions":
-                self._send(404, {"error": "not found"})
+                reply: tuple[int, dict[str, Any], dict[str, str]] = (404, {"error": "not found"}, {})
             elif number <= srv.fail_first:
                 headers = {"Retry-After": srv.retry_after} if srv.retry_after is not None else {}
-                self._send(srv.fail_status, {"error": "overloaded"}, headers)
+                reply = (srv.fail_status, {"error": "overloaded"}, headers)
             else:
-                self._send(200, srv.answer(body))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out and left
+                reply = (200, srv.answer(body), {})
         finally:
+            # Out of flight before the answer leaves: a client that sends its next request the moment it reads
+            # this one must not find it still counted (on a loaded machine this thread may run late).
             with srv.lock:
                 srv.inflight -= 1
+        try:
+            self._send(*reply)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out and left
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
