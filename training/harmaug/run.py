@@ -103,15 +103,15 @@ def teacher_identity(spec: TeacherSpec) -> str | None:
     earlier model at the same path are refused, never reused. None for a causal-LM judge (named by its model)."""
     if spec.kind != "classifier":
         return None
+    from guard_sdk.bundle import sha256_file
     from guard_sdk.guard import default_bundle_path
-    from guard_sdk.training.standins import file_sha256
 
     folder = default_bundle_path() if spec.classifier == "default" else Path(spec.classifier or "")
     files = [folder / "guard.json"] if (folder / "guard.json").is_file() else sorted(
         [*folder.glob("*.safetensors"), *folder.glob("*.bin")])
     if not files:
         raise InputError(f"{folder}: no guard bundle or checkpoint weights there (teacher.classifier)")
-    return ",".join(file_sha256(f) for f in files)
+    return ",".join(sha256_file(f) for f in files)
 
 
 def pin_teacher(folder: Path, spec: TeacherSpec) -> None:
