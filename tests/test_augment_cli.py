@@ -271,5 +271,10 @@ def test_scores_of_a_teacher_retrained_in_place_are_refused_not_reused(tmp_path)
     with pytest.raises(RecipeError, match=r"differs in: identity"):
         pin_teacher(labels, spec)
     assert teacher_identity(dataclasses.replace(spec, kind="llama_guard")) is None
+    unrecorded = tmp_path / "old-labels"
+    unrecorded.mkdir()
+    (unrecorded / "shard-00000.parquet").write_bytes(b"")
+    with pytest.raises(InputError, match="scores of a teacher this version did not record"):
+        pin_teacher(unrecorded, spec)
     with pytest.raises(InputError, match="no guard bundle or checkpoint weights"):
         teacher_identity(dataclasses.replace(spec, classifier=str(tmp_path / "nothing")))

@@ -26,7 +26,7 @@ from guard_sdk.training.harmaug.generators import TransformersGenerator
 from guard_sdk.training.harmaug.recipe import AugmentRecipe
 from guard_sdk.training.harmaug.stages import generate_instructions, generate_responses, label
 from guard_sdk.training.recipe import ModelSpec, TeacherSpec, pin_record
-from guard_sdk.training.shards import read_shards, write_json
+from guard_sdk.training.shards import SHARD_GLOB, read_shards, write_json
 from guard_sdk.training.trainer import resolve_model
 
 log = logging.getLogger("guard_sdk.augment")
@@ -116,6 +116,9 @@ def teacher_identity(spec: TeacherSpec) -> str | None:
 
 def pin_teacher(folder: Path, spec: TeacherSpec) -> None:
     """Pin a folder of cached teacher scores to the teacher and its identity (``teacher_identity``)."""
+    if not (folder / "recipe.json").is_file() and any(folder.glob(SHARD_GLOB)):
+        raise InputError(f"{folder}: scores of a teacher this version did not record (it pins teachers by their "
+                         "weights now); delete the folder and run the stage again")
     record = {k: v for k, v in dataclasses.asdict(spec).items() if k != "batch_size"}
     pin_record(folder, {"teacher": record, "identity": teacher_identity(spec)}, refuse_foreign=False)
 
