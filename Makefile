@@ -90,27 +90,30 @@ standins: setup
 # each resumes from its last checkpoint when rerun.
 broad-student: setup
 	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/broad-student.yaml
-# The teacher trains on the generated benign look-alikes too, labelled safe by their request's intent.
+# The teacher trains on the generated benign look-alikes too (augment-lookalikes.yaml: alarming words about everyday
+# topics; augment-contrast.yaml: the kinds of harmless message guards over-refuse), labelled safe by their request's
+# intent. About 45 minutes of generation, then the teacher's 45 minutes.
 TEACHER := build/finetune/teacher-mpnet/model
-LOOKALIKES := training/recipes/augment-lookalikes.yaml
+LOOKALIKES := lookalikes contrast
 teacher: standins
-	$(VENV)/bin/guard-sdk augment instructions --recipe $(LOOKALIKES)
-	$(VENV)/bin/guard-sdk augment export --recipe $(LOOKALIKES) --intent safe --to build/augment/lookalikes/lookalikes.jsonl
+	for name in $(LOOKALIKES); do \
+	  $(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-$$name.yaml && \
+	  $(VENV)/bin/guard-sdk augment export --recipe training/recipes/augment-$$name.yaml --intent safe \
+	    --to build/augment/$$name/$$name.jsonl || exit 1; done
 	test -f $(TEACHER)/config.json || $(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-mpnet.yaml
 
 # HarmAug at the paper's roles on a CPU: the 1.5B generator writes harmful instructions (augment-qwen.yaml) and
-# benign look-alikes (augment-lookalikes.yaml), answers each both ways, and the mpnet teacher labels every row.
+# answers each both ways, and the mpnet teacher labels every row, the look-alikes' prompts too.
 # Hours on 2 CPU cores (generation runs at about 35 tokens/s); every stage resumes where a killed run stopped.
-AUGMENT_BROAD := training/recipes/augment-qwen.yaml training/recipes/augment-lookalikes.yaml
 augment-broad: standins teacher
-	for recipe in $(AUGMENT_BROAD); do \
-	  $(VENV)/bin/guard-sdk augment instructions --recipe $$recipe && \
-	  $(VENV)/bin/guard-sdk augment responses --recipe $$recipe && \
-	  $(VENV)/bin/guard-sdk augment label --recipe $$recipe || exit 1; done
+	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-qwen.yaml
+	$(VENV)/bin/guard-sdk augment responses --recipe training/recipes/augment-qwen.yaml
+	for name in qwen $(LOOKALIKES); do \
+	  $(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-$$name.yaml || exit 1; done
 
 # HarmAug's ablation on the broad mix, judged on the public evaluation sets (training/recipes/ablation-broad.yaml):
 # (a) the seed-only student, (b) the student on the broad mix, (c) + distillation from the mpnet teacher,
-# (d) + the HarmAug rows and look-alikes, (e) the teacher; writes docs/ablation-broad.md. Rows resume.
+# (d) + the HarmAug rows, (d+) + the benign look-alikes, (e) the teacher; writes docs/ablation-broad.md. Rows resume.
 ablation-broad: augment-broad
 	$(VENV)/bin/guard-sdk ablation --recipe training/recipes/ablation-broad.yaml
 

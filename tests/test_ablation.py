@@ -80,12 +80,15 @@ def test_the_shipped_ablations_load_before_their_harmaug_rows_are_built(monkeypa
     broad, recipes = load_ablation("training/recipes/ablation-broad.yaml")
     assert broad.suite == "public" and broad.table == "docs/ablation-broad.md"
     assert [r.name for r in recipes.values()] == ["default-guard", "broad-student", "distill-broad",
-                                                  "distill-broad-harmaug", "teacher-mpnet"]
-    assert (broad.ship.candidate, broad.ship.against) == ("(d) + HarmAug rows", "(a) student, seed data")
+                                                  "distill-broad-harmaug", "distill-broad-lookalikes",
+                                                  "teacher-mpnet"]
+    assert (broad.ship.candidate, broad.ship.against) == ("(d+) + benign look-alikes", "(a) student, seed data")
     assert (broad.ship.fpr_source, broad.ship.max_f1_loss, broad.ship.max_fpr_rise) == (None, 0.02, 0.02)
-    harmaug, teacher = recipes["(d) + HarmAug rows"], recipes["(e) teacher"]
-    assert harmaug.distill.augmented == ["build/augment/qwen", "build/augment/lookalikes"]  # kept, built or not
-    assert harmaug.distill.teacher.classifier == f"{teacher.output_dir}/model"
+    harmaug, lookalikes, teacher = (recipes["(d) + HarmAug rows"], recipes["(d+) + benign look-alikes"],
+                                    recipes["(e) teacher"])
+    assert harmaug.distill.augmented == ["build/augment/qwen"]  # kept, built or not
+    assert lookalikes.distill.augmented == ["build/augment/qwen", "build/augment/lookalikes", "build/augment/contrast"]
+    assert harmaug.distill.teacher.classifier == lookalikes.distill.teacher.classifier == f"{teacher.output_dir}/model"
     assert len(recipes["(a) student, seed data"].data.sources) < len(recipes["(b) student, broad data"].data.sources)
 
 

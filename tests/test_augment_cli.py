@@ -125,6 +125,9 @@ def test_the_shipped_recipes_load():
     assert load_augment_recipe(OFFLINE).generator.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     lookalikes = load_augment_recipe("training/recipes/augment-lookalikes.yaml")
     assert lookalikes.instructions.k == 0 and "kill" in lookalikes.instructions.fill["word"]
+    contrast = load_augment_recipe("training/recipes/augment-contrast.yaml")
+    assert contrast.instructions.k == 0 and "{kind}" in contrast.instructions.template
+    assert contrast.output_dir != lookalikes.output_dir and len(contrast.instructions.fill["kind"]) == 40
     assert load_augment_recipe("training/recipes/augment-qwen.yaml").generator.backend == "llamacpp"
     paper = load_augment_recipe("training/recipes/augment-paper.yaml")
     assert paper.teacher.kind == "llama_guard" and paper.teacher.model.model == "meta-llama/Llama-Guard-3-8B"
