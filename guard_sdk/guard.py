@@ -35,6 +35,7 @@ PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
 # Above this a text is refused rather than tokenized (4M characters is about a million tokens).
 MAX_INPUT_CHARS = 4_000_000
 DEFAULT_BUNDLE = "models/default"
+DEFAULT_BUNDLE_NAME = "default"  # how a command or a recipe names the embedded default guard
 log = logging.getLogger(__name__)
 
 

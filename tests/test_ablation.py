@@ -29,19 +29,22 @@ def _figures(f1, auprc, fpr):
 ])
 def test_the_candidate_ships_only_if_it_beats_the_default_on_f1_and_auprc_without_more_over_blocking(
         candidate, ship, mark):
-    rule = ShipRule(candidate="c", against="a", fpr_source="xstest", max_fpr_rise=0.02, max_f1_loss=None)
+    rule = ShipRule(candidate="c", against="a", fpr_source="xstest", max_fpr_rise=0.02, max_f1_loss=None,
+                    dev_split=None)
     shipped, verdict = ship_verdict({"a": _figures(0.92, 0.975, 0.43), "c": candidate}, rule)
     assert shipped is ship and mark in verdict
     assert ("does not beat" in verdict) is not ship
 
 
 def _ablation(tmp_path, rows, suite=None, **ship):
+    """An ablation file; a row's recipe given as ("bundle", NAME) makes it a bundle row."""
     path = tmp_path / "ablation.yaml"
     path.write_text(yaml.safe_dump({
         "name": "tiny-ablation", "table": str(tmp_path / "ablation.md"), "suite": suite,
-        "rows": [{"label": label, "recipe": str(recipe)} for label, recipe in rows],
+        "rows": [{"label": label, "recipe": None, "bundle": recipe[1]} if isinstance(recipe, tuple) else
+                 {"label": label, "recipe": str(recipe), "bundle": None} for label, recipe in rows],
         "ship": {"candidate": rows[-1][0], "against": rows[0][0], "fpr_source": None if suite else "held",
-                 "max_fpr_rise": 0.02, "max_f1_loss": 0.02 if suite else None, **ship}}))
+                 "max_fpr_rise": 0.02, "max_f1_loss": 0.02 if suite else None, "dev_split": None, **ship}}))
     return path
 
 
@@ -82,7 +85,8 @@ def test_the_shipped_ablations_load_before_their_harmaug_rows_are_built(monkeypa
     assert [r.name for r in recipes.values()] == ["default-guard", "broad-student", "distill-broad",
                                                   "distill-broad-harmaug", "distill-broad-lookalikes",
                                                   "teacher-mpnet"]
-    assert (broad.ship.candidate, broad.ship.against) == ("(d+) + benign look-alikes", "(a) student, seed data")
+    assert (broad.ship.candidate, broad.ship.against) == ("(d+) + benign look-alikes", "today's default (shipped int8)")
+    assert broad.rows[0].bundle == "default" and broad.ship.dev_split == "training/recipes/default-guard.yaml"
     assert (broad.ship.fpr_source, broad.ship.max_f1_loss, broad.ship.max_fpr_rise) == (None, 0.02, 0.02)
     harmaug, lookalikes, teacher = (recipes["(d) + HarmAug rows"], recipes["(d+) + benign look-alikes"],
                                     recipes["(e) teacher"])
@@ -104,6 +108,19 @@ def test_a_suite_lets_rows_train_on_other_data_and_takes_over_the_holdout_check(
     with pytest.raises(RecipeError, match="without a suite, ship.fpr_source names a holdout source and "
                                           "ship.max_f1_loss is null"):
         load_ablation(_ablation(tmp_path, [("a", a), ("a2", a)], max_f1_loss=0.02))
+    with pytest.raises(RecipeError, match="row 'today' is a bundle, .* needs a suite"):
+        load_ablation(_ablation(tmp_path, [("today", ("bundle", "default")), ("b", b)]))
+    with pytest.raises(RecipeError, match="ship.dev_split applies with a suite"):
+        load_ablation(_ablation(tmp_path, [("a", a), ("a2", a)], dev_split=str(a)))
+    both = _ablation(tmp_path, [("a", a), ("b", b)], suite="public")
+    rows = yaml.safe_load(both.read_text())
+    rows["rows"][0]["bundle"] = "default"
+    both.write_text(yaml.safe_dump(rows))
+    with pytest.raises(RecipeError, match="row 'a' names a recipe or a bundle"):
+        load_ablation(both)
+    ablation, recipes = load_ablation(_ablation(tmp_path, [("today", ("bundle", "default")), ("b", b)],
+                                                suite="public", dev_split=str(a)))
+    assert list(recipes) == ["b"] and ablation.rows[0].bundle == "default" and ablation.ship.dev_split == str(a)
 
 
 def test_a_row_that_must_train_without_its_harmaug_rows_is_refused_before_anything_trains(tmp_path):
@@ -140,7 +157,7 @@ def _suite(mean_f1, **sets):
      ["mean F1 0.750 vs 0.800 ✗"]),
 ])
 def test_on_a_suite_the_candidate_ships_only_with_a_higher_mean_f1_and_no_set_much_worse(candidate, ship, marks):
-    rule = ShipRule(candidate="d", against="a", fpr_source=None, max_fpr_rise=0.02, max_f1_loss=0.02)
+    rule = ShipRule(candidate="d", against="a", fpr_source=None, max_fpr_rise=0.02, max_f1_loss=0.02, dev_split=None)
     against = _suite(0.800, xstest=(0.70, 0.10), hatecheck=(0.80, 0.20), coconot_contrast=(None, 0.05))
     shipped, verdict = ship_verdict({"a": against, "d": candidate}, rule)
     assert shipped is ship and all(mark in verdict for mark in marks), verdict
@@ -173,8 +190,8 @@ def _trained_row(tmp_path, name, sources):
     return recipe
 
 
-def test_the_suite_table_holds_each_rows_headline_figures_and_is_reused_until_a_row_is_retrained(
-        tmp_path, monkeypatch):
+def _fake_suite(monkeypatch):
+    """The "tiny" suite of SUITE_ROWS, and every row's checkpoint scored by SCORES: (sets read, rows scored)."""
     from datasets import Dataset
 
     from guard_sdk.training import evaluate, public_suite
@@ -198,6 +215,12 @@ def test_the_suite_table_holds_each_rows_headline_figures_and_is_reused_until_a_
 
     monkeypatch.setattr(public_suite, "load_sets", load_sets)
     monkeypatch.setattr(evaluate, "checkpoint_scorer", checkpoint_scorer)
+    return reads, scored
+
+
+def test_the_suite_table_holds_each_rows_headline_figures_and_is_reused_until_a_row_is_retrained(
+        tmp_path, monkeypatch):
+    reads, scored = _fake_suite(monkeypatch)
     seed, held = _seed(tmp_path)
     a = _trained_row(tmp_path, "a", [seed])
     b = _trained_row(tmp_path, "b", [seed, held])  # other data than row a: allowed, judged on the suite
@@ -226,6 +249,48 @@ def test_the_suite_table_holds_each_rows_headline_figures_and_is_reused_until_a_
     assert len(reads) == 2 and sorted(scored[8:]) == ["a"] * 4
     kept = json.loads((tmp_path / "a" / "run" / "eval_suite_pytorch.json").read_text())
     assert kept["model_finished"] == "2025-01-02T00:00:00+00:00"
+
+
+class _ShippedGuard:
+    """A loaded bundle as the ablation uses one: its threshold, names and classify_batch (SCORES["a"])."""
+
+    threshold = 0.5
+    backend = type("Backend", (), {"name": "onnxruntime"})
+    manifest = type("Manifest", (), {"name": "old-default"})
+    artifact = type("Artifact", (), {"path": Path("model.int8.onnx")})
+
+    def classify_batch(self, prompts, responses):
+        return [type("Verdict", (), {"score": SCORES["a"][p]}) for p in prompts]
+
+
+def test_a_shipped_bundle_row_is_scored_as_users_run_it_and_the_old_dev_split_is_checked_per_source(
+        tmp_path, monkeypatch):
+    from datasets import Dataset
+
+    from guard_sdk.training import finetune
+    from guard_sdk.training.experiments import ablation
+
+    _fake_suite(monkeypatch)
+    monkeypatch.setattr(ablation, "_load_bundle", lambda bundle: bundle == "default" and _ShippedGuard())
+    dev = Dataset.from_dict({"prompt": ["u1", "u2", "s1", "s3", "s4"], "response": [None] * 5,
+                             "label": [1, 1, 0, 0, 0], "source": ["harm", "harm", "harm", "benign", "benign"]})
+    monkeypatch.setattr(finetune, "build_splits", lambda data, data_dir: ({"dev": dev}, None))
+    seed, held = _seed(tmp_path)
+    b = _trained_row(tmp_path, "b", [seed, held])
+    path = _ablation(tmp_path, [("today", ("bundle", "default")), ("(b) broad", b)], suite="tiny", dev_split=str(b))
+    result = run_ablation(path, data_dir=str(tmp_path), progress=False)
+
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| today | `default (old-default, model.int8.onnx)` | – | – | – | – | – | 0.500 | – | – | – | – |" in table
+    assert "not comparable across rows" in table and "a shipped bundle, scored as users run it" in table
+    assert "| today | 1.000 | 0.000 | 0.500 | 1.000 |\n| (b) broad | 0.500 | 0.500 | 1.000 | 0.500 |\n" in table
+    # The dev split at each row's threshold: b (0.3) misses u2 (0.2), flags s1 (0.4) and s3 (0.9); the bundle
+    # (0.5) gets harm right and flags nothing benign. "benign" holds safe rows only: its FPR is checked, not F1.
+    assert "| `benign` | 2 | 0 | – | – | 0.000 | 0.500 |\n| `harm` | 3 | 2 | 1.000 | 0.500 | 0.000 | 1.000 |" in table
+    verdict = result["verdict"]
+    assert "dev split `harm` F1 0.500 vs 1.000 (-50.0 points) ✗" in verdict and not result["ship"]
+    assert "dev split `benign` FPR 0.500 vs 0.000 (+50.0 points) ✗" in verdict
+    assert "dev split `harm` FPR" not in verdict and f"the dev split of {b}" in verdict
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ so the figures of a bundle and of the model it was exported from can be set side
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,12 @@ def score_with_guard(guard: Any, dataset: Any, progress: bool = True) -> np.ndar
         verdicts = guard.classify_batch(prompts[start : start + CHUNK], responses[start : start + CHUNK])
         scores.extend(v.score for v in verdicts)
     return np.asarray(scores)
+
+
+def guard_scorer(guard: Any, progress: bool = True) -> Callable[[Sequence[str], Sequence[str | None]], np.ndarray]:
+    """``score(prompts, responses) -> P(unsafe)`` of a loaded Guard, as ``checkpoint_scorer`` gives a checkpoint's."""
+    return lambda prompts, responses: score_with_guard(guard, {"prompt": list(prompts), "response": list(responses)},
+                                                       progress)
 
 
 def score_with_checkpoint(

@@ -143,10 +143,7 @@ def run_suite(args: argparse.Namespace, out: IO[str]) -> int:
         from guard_sdk.guard import Guard
 
         guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
-
-        def scorer(prompts: list[str], responses: list[str | None]) -> object:
-            return evaluate.score_with_guard(guard, {"prompt": prompts, "response": responses}, progress=progress)
-
+        scorer = evaluate.guard_scorer(guard, progress)
         threshold = guard.threshold if args.threshold is None else args.threshold
         what = f"{guard.manifest.name} ({guard.artifact.path}, {guard.backend.name})"
     sets = suite.SUITES[args.suite]

@@ -13,7 +13,6 @@ from types import ModuleType
 from typing import IO, Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_UNSAFE = 0, 1, 2, 3
-DEFAULT_BUNDLE = "default"  # --bundle default: the embedded default guard
 
 EPILOG = """exit codes: 0 success; 2 bad input (arguments, texts, a bundle that fails its checks, an output
 folder that is not one guard-sdk wrote);
@@ -60,9 +59,9 @@ def positive_ints(value: str) -> tuple[int, ...]:
 
 def bundle_path(value: str) -> Path:
     """A bundle folder, or ``default`` for the embedded default guard."""
-    if value == DEFAULT_BUNDLE:
-        from guard_sdk.guard import default_bundle_path
+    from guard_sdk.guard import DEFAULT_BUNDLE_NAME, default_bundle_path
 
+    if value == DEFAULT_BUNDLE_NAME:
         return default_bundle_path()
     return Path(value)
 

@@ -14,7 +14,10 @@ What the rows are judged on decides what data they may differ in:
   the broad ones). Their dev and test figures are still shown, but when the rows' data differ they come from
   different splits: the table then counts each row's training sources and says so, and the shipping rule reads
   the suite only: a higher mean F1, no set's F1 down by more than ``max_f1_loss`` and no set's FPR up by more than
-  ``max_fpr_rise``. The holdout splits are not scored (their sets are the suite's).
+  ``max_fpr_rise``. The holdout splits are not scored (their sets are the suite's). A row may then also be a
+  shipped bundle (``bundle: default``: the embedded guard, as users run it), scored through the runtime at its own
+  threshold, and ``ship.dev_split`` names the recipe whose dev split no source may lose more than ``max_f1_loss``
+  of F1 on (the embedded default's own dev split: the broad data must not cost what the old default did well).
 
 A row's test, holdout and suite results are kept beside its model and reused until the model is retrained.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from guard_sdk.export.checkpoint import TRAINING_RECORD
+from guard_sdk.guard import DEFAULT_BUNDLE_NAME
 from guard_sdk.training.recipe import Recipe, RecipeError, load_recipe, read_recipe
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AblationRow:
     label: str  # the row's name in the table, e.g. "(b) + distillation"
-    recipe: str  # a training recipe; its output_dir holds the model, its reports and its data splits
+    recipe: str | None  # a training recipe; its output_dir holds the model, its reports and its data splits
+    bundle: str | None  # or, with a suite, a guard bundle scored as shipped (`default`: the embedded guard)
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,16 @@ class ShipRule:
     """When the candidate replaces the embedded default (the module's docstring gives both rules). Without a suite:
     it beats ``against`` on dev F1 and dev AUPRC and raises the false-positive rate on ``fpr_source`` (a holdout
     source) by at most ``max_fpr_rise``. With one: its mean F1 over the suite's sets beats ``against``'s, no set's
-    F1 drops by more than ``max_f1_loss`` and no set's FPR rises by more than ``max_fpr_rise``."""
+    F1 drops by more than ``max_f1_loss`` and no set's FPR rises by more than ``max_fpr_rise``; with ``dev_split``
+    too, no source of that recipe's dev split loses more than ``max_f1_loss`` of F1 (FPR: ``max_fpr_rise``, for a
+    source of safe rows only)."""
 
     candidate: str  # a row label
     against: str  # the row label of the model the embedded default was built from
     fpr_source: str | None  # without a suite: a holdout source; with one: null (every set's FPR is checked)
     max_fpr_rise: float
     max_f1_loss: float | None  # with a suite: the largest F1 drop allowed on any of its sets; without one: null
+    dev_split: str | None  # with a suite: a training recipe whose dev split is checked per source too, or null
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,14 @@ def load_ablation(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Abla
     if len(set(labels)) != len(labels) or not labels:
         raise RecipeError(f"{path}: rows need distinct labels, and at least one row")
     ship = ablation.ship
+    for row in ablation.rows:
+        if (row.recipe is None) == (row.bundle is None):
+            raise RecipeError(f"{path}: row {row.label!r} names a recipe or a bundle (one of the two; null the other)")
+        if row.bundle is not None and ablation.suite is None:
+            raise RecipeError(f"{path}: row {row.label!r} is a bundle, which has no dev or test split of its own; "
+                              "a bundle row needs a suite to be judged on")
+    if ship.dev_split is not None and ablation.suite is None:
+        raise RecipeError(f"{path}: ship.dev_split applies with a suite; without one, rows share their dev split")
     for name in ("candidate", "against"):
         if getattr(ship, name) not in labels:
             raise RecipeError(f"{path}: ship.{name} must be one of the row labels: {', '.join(labels)}")
@@ -110,7 +126,9 @@ def load_ablation(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Abla
     elif ship.max_f1_loss is not None or ship.fpr_source is None:
         raise RecipeError(f"{path}: without a suite, ship.fpr_source names a holdout source and ship.max_f1_loss is "
                           "null (it applies to a suite's sets)")
-    recipes = {r.label: _row_recipe(r.recipe) for r in ablation.rows}
+    recipes = {r.label: _row_recipe(r.recipe) for r in ablation.rows if r.recipe is not None}
+    if ship.dev_split is not None:
+        load_recipe(ship.dev_split)
     if ablation.suite is None:
         first = _judged_on(recipes[labels[0]])
         for label, recipe in recipes.items():
@@ -182,15 +200,71 @@ def _suite_report(recipe: Recipe, record: dict[str, Any], suite: str, data_dir: 
         kept = json.loads(path.read_text(encoding="utf-8"))
         if {k: kept.get(k) for k in key} == key and [e["source"] for e in kept["sets"]] == [s.source for s in sets]:
             return kept
-    if not loaded:
-        loaded.update(public_suite.load_sets(folder, sets)[1])  # every set read, or one error naming all at fault
     log.info("%s: scoring the %s suite (%d sets) ...", recipe.name, suite, len(sets))
     scorer = checkpoint_scorer(out / "model", recipe.train.max_length, recipe.train.eval_batch_size, progress)
     threshold = float(record["threshold"]["value"])
     result = {"guard": f"{recipe.name} ({out / 'model'}, PyTorch)", "threshold": threshold, **key,
-              "sets": public_suite.score_suite(loaded, scorer, threshold, sets)}
+              "sets": public_suite.score_suite(_suite_sets(suite, folder, loaded), scorer, threshold, sets)}
     write_json(path, result)
     return result
+
+
+def _suite_sets(suite: str, folder: Path, loaded: dict[str, Any]) -> dict[str, Any]:
+    """The suite's sets, read on the first call and shared by the rows after it."""
+    from guard_sdk.training import public_suite
+
+    if not loaded:
+        loaded.update(public_suite.load_sets(folder, public_suite.SUITES[suite])[1])  # or one error naming all
+    return loaded
+
+
+def _load_bundle(bundle: str) -> Any:
+    from guard_sdk.guard import Guard
+
+    return Guard.load(None if bundle == DEFAULT_BUNDLE_NAME else bundle)
+
+
+def _bundle_row(label: str, bundle: str, suite: str, data_dir: str | None, loaded: dict[str, Any],
+                progress: bool) -> dict[str, Any]:
+    """A shipped bundle's row: scored through the runtime at its own threshold on the suite; it has no training
+    figures (dev and test belong to the data it was trained on), so those cells stay empty."""
+    from guard_sdk.training import public_suite
+    from guard_sdk.training.data import data_dir as shared_data
+    from guard_sdk.training.evaluate import guard_scorer
+
+    guard = _load_bundle(bundle)
+    log.info("%s: scoring the %s suite through the runtime (%s) ...", label, suite, guard.backend.name)
+    sets = public_suite.score_suite(_suite_sets(suite, shared_data(data_dir), loaded), guard_scorer(guard, progress),
+                                    guard.threshold, public_suite.SUITES[suite])
+    empty = dict.fromkeys(("parameters", "sources", "train_rows", "harmaug_rows", "rows_seen", "dev_f1", "dev_auprc",
+                           "test_f1", "test_auprc"))
+    return {"label": label, "recipe": None, "model": f"{bundle} ({guard.manifest.name}, {guard.artifact.path.name})",
+            **empty, "threshold": guard.threshold, "suite": _suite_figures({"sets": sets}, suite)}
+
+
+def _row_scorer(label: str, recipes: dict[str, Recipe], rows: Sequence[AblationRow], progress: bool,
+                ) -> tuple[Any, float]:
+    """(scorer, threshold) of a row: its trained model in PyTorch at its dev threshold, or its bundle as shipped."""
+    from guard_sdk.training.evaluate import checkpoint_scorer, guard_scorer
+
+    if label not in recipes:
+        guard = _load_bundle(next(r.bundle for r in rows if r.label == label))
+        return guard_scorer(guard, progress), guard.threshold
+    recipe = recipes[label]
+    return (checkpoint_scorer(Path(recipe.output_dir) / "model", recipe.train.max_length,
+                              recipe.train.eval_batch_size, progress), float(_trained(recipe)["threshold"]["value"]))
+
+
+def _dev_split_sources(recipe_path: str, scorers: dict[str, tuple[Any, float]], data_dir: str | None,
+                       ) -> dict[str, dict[str, Any]]:
+    """Per source of ``recipe_path``'s dev split, each scorer's figures at its threshold: {label: {source: ...}}."""
+    from guard_sdk.training.evaluate import levels_of, report
+    from guard_sdk.training.finetune import build_splits
+
+    dev = build_splits(load_recipe(recipe_path).data, data_dir)[0]["dev"]
+    log.info("scoring the dev split of %s (%d rows) ...", recipe_path, len(dev))
+    return {label: report(dev["label"], scorer(dev["prompt"], dev["response"]), dev["source"], levels_of(dev),
+                          threshold)["by_source"] for label, (scorer, threshold) in scorers.items()}
 
 
 def _headline(s: Any) -> str:
@@ -247,24 +321,42 @@ def _points(value: float) -> str:
     return f"{100 * value:g} point{'' if value == 0.01 else 's'}"
 
 
+def _change_checks(candidate: dict[str, dict[str, Any]], against: dict[str, dict[str, Any]], rule: ShipRule,
+                   names: Sequence[str], prefix: str = "") -> list[tuple[bool, str]]:
+    """One check per figure in ``names`` that both sides have, per source: F1 down by at most max_f1_loss, FPR up
+    by at most max_fpr_rise."""
+    limits = {"f1": (rule.max_f1_loss, -1), "fpr": (rule.max_fpr_rise, 1)}
+    checks = []
+    for source, cs in candidate.items():
+        s = against.get(source, {})
+        for name in names:
+            if cs.get(name) is None or s.get(name) is None:
+                continue
+            limit, worse = limits[name]
+            change = cs[name] - s[name]
+            checks.append((worse * change <= (limit or 0) + 1e-9, f"{prefix}`{source}` {name.upper()} {cs[name]:.3f} "
+                           f"vs {s[name]:.3f} ({100 * change:+.1f} points)"))
+    return checks
+
+
 def _suite_verdict(figures: dict[str, dict[str, Any]], rule: ShipRule) -> tuple[bool, str]:
     c, a = figures[rule.candidate]["suite"], figures[rule.against]["suite"]
     checks = [(c["mean_f1"] is not None and a["mean_f1"] is not None and c["mean_f1"] > a["mean_f1"],
                f"mean F1 {_number(c['mean_f1'])} vs {_number(a['mean_f1'])}")]
-    for source, cs in c["sets"].items():
-        s = a["sets"][source]
-        for name, limit, worse in (("f1", rule.max_f1_loss, -1), ("fpr", rule.max_fpr_rise, 1)):
-            if cs[name] is None or s[name] is None:
-                continue
-            change = cs[name] - s[name]
-            checks.append((worse * change <= (limit or 0) + 1e-9, f"`{source}` {name.upper()} {cs[name]:.3f} vs "
-                           f"{s[name]:.3f} ({100 * change:+.1f} points)"))
+    checks += _change_checks(c["sets"], a["sets"], rule, ("f1", "fpr"))
+    dev = ""
+    if rule.dev_split is not None:  # F1 per source; FPR where a source holds safe rows only (it has no F1)
+        cd, ad = figures[rule.candidate]["dev_split"], figures[rule.against]["dev_split"]
+        safe_only = {k: v for k, v in cd.items() if not v["unsafe"]}
+        checks += _change_checks(cd, ad, rule, ("f1",), "dev split ") + _change_checks(
+            safe_only, ad, rule, ("fpr",), "dev split ")
+        dev = f", and the same per source of the dev split of {rule.dev_split}"
     ship = all(ok for ok, _ in checks)
     said = "; ".join(f"{text} {'✓' if ok else '✗'}" for ok, text in checks)
     verb = "beats" if ship else "does not beat"
     return ship, (f"**{rule.candidate}** {verb} **{rule.against}** by the shipping rule on the evaluation suite (a "
                   f"higher mean F1, no set's F1 down by more than {_points(rule.max_f1_loss or 0)}, no set's FPR up "
-                  f"by more than {_points(rule.max_fpr_rise)}): {said}.")
+                  f"by more than {_points(rule.max_fpr_rise)}{dev}): {said}.")
 
 
 def ship_verdict(figures: dict[str, dict[str, Any]], rule: ShipRule) -> tuple[bool, str]:
@@ -316,6 +408,18 @@ def _suite_markdown(suite: str, figures: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def _dev_split_markdown(rule: ShipRule, figures: dict[str, dict[str, Any]]) -> str:
+    """The two shipping rows side by side on each source of the dev split that ``rule.dev_split`` names."""
+    c, a = figures[rule.candidate]["dev_split"], figures[rule.against]["dev_split"]
+    body = "".join(f"| `{source}` | {m['n']:,} | {m['unsafe']:,} | {_number(a[source]['f1'])} | "
+                   f"{_number(m['f1'])} | {_number(a[source]['fpr'])} | {_number(m['fpr'])} |\n"
+                   for source, m in c.items())
+    return (f"## The old default's dev split\n\nEvery source of the dev split of `{rule.dev_split}` (what the old "
+            "default trained and was calibrated for), each model at its own threshold.\n\n"
+            f"| source | rows | unsafe | F1 {rule.against} | F1 {rule.candidate} | FPR {rule.against} | "
+            f"FPR {rule.candidate} |\n|---|---|---|---|---|---|---|\n{body}")
+
+
 def to_markdown(ablation: AblationRecipe, figures: dict[str, dict[str, Any]], fpr_sources: list[str],
                 verdict: str, command: str, same_data: bool = True) -> str:
     """The rows' table, the suite's table when the ablation names one, then the verdict. ``same_data``: whether
@@ -342,7 +446,12 @@ def to_markdown(ablation: AblationRecipe, figures: dict[str, dict[str, Any]], fp
                   "does not use them. ")
     held = ("FPR is the share of a holdout source's safe rows flagged: `xstest` holds safe prompts that only sound "
             "harmful.") if fpr_sources else ""
+    if any(f["recipe"] is None for f in figures.values()):
+        held += (" A row without a recipe is a shipped bundle, scored as users run it (through the runtime, its "
+                 "own artifact and threshold) on the suite; it has no training figures.")
     suite = "" if ablation.suite is None else _suite_markdown(ablation.suite, figures) + "\n"
+    if ablation.ship.dev_split is not None:
+        suite += _dev_split_markdown(ablation.ship, figures) + "\n"
     return (
         f"# Ablation: {ablation.name}\n\n"
         f"Written by `{command}` on {device_name()}; every figure below comes from that command.\n\n"
@@ -358,7 +467,8 @@ def run_ablation(path: str | Path, *, data_dir: str | None = None, overrides: Se
     from guard_sdk.training.finetune import finetune
 
     ablation, recipes = load_ablation(path, overrides)
-    order = sorted(ablation.rows, key=lambda r: recipes[r.label].distill is not None)  # teachers train first
+    trained_rows = [row for row in ablation.rows if row.recipe is not None]
+    order = sorted(trained_rows, key=lambda r: recipes[r.label].distill is not None)  # teachers train first
     to_train = [row for row in order if _trained(recipes[row.label]) is None]
     for row in to_train:  # refused before anything trains
         missing = _missing_augmented(recipes[row.label])
@@ -370,12 +480,15 @@ def run_ablation(path: str | Path, *, data_dir: str | None = None, overrides: Se
         log.info("%s: training %s ...", row.label, row.recipe)
         recipe = recipes[row.label]
         finetune(recipe, recipe_path=row.recipe, data_dir=data_dir, export=False, progress=progress)
-    same_data = len({repr(_judged_on(r)) for r in recipes.values()}) == 1
+    same_data = len(recipes) == len(ablation.rows) and len({repr(_judged_on(r)) for r in recipes.values()}) == 1
     held_out = ("test",) if ablation.suite else ("test", "holdout")  # with a suite, the suite's sets are the holdout
     fpr_sources = [] if ablation.suite else [Path(s.data).stem for s in recipes[ablation.rows[0].label].data.holdout]
     figures: dict[str, dict[str, Any]] = {}
     loaded: dict[str, Any] = {}  # the suite's sets, read once
     for row in ablation.rows:
+        if row.bundle is not None:
+            figures[row.label] = _bundle_row(row.label, row.bundle, ablation.suite, data_dir, loaded, progress)
+            continue
         recipe = recipes[row.label]
         record = _trained(recipe)
         figures[row.label] = _row_figures(row.label, recipe, record,
@@ -383,7 +496,13 @@ def run_ablation(path: str | Path, *, data_dir: str | None = None, overrides: Se
         if ablation.suite:
             result = _suite_report(recipe, record, ablation.suite, data_dir, loaded, progress)
             figures[row.label]["suite"] = _suite_figures(result, ablation.suite)
-    ship, verdict = ship_verdict(figures, ablation.ship)
+    rule = ablation.ship
+    if rule.dev_split is not None:
+        sides = (rule.against, rule.candidate)
+        scorers = {label: _row_scorer(label, recipes, ablation.rows, progress) for label in sides}
+        for label, by_source in _dev_split_sources(rule.dev_split, scorers, data_dir).items():
+            figures[label]["dev_split"] = by_source
+    ship, verdict = ship_verdict(figures, rule)
     table = Path(ablation.table)
     table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text(to_markdown(ablation, figures, fpr_sources, verdict, f"guard-sdk ablation --recipe {path}",

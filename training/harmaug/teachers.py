@@ -140,13 +140,10 @@ class ClassifierTeacher:
             self.name = name or f"classifier:{source}"
             return
         from guard_sdk import Guard
+        from guard_sdk.training.evaluate import guard_scorer
 
         guard = Guard.load(source, **load)
-
-        def score(prompts: list[str], responses: list[str | None]) -> np.ndarray:
-            return np.array([v.score for v in guard.classify_batch(prompts, responses)])
-
-        self._score, self.name = score, name or f"bundle:{guard.manifest.name}"
+        self._score, self.name = guard_scorer(guard, progress=False), name or f"bundle:{guard.manifest.name}"
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None) -> np.ndarray:
         rows = pairs(prompts, responses)
