@@ -25,7 +25,8 @@ def register(sub: Subparsers) -> None:
         description="Build the splits a training recipe's data section makes (the same rows, by seed, that "
         "finetune and distill train on) and print them as a markdown table: train rows per source and label, "
         "dev and test rows, the most common categories, each source's licence (NC: non-commercial, which a "
-        "model card of a model trained on it must list), and the evaluation-only sources held out. "
+        "model card of a model trained on it must list), and the evaluation-only sources held out; then the "
+        "unsafe rows per category of the harm taxonomy (docs/taxonomy.md) in each split and held out. "
         "Needs: pip install 'guard-sdk[train]'.",
         examples="  guard-sdk data --recipe training/recipes/broad-student.yaml\n"
         "  guard-sdk data --recipe training/recipes/broad-student.yaml -o docs/data-mix.md",

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from guard_sdk.categories import TAXONOMY
 from guard_sdk.training.data.sources import LICENCES
+from guard_sdk.training.data.taxonomy import categories_of
 
 TOP_CATEGORIES = 3
 USERS = "as its owner gives it"  # a user's file or hub dataset: no licence known here
@@ -43,4 +45,20 @@ def mix_table(splits: dict[str, Any], holdout: Any | None = None) -> str:
                   "| source | licence | safe | unsafe |", "|---|---|---|---|"]
         lines += [f"| `{s}` | {LICENCES.get(s, USERS)} | {held[(s, 0)]} | {held[(s, 1)]} |"
                   for s in sorted({s for s, _ in held})]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", category_table({**splits, "evaluation only": holdout})]) + "\n"
+
+
+def category_table(parts: dict[str, Any]) -> str:
+    """Markdown: unsafe rows per taxonomy category (a row may count in several) in each part (a split, the
+    evaluation-only rows; None: left out), and the unsafe rows whose source names no category."""
+    counts = {name: Counter() for name, ds in parts.items() if ds is not None}
+    for name, counter in counts.items():
+        ds = parts[name]
+        for source, category, label in zip(ds["source"], ds["category"], ds["label"]):
+            cats = categories_of(source, category, label)
+            counter.update(("unknown",) if cats is None else cats)
+    head = ["Unsafe rows per category of the taxonomy (docs/taxonomy.md; a row may count in several; unknown: "
+            "its source names no harm):", "", "| category | code | " + " | ".join(counts) + " |",
+            "|---|---|" + "---|" * len(counts)]
+    rows = [f"| {c.name} | {c.code} | " + " | ".join(str(n[c.name]) for n in counts.values()) + " |" for c in TAXONOMY]
+    return "\n".join(head + rows + ["| unknown | | " + " | ".join(str(n["unknown"]) for n in counts.values()) + " |"])
