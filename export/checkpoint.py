@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guard_sdk.bundle import TOKENIZER_NAME, TextEncoding
+from guard_sdk.categories import LABEL_PREFIX
 from guard_sdk.errors import ExportError, ManifestError
 from guard_sdk.labels import LABEL_VALUES, LABELS, label_value
 from guard_sdk.tokenization import TextEncoder
@@ -65,13 +66,21 @@ def load_checkpoint(checkpoint: str | Path,
             "every input near 0.5. Train a head first (guard-sdk finetune), or pass --allow-untrained-head "
             "(ExportConfig.allow_untrained_head) to export it anyway, e.g. to measure size and speed"
         )
-    if model.config.num_labels != 2:
+    categories = checkpoint_categories(model.config)
+    if model.config.num_labels != 2 + len(categories):
         raise ExportError(
-            f"{checkpoint}: has {model.config.num_labels} labels; a guard needs exactly 2 (safe, unsafe)"
+            f"{checkpoint}: has {model.config.num_labels} labels; a guard needs exactly 2 (safe, unsafe), then "
+            f"one per category named '{LABEL_PREFIX}NAME' (guard-sdk finetune's category head)"
         )
     if not getattr(tokenizer, "is_fast", False):
         raise ExportError(f"{checkpoint}: needs a fast tokenizer (tokenizer.json); the runtime reads only that")
     return model.eval(), tokenizer
+
+
+def checkpoint_categories(config: PretrainedConfig) -> list[str]:
+    """The categories a checkpoint's extra logits score, in order (logits 2, 3, ...; none for a 2-label model)."""
+    labels = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+    return [labels[i][len(LABEL_PREFIX):] for i in range(2, len(labels)) if labels.get(i, "").startswith(LABEL_PREFIX)]
 
 
 def default_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:

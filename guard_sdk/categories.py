@@ -45,6 +45,7 @@ TAXONOMY: tuple[Category, ...] = (
 )
 
 NAMES: tuple[str, ...] = tuple(c.name for c in TAXONOMY)
+LABEL_PREFIX = "category:"  # a checkpoint's config.id2label names its category logits (2, 3, ...) so
 BY_NAME: dict[str, Category] = {c.name: c for c in TAXONOMY}
 
 # OpenAI moderation's category names (its 2024 omni model) and ours that cover each: the score of one of its

@@ -36,6 +36,7 @@ PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
 MAX_INPUT_CHARS = 4_000_000
 DEFAULT_BUNDLE = "models/default"
 DEFAULT_BUNDLE_NAME = "default"  # how a command or a recipe names the embedded default guard
+LABEL_OUTPUTS = 2  # a model's first outputs: the logits of its two labels (safe, unsafe); its categories' follow
 log = logging.getLogger(__name__)
 
 
@@ -242,8 +243,9 @@ class Guard:
 
 
 def unsafe_probability(logits: np.ndarray, unsafe_index: int) -> np.ndarray:
-    """Softmax over the label logits, in float64, and the unsafe column of it."""
-    z = logits.astype(np.float64)
+    """Softmax over the two label logits (a model's first two outputs; any after them are its categories'), in
+    float64, and the unsafe column of it."""
+    z = logits[:, :LABEL_OUTPUTS].astype(np.float64)
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e[:, unsafe_index] / e.sum(axis=-1)
@@ -277,15 +279,28 @@ def score_windows(
     unsafe_index: int,
     batch_size: int,
 ) -> np.ndarray:
-    """P(unsafe) per window through ``run`` (any backend, or PyTorch in export's parity check).
+    """P(unsafe) per window through ``run`` (any backend, or PyTorch in export's parity check)."""
+    return unsafe_probability(run_windows(run, windows, pad_id, input_names, batch_size), unsafe_index)
+
+
+def run_windows(
+    run: Callable[[dict[str, np.ndarray]], np.ndarray],
+    windows: list[Window],
+    pad_id: int,
+    input_names: list[str],
+    batch_size: int,
+) -> np.ndarray:
+    """What ``run`` outputs for each window (its logits), in the windows' order.
 
     Windows go in length-sorted batches of ``batch_size``, so padding stays small and memory is bounded
     by the batch, not by the input.
     """
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-    scores = np.empty(len(windows))
+    outputs: np.ndarray | None = None
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        feeds = pad_batch([windows[i] for i in idx], pad_id, input_names)
-        scores[idx] = unsafe_probability(run(feeds), unsafe_index)
-    return scores
+        batch = run(pad_batch([windows[i] for i in idx], pad_id, input_names))
+        if outputs is None:
+            outputs = np.empty((len(windows), batch.shape[1]), dtype=batch.dtype)
+        outputs[idx] = batch
+    return outputs if outputs is not None else np.empty((0, LABEL_OUTPUTS))

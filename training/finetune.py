@@ -79,8 +79,8 @@ def prepare_data(recipe: Recipe, data_dir: str | None, out: Path, save: bool = T
 def _check_output_dir(out: Path, recipe: Recipe, main: bool = True) -> None:
     """Refuse to resume a run of another recipe from the same folder, or to start one in a folder of other
     files (the ``main`` process checks that); record this one's."""
-    pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in ("output_dir", "export")},
-               refuse_foreign=main)
+    after = ("output_dir", "export", "categories")  # what follows the training, redone by a rerun of the recipe
+    pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in after}, refuse_foreign=main)
 
 
 def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -130,6 +130,12 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), threshold)
     write_report(dev_report, out, "eval_dev_pytorch", "dev, PyTorch model")
     log.info("threshold %.4f (%s on dev): dev F1 %.3f", threshold, c.rule, dev_report["overall"]["f1"] or 0)
+    categories = None
+    if recipe.categories is not None:
+        from guard_sdk.training.categories import fit_categories
+
+        categories = fit_categories(model, tokenizer, encoder, splits, recipe.categories, recipe.train.eval_batch_size,
+                                    progress)
 
     record = {
         "recipe": recipe_dict(recipe),
@@ -137,6 +143,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
                     if recipe_path else None),
         "data": summary,
         "threshold": {"value": threshold, "rule": c.rule, "on": "dev"},
+        "categories": categories,  # the category head's names, thresholds and dev figures, or None
         "train_metrics": train_metrics,  # this run's (a resumed run's: since the resume)
         "device": device_name(),
         "dev_pytorch": dev_report,

@@ -73,6 +73,16 @@ class CalibrationRecipe:
 
 
 @dataclass(frozen=True)
+class CategoriesRecipe:
+    """A category head fitted after training (training/categories.py): P(category) for each taxonomy category the
+    data supports, beside P(unsafe), which it leaves as it was."""
+
+    min_train_rows: int  # unsafe train rows of a category it takes to score it ...
+    min_dev_rows: int  # ... and unsafe dev rows to calibrate its threshold on; the others are listed as unsupported
+    l2: float  # the head's penalty on its squared weights (standardised features)
+
+
+@dataclass(frozen=True)
 class ExportRecipe:
     bundle: str  # folder the guard bundle is written to (replaced if it exists)
     name: str
@@ -132,6 +142,7 @@ class Recipe:
     data: DataRecipe
     train: TrainRecipe
     calibration: CalibrationRecipe
+    categories: CategoriesRecipe | None  # null: P(unsafe) alone
     export: ExportRecipe | None
     distill: DistillRecipe | None  # null: plain fine-tuning on the seed data
 
@@ -262,6 +273,9 @@ def _check(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: calibration.threshold is a number in [0, 1] with rule fixed, and null otherwise")
     if c.max_fpr is not None and (c.rule != "max_f1" or not 0 <= c.max_fpr <= 1):
         raise RecipeError(f"{where}: calibration.max_fpr is a number in [0, 1] with rule max_f1, or null")
+    k = recipe.categories
+    if k is not None and (k.min_train_rows < 1 or k.min_dev_rows < 1 or k.l2 < 0):
+        raise RecipeError(f"{where}: categories needs min_train_rows and min_dev_rows of 1 or more and l2 >= 0")
 
 
 def apply_overrides(data: Any, overrides: Sequence[str], where: str) -> Any:
