@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard_sdk.bundle import TOKENIZER_NAME, TextEncoding
+from guard_sdk.bundle import TOKENIZER_NAME, CategoryHead, TextEncoding
 from guard_sdk.categories import LABEL_PREFIX
 from guard_sdk.errors import ExportError, ManifestError
 from guard_sdk.labels import LABEL_VALUES, LABELS, label_value
@@ -83,6 +83,18 @@ def checkpoint_categories(config: PretrainedConfig) -> list[str]:
     return [labels[i][len(LABEL_PREFIX):] for i in range(2, len(labels)) if labels.get(i, "").startswith(LABEL_PREFIX)]
 
 
+def category_heads(config: PretrainedConfig, training: dict[str, Any] | None) -> list[CategoryHead]:
+    """The manifest's categories of a checkpoint: its category logits in order, each at the threshold its training
+    calibrated (0.5, with a warning, where no training record gives one)."""
+    names = checkpoint_categories(config)
+    thresholds = ((training or {}).get("categories") or {}).get("thresholds", {})
+    missing = [n for n in names if n not in thresholds]
+    if missing:
+        log.warning("no calibrated threshold for the categories %s: 0.5 each (guard-sdk finetune calibrates them)",
+                    ", ".join(missing))
+    return [CategoryHead(name, 2 + i, float(thresholds.get(name, 0.5))) for i, name in enumerate(names)]
+
+
 def default_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
     """The longest input the checkpoint takes: its tokenizer's limit, capped by its position table."""
     limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
@@ -135,9 +147,13 @@ def training_record(checkpoint: str | Path) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        return {"recipe": record["recipe"]["name"], "base_model": record["recipe"]["model"],
+        kept = {"recipe": record["recipe"]["name"], "base_model": record["recipe"]["model"],
                 "command": record["command"], "data": record["data"], "threshold": record["threshold"]["value"],
                 "threshold_rule": f"{record['threshold']['rule']} on {record['threshold']['on']}"}
+        heads = record.get("categories")
+        if heads:
+            kept["categories"] = {k: heads[k] for k in ("names", "thresholds", "rule", "rows", "dev")}
+        return kept
     except (ValueError, KeyError, TypeError) as e:
         raise ExportError(f"{path}: not a training record guard-sdk can read ({e})") from e
 

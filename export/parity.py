@@ -162,6 +162,7 @@ def measure(
     tolerance: float,
     min_agreement: float,
     reference_name: str = "pytorch-fp32",
+    categories: tuple[np.ndarray, np.ndarray, Sequence[float]] | None = None,
 ) -> Parity:
     """Max |Δ P(unsafe)| over the fixed texts' windows, and the share of same decisions at ``threshold`` over
     every window (the sample's too) where the reference is decisive.
@@ -172,6 +173,10 @@ def measure(
     of the threshold may flip under a difference the bound allows, so counting it would pass or fail an
     artifact by chance (a random head puts every window there); such windows are excluded from the agreement,
     and how many were is recorded.
+
+    ``categories``: (the reference's P(category) per window and category, the artifact's, each category's threshold),
+    judged alike: max |ΔP(category)| over the fixed texts' windows against ``tolerance``, and the share of same
+    decisions where the reference lies further than ``tolerance`` from that category's threshold.
     """
     fixed = len(reference) - inputs.sample_windows  # the fixed texts' windows come first
     diff = np.abs(reference - candidate)
@@ -179,6 +184,7 @@ def measure(
     same = (reference >= threshold) == (candidate >= threshold)
     counted = int(decisive.sum())
     labelled = [i for i, label in enumerate(inputs.labels) if label is not None]
+    category_diff, category_agreement = _category_parity(categories, fixed, tolerance)
     quality = None
     if labelled:
         truth = np.array([inputs.labels[i] == 1 for i in labelled])
@@ -198,7 +204,21 @@ def measure(
         counted_windows=counted,
         excluded_windows=len(reference) - counted,
         sample_quality=quality,
+        category_max_abs_diff=category_diff,
+        category_agreement=category_agreement,
     )
+
+
+def _category_parity(categories: tuple[np.ndarray, np.ndarray, Sequence[float]] | None, fixed: int,
+                     tolerance: float) -> tuple[float | None, float | None]:
+    if categories is None or not len(categories[2]):
+        return None, None
+    reference, candidate, thresholds = categories
+    cuts = np.asarray(thresholds)[None, :]
+    decisive = np.abs(reference - cuts) > tolerance
+    same = (reference >= cuts) == (candidate >= cuts)
+    return (float(np.max(np.abs(reference - candidate)[:fixed])),
+            float(np.mean(same[decisive])) if decisive.any() else 1.0)
 
 
 def unmeasured(inputs: ParityInputs, tolerance: float, min_agreement: float, note: str) -> Parity:

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -26,6 +26,7 @@ from guard_sdk.bundle import (
     MANIFEST_NAME,
     TOKENIZER_NAME,
     Artifact,
+    CategoryHead,
     Manifest,
     Parity,
     describe_file,
@@ -34,6 +35,7 @@ from guard_sdk.bundle import (
 from guard_sdk.errors import ExportError, FolderInUseError, ParityError
 from guard_sdk.export.checkpoint import (
     bundle_encoder,
+    category_heads,
     default_max_length,
     load_checkpoint,
     model_inputs,
@@ -52,7 +54,7 @@ from guard_sdk.export.parity import (
     torch_runner,
     unmeasured,
 )
-from guard_sdk.guard import score_windows, windows_per_call
+from guard_sdk.guard import category_probability, run_windows, unsafe_probability, windows_per_call
 from guard_sdk.labels import LABELS
 
 if TYPE_CHECKING:
@@ -156,23 +158,34 @@ def _versions(formats: tuple[str, ...]) -> dict[str, str]:
 class _Checker:
     """Scores artifacts on the parity windows and turns the result into an Artifact or a ParityError."""
 
-    def __init__(self, staging: Path, parity: ParityInputs, reference: np.ndarray,
-                 threshold: float, manifest_inputs: list[str], pad_id: int, unsafe_index: int, batch_size: int):
-        self.staging, self.parity, self.reference = staging, parity, reference
+    def __init__(self, staging: Path, parity: ParityInputs, reference: np.ndarray, threshold: float,
+                 manifest_inputs: list[str], pad_id: int, unsafe_index: int, batch_size: int,
+                 categories: Sequence[CategoryHead] = ()):
+        self.staging, self.parity, self.reference = staging, parity, reference  # reference: PyTorch's logits
         self.threshold, self.inputs, self.pad_id = threshold, manifest_inputs, pad_id
-        self.unsafe_index, self.batch_size = unsafe_index, batch_size
+        self.unsafe_index, self.batch_size, self.categories = unsafe_index, batch_size, list(categories)
 
     def check(self, fmt: str, precision: str, path: Path, run: Callable[..., np.ndarray],
               bounds: tuple[float, float], quantization: dict[str, Any] | None = None,
               batch: int | None = None, spec: dict[str, Any] | None = None) -> Artifact:
         tolerance, min_agreement = bounds
-        scores = score_windows(run, self.parity.windows, self.pad_id, self.inputs, self.unsafe_index,
-                               windows_per_call(quantization, batch, self.batch_size))  # as the runtime runs it
-        parity = measure(self.reference, scores, self.parity, self.threshold, tolerance, min_agreement)
+        logits = run_windows(run, self.parity.windows, self.pad_id, self.inputs,
+                             windows_per_call(quantization, batch, self.batch_size))  # as the runtime runs it
+        indices = [c.index for c in self.categories]
+        parity = measure(unsafe_probability(self.reference, self.unsafe_index),
+                         unsafe_probability(logits, self.unsafe_index), self.parity, self.threshold, tolerance,
+                         min_agreement, categories=(category_probability(self.reference, indices),
+                                                    category_probability(logits, indices),
+                                                    [c.threshold for c in self.categories]))
         max_abs_diff, agreement = parity.figures()
         log.info("parity %s: max |ΔP(unsafe)| %.2e (tolerance %.0e) over %d windows, agreement %.1f%% of the %d "
                  "further than the tolerance from the threshold", path.name, max_abs_diff, tolerance,
                  parity.windows, 100 * agreement, parity.counted_windows)
+        categories = ""
+        if parity.category_max_abs_diff is not None:
+            categories = (f"; over the {len(self.categories)} categories, max |ΔP(category)| "
+                          f"{parity.category_max_abs_diff:.3g} and agreement {100 * (parity.category_agreement or 0):.1f}%")
+            log.info("parity %s%s", path.name, categories)
         if not parity.passed:
             raise ParityError(
                 f"{path.name} ({fmt} {precision}) disagrees with PyTorch: max |ΔP(unsafe)| "
@@ -180,7 +193,7 @@ class _Checker:
                 f"{parity.texts} texts ({parity.sample_texts} from the parity sample), agreement "
                 f"{100 * agreement:.1f}% of the {parity.counted_windows} windows further than the tolerance "
                 f"from the threshold (needs {100 * min_agreement:.1f}%; {parity.excluded_windows} nearer were not "
-                "judged); nothing was written. Loosen the tolerance only if you accept the difference."
+                f"judged){categories}; nothing was written. Loosen the tolerance only if you accept the difference."
             )
         return self.describe(fmt, precision, path, parity, quantization, batch, spec)
 
@@ -352,10 +365,10 @@ def export_bundle(
         inputs = model_inputs(model, tokenizer)
         log.info("scoring %d parity windows (%d from %d sample rows) with PyTorch ...", len(parity.windows),
                  parity.sample_windows, parity.sample_texts)
-        reference = score_windows(torch_runner(model), parity.windows, text.pad_id, inputs, unsafe_index,
-                                  config.batch_size)
+        reference = run_windows(torch_runner(model), parity.windows, text.pad_id, inputs, config.batch_size)
+        categories = category_heads(model.config, training)
         checker = _Checker(staging, parity, reference, threshold, inputs, text.pad_id, unsafe_index,
-                           config.batch_size)
+                           config.batch_size, categories)
         artifacts: list[Artifact] = []
         if "onnx" in config.formats:
             artifacts += _onnx_artifacts(model, staging, config, checker, threads)
@@ -377,6 +390,7 @@ def export_bundle(
             inputs=inputs,
             output="logits",
             artifacts=artifacts,
+            categories=categories,
             source={
                 "checkpoint": str(checkpoint),
                 "model_type": model.config.model_type,

@@ -16,7 +16,7 @@ from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, verif
 from guard_sdk.errors import FolderInUseError, InputError, UnknownFormatError
 
 VECTORS_FORMAT = "guard-sdk test vectors"
-VECTORS_VERSION = 1
+VECTORS_VERSION = 2  # 2: category scores, violations and policy decisions
 APP_RESULTS = "benchmark_results.json"  # ExecuTorch's benchmark app's file and field names
 APP_RUN = "guard_run.json"  # ours beside it: the settings and every timed call, for the same statistics as bench
 
@@ -46,12 +46,14 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
 def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto",
                cases: Sequence[tuple[str, str, str | None]] = VECTOR_CASES) -> dict[str, Any]:
     """For each case: its token ids, windows (ids, types, mask), the padded batch, each window's logits from the
-    bundle's artifact (one window per call, as a phone runs it), P(unsafe) per window and the verdict."""
+    bundle's artifact (one window per call, as a phone runs it), P(unsafe) per window and the verdict with its
+    category scores and violations; for a bundle with categories, the verdict under each of a few policies too."""
     from guard_sdk.guard import Guard, unsafe_probability
     from guard_sdk.tokenization import pad_batch
 
     guard = Guard.load(bundle, backend=backend, precision=precision)
     m, encoder = guard.manifest, guard.encoder
+    policies = policies_for(guard.categories)
     rows = []
     for case_id, prompt, response in cases:
         windows = encoder.windows(prompt, response)
@@ -69,14 +71,27 @@ def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto
             "logits": logits.astype(np.float32).tolist(),
             "window_scores": scores.tolist(),
             "score": verdict.score, "unsafe": verdict.unsafe, "label": verdict.label,
+            "categories": verdict.categories, "violations": list(verdict.violations),
+            "under_policies": [{"unsafe": v.unsafe, "violations": list(v.violations)}
+                               for v in (guard.classify(prompt, response, policy=p) for p in policies)],
         })
     return {
         "format": VECTORS_FORMAT, "version": VECTORS_VERSION,
         "bundle": {"name": m.name, "path": str(Path(bundle).resolve()), "tokenizer_sha256": m.tokenizer.sha256,
                    "max_length": m.max_length, "threshold": m.threshold, "unsafe_index": m.unsafe_index,
                    "artifact": guard.artifact.path, "backend": guard.backend.name},
+        "policies": policies,
         "cases": rows,
     }
+
+
+def policies_for(categories: Sequence[str]) -> list[dict[str, Any]]:
+    """Policies that exercise each step of the rule on a bundle's categories (none without categories)."""
+    if not categories:
+        return []
+    first, last = categories[0], categories[-1]
+    return [{"allow": [first]}, {"enforce": [last]}, {"thresholds": {first: 0.05}},
+            {"uncategorised": "allow", "allow": [last]}]
 
 
 def write_vectors(bundle: str | Path, out: str | Path, backend: str = "auto", precision: str = "auto") -> Path:

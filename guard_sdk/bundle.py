@@ -24,7 +24,8 @@ from guard_sdk.errors import (
     SchemaVersionError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what export writes: version 1 and categories
+READ_VERSIONS = (1, 2)  # version 1: a bundle without categories
 MANIFEST_NAME = "guard.json"
 TOKENIZER_NAME = "tokenizer.json"
 _HASH_CHUNK = 1 << 20
@@ -68,6 +69,8 @@ class Parity:
     counted_windows: int | None = None
     excluded_windows: int | None = None
     sample_quality: dict[str, Any] | None = None
+    category_max_abs_diff: float | None = None  # max |ΔP(category)| over the fixed texts' windows, every category
+    category_agreement: float | None = None  # same category decisions where the reference is decisive
 
     def figures(self) -> tuple[float, float]:
         """(max |ΔP(unsafe)|, decision agreement) of an artifact whose parity was measured."""
@@ -77,13 +80,16 @@ class Parity:
 
     @property
     def passed(self) -> bool:
+        categories = ((self.category_max_abs_diff or 0.0) <= self.tolerance
+                      and (self.category_agreement is None or self.category_agreement >= self.min_agreement))
         return (self.measured and self.max_abs_diff is not None and self.agreement is not None
-                and self.max_abs_diff <= self.tolerance and self.agreement >= self.min_agreement)
+                and self.max_abs_diff <= self.tolerance and self.agreement >= self.min_agreement and categories)
 
 
-# Parity fields a bundle written before the parity sample lacks; guard.json leaves them out where None.
+# Parity fields a bundle written before the parity sample (or without categories) lacks; guard.json leaves them out
+# where None.
 _PARITY_OPTIONAL = ("sample_texts", "sample_windows", "sample_max_abs_diff", "counted_windows", "excluded_windows",
-                    "sample_quality")
+                    "sample_quality", "category_max_abs_diff", "category_agreement")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +120,16 @@ class TextEncoding:
 
 
 @dataclass(frozen=True)
+class CategoryHead:
+    """A harm category the model scores (guard_sdk.categories): P(category) is the sigmoid of logit ``index``;
+    the category is a violation at ``threshold`` or above."""
+
+    name: str
+    index: int
+    threshold: float
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The parsed guard.json."""
 
@@ -129,9 +145,12 @@ class Manifest:
     artifacts: list[Artifact]
     source: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    categories: list[CategoryHead] = field(default_factory=list)  # none in a version 1 bundle
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if self.schema_version == 1:
+            del data["categories"]
         for artifact in data["artifacts"]:
             for entry, optional in ((artifact, ("quantization", "batch", "spec")),
                                     (artifact["parity"], _PARITY_OPTIONAL)):
@@ -151,6 +170,7 @@ class Manifest:
                 "tokenizer": FileEntry(**data["tokenizer"]),
                 "text": TextEncoding(**data["text"]),
                 "artifacts": artifacts,
+                "categories": [CategoryHead(**c) for c in data.get("categories", [])],
             }
         )
 
@@ -171,6 +191,13 @@ def _check(data: dict[str, Any], where: Path) -> None:
         raise ManifestError(f"{where}: {e.json_path}: {e.message}", where)
     if data["unsafe_index"] >= len(data["labels"]):
         raise ManifestError(f"{where}: unsafe_index {data['unsafe_index']} is outside labels", where)
+    heads = data.get("categories", [])
+    for key in ("name", "index"):
+        values = [c[key] for c in heads]
+        if len(set(values)) != len(values):
+            raise ManifestError(f"{where}: two categories share one {key}", where)
+    if sorted(c["index"] for c in heads) != list(range(2, 2 + len(heads))):
+        raise ManifestError(f"{where}: category indices must be the logits after the two labels' (2, 3, ...)", where)
     for entry in [data["tokenizer"], *data["artifacts"]]:
         rel = Path(entry["path"])
         if rel.is_absolute() or ".." in rel.parts:
@@ -191,10 +218,10 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: must hold a JSON object", path)
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READ_VERSIONS:
         raise SchemaVersionError(
             f"{path}: schema_version {version!r} is not supported by this guard-sdk "
-            f"(it reads version {SCHEMA_VERSION}); upgrade guard-sdk or re-export the bundle",
+            f"(it reads versions {', '.join(map(str, READ_VERSIONS))}); upgrade guard-sdk or re-export the bundle",
             path,
         )
     _check(data, path)

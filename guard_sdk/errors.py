@@ -18,6 +18,10 @@ class FolderInUseError(InputError):
     replacing it would delete them, so they refuse and name the folder."""
 
 
+class PolicyError(InputError):
+    """A policy that cannot apply: not a valid policy file, or naming a category the bundle does not score."""
+
+
 class InputTypeError(GuardError, TypeError):
     """A prompt or response that is not a ``str`` (``None`` included)."""
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -26,8 +26,10 @@ from guard_sdk.errors import (
     DefaultGuardMissingError,
     InputError,
     InputTypeError,
+    ManifestError,
     UnknownFormatError,
 )
+from guard_sdk.policy import Policy, as_policy, decide
 from guard_sdk.tokenization import TextEncoder, Window, pad_batch
 
 # "auto" precision takes the first of these that the bundle holds: smallest and fastest first.
@@ -44,8 +46,11 @@ log = logging.getLogger(__name__)
 class Verdict:
     """The guard's answer for one input.
 
-    ``score`` is P(unsafe) of the most unsafe window; ``unsafe`` is ``score >= threshold``;
-    ``windows`` says how many windows of max_length tokens were scored.
+    ``score`` is P(unsafe) of the most unsafe window; ``unsafe`` is ``score >= threshold`` (under a policy, as
+    guard_sdk.policy decides); ``windows`` says how many windows of max_length tokens were scored.
+    ``categories``: each harm category the bundle scores, its P(category) in the window where it is highest (empty
+    for a bundle without categories); ``violations``: those at or over their thresholds that the policy enforces,
+    most confident first.
     """
 
     unsafe: bool
@@ -53,6 +58,8 @@ class Verdict:
     threshold: float
     label: str
     windows: int
+    categories: dict[str, float] = field(default_factory=dict)
+    violations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -120,6 +127,19 @@ class Guard:
         self.encoder = encoder
         self.batch_size = batch_size
         self.max_input_chars = MAX_INPUT_CHARS
+        self.policy = Policy()  # Guard.load sets the one it was given
+
+    @property
+    def categories(self) -> list[str]:
+        """The harm categories this bundle scores (docs/taxonomy.md); none for a bundle without a category head."""
+        return [c.name for c in self.manifest.categories]
+
+    def _checked(self, policy: Policy | Mapping[str, object] | str | Path | None) -> Policy:
+        found = as_policy(policy)
+        if found is None:
+            return Policy()
+        found.check(self.categories)
+        return found
 
     @classmethod
     def load(
@@ -130,6 +150,7 @@ class Guard:
         precision: str = "auto",
         threads: int | None = None,
         batch_size: int = 8,
+        policy: Policy | Mapping[str, object] | str | Path | None = None,
     ) -> Guard:
         """Load a bundle folder (the embedded default guard when ``path`` is None).
 
@@ -140,7 +161,9 @@ class Guard:
         the runtime's choice per bundle: 1 for a model under 100M parameters (the embedded guard), else the
         physical cores, at most 4 (``guard_sdk.backends.default_threads`` says why; ``guard.threads`` says
         what was chosen); ``batch_size``: windows per model call, which bounds memory (an artifact
-        with dynamically quantized activations runs one window per call: see ``windows_per_call``).
+        with dynamically quantized activations runs one window per call: see ``windows_per_call``);
+        ``policy``: which harm categories to enforce (guard_sdk.policy: a Policy, its JSON object, or a policy
+        file), for every call that gives none of its own.
         """
         if path is None:
             path = default_bundle_path()
@@ -172,7 +195,9 @@ class Guard:
             if backend == "auto":
                 log.info("backend auto: %s runs %s (%s %s)", name, artifact.path, artifact.format, artifact.precision)
             per_call = windows_per_call(artifact.quantization, artifact.batch, batch_size)
-            return cls(path, manifest, artifact, runner, encoder, per_call)
+            guard = cls(path, manifest, artifact, runner, encoder, per_call)
+            guard.policy = guard._checked(policy)
+            return guard
         raise BackendUnavailableError(
             f"{'; '.join(unavailable)}. What this bundle holds that runs here: {_runnable_here(manifest)}"
         )
@@ -191,10 +216,13 @@ class Guard:
         a = self.artifact
         return f"Guard({self.manifest.name!r}, {a.path}, backend={self.backend.name}, threshold={self.threshold})"
 
-    def classify(self, prompt: str, response: str | None = None, *, threshold: float | None = None) -> Verdict:
-        """Is this prompt (or, with ``response``, this response to it) unsafe?"""
+    def classify(self, prompt: str, response: str | None = None, *, threshold: float | None = None,
+                 policy: Policy | Mapping[str, object] | str | Path | None = None) -> Verdict:
+        """Is this prompt (or, with ``response``, this response to it) unsafe, and of which harm? ``policy``
+        replaces the guard's own for this call."""
         # errors name the argument passed ("prompt"), not the batch's "prompts[0]"
-        return self._classify([prompt], None if response is None else [response], threshold, lambda _, what: what)[0]
+        return self._classify([prompt], None if response is None else [response], threshold, policy,
+                              lambda _, what: what)[0]
 
     __call__ = classify
 
@@ -204,11 +232,13 @@ class Guard:
         responses: Sequence[str | None] | None = None,
         *,
         threshold: float | None = None,
+        policy: Policy | Mapping[str, object] | str | Path | None = None,
     ) -> list[Verdict]:
         """Classify many inputs; ``responses``, when given, pairs with ``prompts`` one to one."""
-        return self._classify(prompts, responses, threshold, lambda i, what: f"{what}s[{i}]")
+        return self._classify(prompts, responses, threshold, policy, lambda i, what: f"{what}s[{i}]")
 
     def _classify(self, prompts: Sequence[str], responses: Sequence[str | None] | None, threshold: float | None,
+                  policy: Policy | Mapping[str, object] | str | Path | None,
                   name: Callable[[int, str], str]) -> list[Verdict]:
         """``classify_batch``; ``name(i, "prompt")`` is how an error names the i-th text."""
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
@@ -218,6 +248,7 @@ class Guard:
         cut = self.threshold if threshold is None else float(threshold)
         if not 0.0 <= cut <= 1.0:
             raise InputError(f"threshold must lie in [0, 1], got {threshold!r}")
+        rule = self.policy if policy is None else self._checked(policy)
         if not prompts:
             return []
         windows: list[Window] = []
@@ -228,18 +259,29 @@ class Guard:
                 r = check_text(r, name(i, "response"), self.max_input_chars)
             windows.extend(self.encoder.windows(p, r, owner=i))
         m = self.manifest
-        scores = score_windows(self.backend.run, windows, m.text.pad_id, m.inputs, m.unsafe_index, self.batch_size)
-        best, counts = most_unsafe_window(windows, scores, len(prompts))
-        return [
-            Verdict(
-                unsafe=bool(s >= cut),
+        logits = run_windows(self.backend.run, windows, m.text.pad_id, m.inputs, self.batch_size)
+        if logits.shape[1] != LABEL_OUTPUTS + len(m.categories):
+            raise ManifestError(f"{self.path / MANIFEST_NAME}: lists {len(m.categories)} categories, but "
+                                f"{self.artifact.path} outputs {logits.shape[1]} logits (2 labels, then one a "
+                                "category); re-export the bundle", self.path / MANIFEST_NAME)
+        best, counts = most_unsafe_window(windows, unsafe_probability(logits, m.unsafe_index), len(prompts))
+        per_text = highest_per_text(windows, category_probability(logits, [c.index for c in m.categories]),
+                                    len(prompts))
+        thresholds = {c.name: c.threshold for c in m.categories}
+        verdicts = []
+        for i, (s, n) in enumerate(zip(best, counts)):
+            categories = {c.name: float(per_text[i, j]) for j, c in enumerate(m.categories)}
+            unsafe, violations = decide(float(s), cut, categories, thresholds, rule)
+            verdicts.append(Verdict(
+                unsafe=unsafe,
                 score=float(s),
                 threshold=cut,
-                label=m.labels[m.unsafe_index] if s >= cut else m.labels[1 - m.unsafe_index],
+                label=m.labels[m.unsafe_index] if unsafe else m.labels[1 - m.unsafe_index],
                 windows=int(n),
-            )
-            for s, n in zip(best, counts)
-        ]
+                categories=categories,
+                violations=violations,
+            ))
+        return verdicts
 
 
 def unsafe_probability(logits: np.ndarray, unsafe_index: int) -> np.ndarray:
@@ -249,6 +291,19 @@ def unsafe_probability(logits: np.ndarray, unsafe_index: int) -> np.ndarray:
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e[:, unsafe_index] / e.sum(axis=-1)
+
+
+def category_probability(logits: np.ndarray, indices: Sequence[int]) -> np.ndarray:
+    """P(category) per window and category: the sigmoid of each category's logit, in float64."""
+    return 1.0 / (1.0 + np.exp(-logits[:, list(indices)].astype(np.float64)))
+
+
+def highest_per_text(windows: list[Window], scores: np.ndarray, texts: int) -> np.ndarray:
+    """Each text's highest score per column over its windows (a harm anywhere in a long text counts)."""
+    owners = np.fromiter((w.owner for w in windows), dtype=np.int64, count=len(windows))
+    best = np.zeros((texts, scores.shape[1]))
+    np.maximum.at(best, owners, scores)
+    return best
 
 
 def windows_per_call(quantization: dict[str, object] | None, fixed_batch: int | None, batch_size: int) -> int:

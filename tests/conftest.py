@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -157,6 +158,34 @@ TINY_INT8 = dict(int8_tolerance=1.0, int8_min_agreement=0.75)
 @pytest.fixture(scope="session")
 def bert_bundle(tiny_bert, tmp_path_factory) -> Path:
     return _export(tiny_bert, tmp_path_factory.mktemp("bundles") / "tiny-bert-guard", **TINY_INT8)
+
+
+# Three categories on the tiny BERT: violent_crimes rises with P(unsafe), privacy falls with it (high on the safe
+# texts), hate follows it at half the slope from a lower start.
+CATEGORY_HEADS = ("violent_crimes", "privacy", "hate")
+
+
+@pytest.fixture(scope="session")
+def categories_checkpoint(tiny_bert, tmp_path_factory) -> Path:
+    """The tiny BERT with a category head appended, as guard-sdk finetune's categories step leaves a model."""
+    from guard_sdk.export.checkpoint import load_checkpoint
+    from guard_sdk.training.categories import append_head
+
+    model, tokenizer = load_checkpoint(tiny_bert)
+    weight = model.classifier.weight.detach().numpy()
+    bias = model.classifier.bias.detach().numpy()
+    slope, start = weight[1] - weight[0], float(bias[1] - bias[0])
+    append_head(model, CATEGORY_HEADS, np.stack([slope, -slope, slope / 2]),
+                np.array([start, -start, start / 2 - 1.0]))
+    out = tmp_path_factory.mktemp("tiny-bert-categories")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def categories_bundle(categories_checkpoint, tmp_path_factory) -> Path:
+    return _export(categories_checkpoint, tmp_path_factory.mktemp("bundles") / "tiny-bert-categories", **TINY_INT8)
 
 
 @pytest.fixture(scope="session")

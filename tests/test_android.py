@@ -73,6 +73,24 @@ def test_vectors_hold_every_case_with_windows_masks_and_a_verdict(bert_bundle, t
     assert 0 in padded["attention_mask"][-1]  # the last window is short, so padding shows in the mask
 
 
+def test_vectors_of_a_bundle_with_categories_hold_their_scores_and_each_policys_verdict(categories_bundle,
+                                                                                       bert_bundle, tmp_path):
+    from guard_sdk import Guard
+
+    data = _vectors(write_vectors(categories_bundle, tmp_path / "v.json"))
+    assert data["version"] == 2 and data["policies"][0] == {"allow": ["violent_crimes"]} and len(data["policies"]) == 4
+    guard = Guard.load(categories_bundle)
+    for case in data["cases"]:
+        verdict = guard.classify(case["prompt"], case["response"])
+        assert case["categories"] == pytest.approx(verdict.categories)
+        assert case["violations"] == list(verdict.violations)
+        assert len(case["under_policies"]) == 4
+    said = [c["under_policies"][2]["unsafe"] for c in data["cases"]]  # violent_crimes at 0.05: stricter
+    assert sum(said) >= sum(c["unsafe"] for c in data["cases"])
+    plain = _vectors(write_vectors(bert_bundle, tmp_path / "plain.json"))  # no categories: no policies to try
+    assert plain["policies"] == [] and all(c["categories"] == {} and c["violations"] == [] for c in plain["cases"])
+
+
 def test_prompt_tuned_vectors_open_every_window_with_the_virtual_tokens(prompt_tuned_bundle, tmp_path):
     data = _vectors(write_vectors(prompt_tuned_bundle, tmp_path / "v.json"))
     added = json.loads((prompt_tuned_bundle / "tokenizer.json").read_text())["added_tokens"]
@@ -82,21 +100,23 @@ def test_prompt_tuned_vectors_open_every_window_with_the_virtual_tokens(prompt_t
 
 
 @pytest.mark.slow
-def test_the_jvm_core_matches_python_on_every_vector(bert_bundle, bert_mobile, prompt_tuned_bundle, tmp_path):
+def test_the_jvm_core_matches_python_on_every_vector(bert_bundle, bert_mobile, prompt_tuned_bundle,
+                                                    categories_bundle, tmp_path):
     """The JUnit tests of android_demo/guard-core (Debian's JDK and JUnit, `make jvm-setup`): ids, types and
-    masks equal, P(unsafe) and verdicts equal, on three bundles' vectors; and every bundle refusal, on copies
-    of a bundle with model.int8.pte."""
+    masks equal, P(unsafe), category scores, violations and verdicts equal (under every policy of the vectors
+    too), on four bundles' vectors; and every bundle refusal, on copies of a bundle with model.int8.pte."""
     vectors = tmp_path / "vectors"
     for name, bundle in (("default", default_bundle_path()), ("tiny-bert", bert_bundle),
-                         ("prompt-tuned", prompt_tuned_bundle)):
+                         ("prompt-tuned", prompt_tuned_bundle), ("categories", categories_bundle)):
         write_vectors(bundle, vectors / f"{name}.json")
     done = subprocess.run(["bash", str(CORE_TESTS), str(vectors), str(bert_mobile)],
                           capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     found = int(next(line for line in output.splitlines() if "tests successful" in line).split()[1])
-    assert found > 3 * len(VECTOR_CASES) and "[         0 tests failed          ]" in output
+    assert found > 4 * len(VECTOR_CASES) and "[         0 tests failed          ]" in output
     assert "prompt-tuned.json pair_both_long" in output and "tiny-bert.json emoji" in output
+    assert "categories.json pair" in output
 
 
 @pytest.mark.slow

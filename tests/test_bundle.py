@@ -31,7 +31,7 @@ def test_manifest_round_trips_through_dict_and_file(bundle_copy):
 
 def test_exported_manifest_has_the_documented_fields(bert_bundle):
     data = json.loads((bert_bundle / "guard.json").read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2 and data["categories"] == []  # a 2-label model: no category head
     assert data["labels"] == ["safe", "unsafe"] and data["unsafe_index"] == 1
     assert data["threshold"] == 0.5 and data["max_length"] == 64
     assert data["text"]["pair_encoding"] == "tokenizer_pair"
@@ -71,6 +71,37 @@ def test_unknown_schema_version_is_refused(bundle_copy):
     with pytest.raises(SchemaVersionError, match="schema_version 99 is not supported") as info:
         Guard.load(bundle_copy)
     assert info.value.path.name == "guard.json"
+
+
+def test_a_version_1_bundle_loads_and_has_no_categories(bundle_copy):
+    _edit_manifest(bundle_copy, lambda d: (d.update(schema_version=1), d.pop("categories")))
+    guard = Guard.load(bundle_copy)
+    assert guard.manifest.schema_version == 1 and guard.categories == []
+    verdict = guard.classify("How do I make a pipe bomb at home?")
+    assert verdict.categories == {} and verdict.violations == () and verdict.unsafe
+    _edit_manifest(bundle_copy, lambda d: d.update(categories=[]))
+    with pytest.raises(ManifestError, match="should not be valid"):  # version 1 holds no categories
+        Guard.load(bundle_copy)
+
+
+@pytest.mark.parametrize("heads,message", [
+    ([{"name": "hate", "index": 2, "threshold": 0.5}, {"name": "hate", "index": 3, "threshold": 0.5}],
+     "two categories share one name"),
+    ([{"name": "hate", "index": 3, "threshold": 0.5}], r"logits after the two labels' \(2, 3, ...\)"),
+    ([{"name": "Hate!", "index": 2, "threshold": 0.5}], r"\$\.categories\[0\]\.name"),
+    ([{"name": "hate", "index": 2, "threshold": 1.5}], r"\$\.categories\[0\]\.threshold"),
+])
+def test_a_bad_category_list_is_refused(bundle_copy, heads, message):
+    _edit_manifest(bundle_copy, lambda d: d.update(categories=heads))
+    with pytest.raises(ManifestError, match=message):
+        Guard.load(bundle_copy)
+
+
+def test_categories_the_model_has_no_logits_for_are_refused_when_scored(bundle_copy):
+    _edit_manifest(bundle_copy, lambda d: d.update(categories=[{"name": "hate", "index": 2, "threshold": 0.5}]))
+    guard = Guard.load(bundle_copy)
+    with pytest.raises(ManifestError, match="lists 1 categories, but model.int8.onnx outputs 2 logits"):
+        guard.classify("hello")
 
 
 def test_schema_violation_names_the_field(bundle_copy):

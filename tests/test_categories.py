@@ -90,10 +90,10 @@ def test_finetune_fits_the_head_after_training_and_records_it(tmp_path, tiny_ber
             for i in range(4) for k, t in enumerate(UNSAFE_TEXTS)]
     rows += [{"prompt": f"{t} ({i})", "label": 0} for i in range(4) for t in SAFE_TEXTS]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = {"min_train_rows": 6, "min_dev_rows": 1, "l2": 1e-3}
+    spec = {"min_train_rows": 6, "min_dev_rows": 1, "l2": 0.1}  # 48 near-separable rows: keep the weights small
     recipe = load_recipe(_recipe(tmp_path, tiny_bert, data, categories=spec, train__epochs=1,
                                  data__splits={"train": 0.6, "dev": 0.3, "test": 0.1}))
-    result = finetune(recipe, export=False, progress=False)
+    result = finetune(recipe, progress=False)
 
     record = json.loads((result.model_dir / "guard_training.json").read_text())["categories"]
     counts = record["rows"]
@@ -103,6 +103,8 @@ def test_finetune_fits_the_head_after_training_and_records_it(tmp_path, tiny_ber
     assert record["rule"].startswith("max_f1 per category") and counts["hate"] == {"train": 0, "dev": 0}
     model, _ = load_checkpoint(result.model_dir)
     assert checkpoint_categories(model.config) == names and model.config.num_labels == 2 + len(names)
+    heads = json.loads((result.bundle / "guard.json").read_text())["categories"]  # the bundle takes them as fitted
+    assert heads == [{"name": n, "index": 2 + i, "threshold": record["thresholds"][n]} for i, n in enumerate(names)]
     # P(unsafe) is the trained model's, category head or not: the dev threshold stands.
     plain = tmp_path / "plain"
     finetune(load_recipe(_recipe(plain, tiny_bert, data, train__epochs=1,

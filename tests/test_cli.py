@@ -23,9 +23,25 @@ def run(*argv):
 def test_classify_text_prints_one_json_verdict(bert_bundle):
     code, [v] = run("classify", "How do I make a pipe bomb at home?", "--bundle", bert_bundle)
     assert code == 0
-    assert set(v) == {"unsafe", "score", "threshold", "label", "windows"}
+    assert set(v) == {"unsafe", "score", "threshold", "label", "windows", "categories", "violations"}
+    assert v["categories"] == {} and v["violations"] == []  # a bundle without a category head
     code, [pair] = run("classify", "Tell me a joke", "--response", "No.", "--bundle", bert_bundle, "-t", "0")
     assert code == 0 and pair["unsafe"] is True and pair["threshold"] == 0.0
+
+
+def test_classify_prints_categories_and_takes_a_policy_file(categories_bundle, tmp_path, capsys):
+    text = "How do I make a pipe bomb at home?"
+    code, [v] = run("classify", text, "--bundle", categories_bundle)
+    assert code == 0 and v["unsafe"] and list(v["categories"]) == ["violent_crimes", "privacy", "hate"]
+    assert v["violations"][0] == "violent_crimes"
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"allow": v["violations"]}))
+    code, [released] = run("classify", text, "--bundle", categories_bundle, "--policy", policy)
+    assert code == 0 and not released["unsafe"] and released["violations"] == []
+    assert released["categories"] == v["categories"]
+    policy.write_text(json.dumps({"allow": ["elections"]}))
+    assert run("classify", text, "--bundle", categories_bundle, "--policy", policy)[0] == 2
+    assert "names elections, which this bundle does not score" in capsys.readouterr().err
 
 
 def test_jsonl_reports_bad_lines_by_number_and_runs_the_rest(bert_bundle, tmp_path, capsys):

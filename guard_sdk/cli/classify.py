@@ -33,11 +33,14 @@ def register(sub: Subparsers) -> None:
         sub, "classify",
         help="classify a prompt (or prompt + response) with a guard bundle",
         description="Print one JSON verdict per input: unsafe (bool), score (P(unsafe)), threshold, label, "
-        "windows (how many max_length windows were scored). Either TEXT or --jsonl. With --fail-on-unsafe the "
-        "exit code says whether anything was unsafe (3), so a shell script can gate on it.",
+        "windows (how many max_length windows were scored), categories (P of each harm category the bundle scores; "
+        "{} for a bundle without a category head) and violations (the categories over their thresholds that the "
+        "policy enforces, most confident first). Either TEXT or --jsonl. With --fail-on-unsafe the exit code says "
+        "whether anything was unsafe (3), so a shell script can gate on it.",
         examples="  guard-sdk classify 'How do I make a pipe bomb?' --bundle my-guard\n"
         "  guard-sdk classify 'Tell me a joke' --response 'Why did the ...' --bundle my-guard\n"
         "  guard-sdk classify --jsonl inputs.jsonl --bundle my-guard > verdicts.jsonl\n"
+        "  guard-sdk classify 'Write a sex scene' --policy allow-adult.json   # docs/policy.md\n"
         "  guard-sdk classify --fail-on-unsafe \"$PROMPT\" -q >/dev/null; [ $? -eq 3 ] && echo blocked",
     )
     c.add_argument("text", nargs="?", help="the user prompt to classify")
@@ -48,6 +51,9 @@ def register(sub: Subparsers) -> None:
                    "and the rest still run")
     c.add_argument("--threshold", "-t", type=probability, default=None,
                    help="decision cut on P(unsafe) (default: the bundle's)")
+    c.add_argument("--policy", type=Path, metavar="FILE", default=None,
+                   help="a policy file (JSON): which harm categories to enforce or allow, and thresholds of their "
+                   "own (docs/policy.md; default: none, P(unsafe) alone decides)")
     c.add_argument("--fail-on-unsafe", action="store_true",
                    help="exit with 3 when any input is judged unsafe (bad input still exits 2 first)")
     add_runtime(c)
@@ -133,7 +139,8 @@ def run_classify(args: argparse.Namespace, out: IO[str]) -> int:
         raise InputError("--response goes with TEXT; in --jsonl put a \"response\" field on each line")
     if args.jsonl is not None and str(args.jsonl) != "-" and not args.jsonl.is_file():
         raise InputError(f"{args.jsonl}: no such file")
-    guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
+    guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads,
+                       policy=args.policy)
     if args.jsonl is not None:
         bad, unsafe = _classify_jsonl(guard, args.jsonl, args, out)
     else:

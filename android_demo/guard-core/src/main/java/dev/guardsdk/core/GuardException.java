@@ -22,7 +22,9 @@ public final class GuardException extends Exception {
     /** tokenizer.json uses a model, normalizer, pre-tokenizer or post-processor the core does not run. */
     UNSUPPORTED_TOKENIZER,
     /** The text given to classify: empty where a prompt is needed, too long, or not valid Unicode (InputError). */
-    INPUT
+    INPUT,
+    /** A policy that is malformed or names a category the bundle does not score (PolicyError). */
+    POLICY
   }
 
   private final Reason reason;

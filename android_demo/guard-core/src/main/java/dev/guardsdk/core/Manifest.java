@@ -11,9 +11,12 @@ import org.json.JSONArray;
 import org.json.JSONException;
 import org.json.JSONObject;
 
-/** guard.json, schema version 1 (docs/bundle.md): what the app needs to tokenize, run and decide. */
+/**
+ * guard.json, schema version 2 and version 1 (without categories) (docs/bundle.md): what the app needs to
+ * tokenize, run and decide.
+ */
 public final class Manifest {
-  public static final int SCHEMA_VERSION = 1;
+  public static final int SCHEMA_VERSION = 2;
   public static final String FILE = "guard.json";
 
   public final String name;
@@ -28,12 +31,27 @@ public final class Manifest {
   /** Model input names in the graph's order: input_ids, attention_mask and, where taken, token_type_ids. */
   public final List<String> inputs;
   public final List<Artifact> artifacts;
+  /** The harm categories the model scores, in the manifest's order (none in a version 1 bundle). */
+  public final List<Category> categories;
+
+  /** A category: P(category) is the sigmoid of logit {@code index}; a violation at {@code threshold} or above. */
+  public static final class Category {
+    public final String name;
+    public final int index;
+    public final double threshold;
+
+    Category(JSONObject c) throws JSONException {
+      name = c.getString("name");
+      index = c.getInt("index");
+      threshold = c.getDouble("threshold");
+    }
+  }
 
   private Manifest(JSONObject m) throws JSONException, GuardException {
     int version = m.getInt("schema_version");
-    if (version != SCHEMA_VERSION) {
+    if (version != 1 && version != SCHEMA_VERSION) {
       throw new GuardException(GuardException.Reason.SCHEMA_VERSION,
-          "guard.json has schema_version " + version + "; this app reads version " + SCHEMA_VERSION
+          "guard.json has schema_version " + version + "; this app reads versions 1 and " + SCHEMA_VERSION
               + ": update the app or export the bundle with a matching guard-sdk");
     }
     name = m.getString("name");
@@ -57,6 +75,25 @@ public final class Manifest {
       found.add(new Artifact(list.getJSONObject(i)));
     }
     artifacts = Collections.unmodifiableList(found);
+    List<Category> heads = new ArrayList<>();
+    JSONArray listed = m.optJSONArray("categories");
+    if (listed != null && version == 1) {
+      throw malformed("categories appear in a schema_version 1 manifest");
+    }
+    java.util.Set<String> names = new java.util.HashSet<>();
+    boolean[] taken = new boolean[listed == null ? 0 : listed.length()];
+    for (int i = 0; listed != null && i < listed.length(); i++) {
+      Category c = new Category(listed.getJSONObject(i));
+      if (!names.add(c.name) || c.index < 2 || c.index >= 2 + taken.length || taken[c.index - 2]) {
+        throw malformed("categories must have distinct names and take the logits after the labels' (2, 3, ...)");
+      }
+      if (!(c.threshold >= 0 && c.threshold <= 1)) {
+        throw malformed("the threshold of category " + c.name + " is outside [0, 1]");
+      }
+      taken[c.index - 2] = true;
+      heads.add(c);
+    }
+    categories = Collections.unmodifiableList(heads);
     if (labels.size() != 2 || unsafeIndex < 0 || unsafeIndex > 1) {
       throw malformed("labels must name 2 classes and unsafe_index must be 0 or 1");
     }

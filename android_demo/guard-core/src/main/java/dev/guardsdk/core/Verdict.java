@@ -1,36 +1,56 @@
 package dev.guardsdk.core;
 
-/** The decision on one input: the highest window's P(unsafe) against the threshold, as the Python Verdict. */
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The decision on one input, as the Python Verdict: the highest window's P(unsafe) against the threshold, each
+ * category's highest P(category) over the windows, and the violations a policy enforces.
+ */
 public final class Verdict {
   public final boolean unsafe;
   public final double score;
   public final double threshold;
   public final String label;
   public final int windows;
+  /** Each category the bundle scores and its score, in the manifest's order (empty without categories). */
+  public final Map<String, Double> categories;
+  /** The enforced categories at or over their thresholds, most confident first. */
+  public final List<String> violations;
 
-  private Verdict(boolean unsafe, double score, double threshold, String label, int windows) {
+  private Verdict(boolean unsafe, double score, double threshold, String label, int windows,
+      Map<String, Double> categories, List<String> violations) {
     this.unsafe = unsafe;
     this.score = score;
     this.threshold = threshold;
     this.label = label;
     this.windows = windows;
+    this.categories = Collections.unmodifiableMap(categories);
+    this.violations = violations;
   }
 
-  /** Softmax over one window's label logits, in double, and its unsafe entry (guard.unsafe_probability). */
+  /** Softmax over one window's two label logits (the first two), in double, and its unsafe entry. */
   public static double unsafeProbability(float[] logits, int unsafeIndex) {
-    double max = Double.NEGATIVE_INFINITY;
-    for (float z : logits) {
-      max = Math.max(max, z);
-    }
-    double sum = 0;
-    for (float z : logits) {
-      sum += Math.exp(z - max);
-    }
+    double max = Math.max(logits[0], logits[1]);
+    double sum = Math.exp(logits[0] - max) + Math.exp(logits[1] - max);
     return Math.exp(logits[unsafeIndex] - max) / sum;
   }
 
-  /** The verdict on an input whose windows gave {@code windowLogits}: unsafe when the highest score >= threshold. */
+  /** P(category) of a logit: its sigmoid, in double (guard.category_probability). */
+  public static double categoryProbability(float logit) {
+    return 1.0 / (1.0 + Math.exp(-(double) logit));
+  }
+
+  /** The verdict with no policy: unsafe when the highest score >= threshold. */
   public static Verdict of(float[][] windowLogits, Manifest manifest, double threshold) throws GuardException {
+    return of(windowLogits, manifest, threshold, Policy.NONE);
+  }
+
+  /** The verdict on an input whose windows gave {@code windowLogits}, under {@code policy}. */
+  public static Verdict of(float[][] windowLogits, Manifest manifest, double threshold, Policy policy)
+      throws GuardException {
     if (windowLogits.length == 0) {
       throw new GuardException(GuardException.Reason.INPUT, "no window was scored");
     }
@@ -38,11 +58,23 @@ public final class Verdict {
       throw new GuardException(GuardException.Reason.INPUT, "threshold must lie in [0, 1], got " + threshold);
     }
     double best = -1;
-    for (float[] logits : windowLogits) {
-      best = Math.max(best, unsafeProbability(logits, manifest.unsafeIndex));
+    Map<String, Double> categories = new LinkedHashMap<>();
+    for (Manifest.Category c : manifest.categories) {
+      categories.put(c.name, 0.0);
     }
-    boolean unsafe = best >= threshold;
-    String label = manifest.labels.get(unsafe ? manifest.unsafeIndex : 1 - manifest.unsafeIndex);
-    return new Verdict(unsafe, best, threshold, label, windowLogits.length);
+    for (float[] logits : windowLogits) {
+      if (logits.length != 2 + manifest.categories.size()) {
+        throw new GuardException(GuardException.Reason.MANIFEST, "guard.json lists " + manifest.categories.size()
+            + " categories, but the model outputs " + logits.length + " logits");
+      }
+      best = Math.max(best, unsafeProbability(logits, manifest.unsafeIndex));
+      for (Manifest.Category c : manifest.categories) {
+        categories.put(c.name, Math.max(categories.get(c.name), categoryProbability(logits[c.index])));
+      }
+    }
+    Policy.Decision decision = policy.decide(best, threshold, categories, manifest);
+    String label = manifest.labels.get(decision.unsafe ? manifest.unsafeIndex : 1 - manifest.unsafeIndex);
+    return new Verdict(decision.unsafe, best, threshold, label, windowLogits.length, categories,
+        decision.violations);
   }
 }

@@ -45,14 +45,14 @@ class VectorsTest {
       for (int i = 0; i < cases.length(); i++) {
         JSONObject c = cases.getJSONObject(i);
         String name = file.getName() + " " + c.getString("id");
-        tests.add(DynamicTest.dynamicTest(name, () -> check(c, tokenizer, encoder, manifest)));
+        tests.add(DynamicTest.dynamicTest(name, () -> check(vectors, c, tokenizer, encoder, manifest)));
       }
     }
     return tests;
   }
 
-  private static void check(JSONObject c, WordPieceTokenizer tokenizer, TextEncoder encoder, Manifest manifest)
-      throws Exception {
+  private static void check(JSONObject vectors, JSONObject c, WordPieceTokenizer tokenizer, TextEncoder encoder,
+      Manifest manifest) throws Exception {
     String prompt = c.getString("prompt");
     String response = c.isNull("response") ? null : c.getString("response");
     assertArrayEquals(ints(c.getJSONArray("prompt_ids")), tokenizer.encode(prompt), "prompt ids");
@@ -94,6 +94,30 @@ class VectorsTest {
     assertEquals(c.getString("label"), verdict.label, "label");
     assertEquals(windows.size(), verdict.windows, "windows in the verdict");
     assertFalse(Double.isNaN(verdict.score));
+    JSONObject categories = c.getJSONObject("categories");
+    assertEquals(categories.length(), verdict.categories.size(), "categories");
+    for (Manifest.Category k : manifest.categories) {
+      assertEquals(categories.getDouble(k.name), verdict.categories.get(k.name), 1e-6, "P(" + k.name + ")");
+    }
+    assertEquals(strings(c.getJSONArray("violations")), verdict.violations, "violations");
+    JSONArray policies = vectors.getJSONArray("policies");
+    JSONArray under = c.getJSONArray("under_policies");
+    for (int k = 0; k < policies.length(); k++) {
+      Policy policy = Policy.parse(policies.getJSONObject(k).toString());
+      policy.check(manifest);
+      Verdict decided = Verdict.of(perWindow, manifest, manifest.threshold, policy);
+      JSONObject said = under.getJSONObject(k);
+      assertEquals(said.getBoolean("unsafe"), decided.unsafe, "verdict under policy " + k);
+      assertEquals(strings(said.getJSONArray("violations")), decided.violations, "violations under policy " + k);
+    }
+  }
+
+  private static List<String> strings(JSONArray a) throws Exception {
+    List<String> out = new ArrayList<>();
+    for (int i = 0; i < a.length(); i++) {
+      out.add(a.getString(i));
+    }
+    return out;
   }
 
   static String read(File file) throws IOException {
