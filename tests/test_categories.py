@@ -113,3 +113,46 @@ def test_finetune_fits_the_head_after_training_and_records_it(tmp_path, tiny_ber
     with_head = checkpoint_scorer(result.model_dir, 32, progress=False)(texts, [None] * len(texts))
     without = checkpoint_scorer(plain / "run" / "model", 32, progress=False)(texts, [None] * len(texts))
     np.testing.assert_allclose(with_head, without, atol=1e-5)
+
+
+def test_training_from_a_model_with_categories_starts_from_its_two_label_guard(categories_checkpoint):
+    import torch
+
+    from guard_sdk.export.checkpoint import checkpoint_categories, load_checkpoint
+    from guard_sdk.training.trainer import load_classifier
+
+    model, tokenizer = load_classifier(str(categories_checkpoint))
+    full, _ = load_checkpoint(categories_checkpoint)
+    assert model.config.num_labels == 2 and checkpoint_categories(model.config) == []
+    batch = tokenizer(UNSAFE_TEXTS[:2] + SAFE_TEXTS[:2], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.allclose(model(**batch).logits, full(**batch).logits[:, :2], rtol=1e-4)
+
+
+def test_eval_reports_each_category_and_a_confusion_table(categories_bundle, tmp_path):
+    import io
+
+    from guard_sdk import Guard
+    from guard_sdk.cli import main
+    from guard_sdk.training.evaluate import metrics
+
+    named = ["violent_crimes", "privacy", "hate"]
+    rows = [{"prompt": t, "label": 1, "category": named[i % 3]} for i, t in enumerate(UNSAFE_TEXTS)]
+    rows += [{"prompt": t, "label": 0} for t in SAFE_TEXTS]
+    data = tmp_path / "labelled.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = io.StringIO()
+    assert main(["eval", "--data", str(data), "--bundle", str(categories_bundle), "-o", str(tmp_path / "e"), "-q"],
+                out=out) == 0
+    result = json.loads((tmp_path / "e" / "eval.json").read_text())["categories"]
+    verdicts = Guard.load(categories_bundle).classify_batch([r["prompt"] for r in rows])
+    for j, name in enumerate(named):
+        truth = [int(r.get("category") == name) for r in rows]
+        expected = metrics(truth, [v.categories[name] for v in verdicts], 0.5)
+        assert result["by_category"][name] == pytest.approx(expected)
+    confusion = result["confusion"]
+    assert confusion["categories"] == named and sum(map(sum, confusion["counts"])) == len(UNSAFE_TEXTS)
+    said = [max(named, key=lambda n: v.categories[n]) for v in verdicts[:len(UNSAFE_TEXTS)]]
+    assert confusion["counts"][0][0] == sum(1 for i, s in enumerate(said) if i % 3 == 0 and s == "violent_crimes")
+    assert result["rows"] == len(rows) and "| true \\ highest-scored | violent_crimes | privacy | hate | other |" in (
+        out.getvalue())

@@ -76,7 +76,8 @@ def to_markdown(result: dict[str, Any], title: str) -> str:
     lines += [(f"level: {name}", m) for name, m in result["by_level"].items()]
     lines += [(f"`{name}`", m) for name, m in result["by_source"].items()]
     body = "".join(f"| {name} | " + " | ".join(_cell(m[k], k) for k in METRICS) + " |\n" for name, m in lines)
-    return f"#### {title} (unsafe when P(unsafe) >= {result['threshold']:.4g})\n\n{head}{body}"
+    categories = "\n" + category_markdown(result["categories"]) if result.get("categories") else ""
+    return f"#### {title} (unsafe when P(unsafe) >= {result['threshold']:.4g})\n\n{head}{body}{categories}"
 
 
 def calibrate(labels: Sequence[int], scores: Sequence[float], rule: str, threshold: float | None = None,
@@ -117,16 +118,62 @@ def levels_of(dataset: Any) -> list[str]:
     return ["prompt" if r is None else "response" for r in dataset["response"]]
 
 
-def score_with_guard(guard: Any, dataset: Any, progress: bool = True) -> np.ndarray:
-    """P(unsafe) of every row through a loaded Guard (its windows, its backend)."""
+def verdicts_with_guard(guard: Any, dataset: Any, progress: bool = True) -> list[Any]:
+    """The Verdict of every row through a loaded Guard (its windows, its backend)."""
     from tqdm import tqdm
 
     prompts, responses = dataset["prompt"], dataset["response"]
-    scores = []
+    verdicts: list[Any] = []
     for start in tqdm(range(0, len(prompts), CHUNK), desc="scoring", unit="batch", disable=not progress):
-        verdicts = guard.classify_batch(prompts[start : start + CHUNK], responses[start : start + CHUNK])
-        scores.extend(v.score for v in verdicts)
-    return np.asarray(scores)
+        verdicts += guard.classify_batch(prompts[start : start + CHUNK], responses[start : start + CHUNK])
+    return verdicts
+
+
+def score_with_guard(guard: Any, dataset: Any, progress: bool = True) -> np.ndarray:
+    """P(unsafe) of every row through a loaded Guard (its windows, its backend)."""
+    return np.asarray([v.score for v in verdicts_with_guard(guard, dataset, progress)])
+
+
+CONFUSION_TOP = 6  # categories in the confusion table: the most frequent in the data
+
+
+def category_report(dataset: Any, scores: Sequence[dict[str, float]], thresholds: dict[str, float]
+                    ) -> dict[str, Any] | None:
+    """Per category a guard scores: precision, recall, F1, AUPRC and FPR at its threshold, over the rows whose
+    categories the data knows (training/data/taxonomy.py; a safe row is known: none), and a confusion table of
+    the most frequent categories: for each unsafe row of exactly one known category, the category the guard
+    scores highest. None where no unsafe row of the data has a category the guard scores."""
+    from guard_sdk.training.categories import category_targets
+
+    names = list(thresholds)
+    targets, known = category_targets(dataset, names)
+    if not targets[known].any():
+        return None
+    matrix = np.array([[row[n] for n in names] for row in scores])
+    by_category = {n: metrics(targets[known, j], matrix[known, j], thresholds[n])
+                   for j, n in enumerate(names) if targets[known, j].any()}
+    single = known & (targets.sum(axis=1) == 1)
+    truth, said = targets[single].argmax(axis=1), matrix[single].argmax(axis=1)
+    top = [int(j) for j in np.argsort(-targets[single].sum(axis=0), kind="stable")[:CONFUSION_TOP]
+           if targets[single, j].any()]
+    counts = [[int(np.sum((truth == t) & (said == p))) for p in top] + [int(np.sum((truth == t) & ~np.isin(said, top)))]
+              for t in top]
+    return {"by_category": by_category, "rows": int(known.sum()),
+            "confusion": {"categories": [names[j] for j in top], "counts": counts}}
+
+
+def category_markdown(result: dict[str, Any]) -> str:
+    """The per-category table and the confusion table of ``category_report``."""
+    head = "| category | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS) + "\n"
+    body = "".join(f"| {name} | " + " | ".join(_cell(m[k], k) for k in METRICS) + " |\n"
+                   for name, m in result["by_category"].items())
+    c = result["confusion"]
+    matrix = "| true \\ highest-scored | " + " | ".join(c["categories"]) + " | other |\n|---|" + "---|" * (
+        len(c["categories"]) + 1) + "\n"
+    matrix += "".join(f"| {name} | " + " | ".join(map(str, row)) + " |\n" for name, row in zip(c["categories"], c["counts"]))
+    return (f"#### Per category ({result['rows']:,} rows whose categories are known; each at its own threshold)\n\n"
+            f"{head}{body}\n#### Confusion of the most frequent categories (unsafe rows of one known category)"
+            f"\n\n{matrix}")
 
 
 def guard_scorer(guard: Any, progress: bool = True) -> Callable[[Sequence[str], Sequence[str | None]], np.ndarray]:

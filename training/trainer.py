@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from guard_sdk.errors import ExportError, InputError
-from guard_sdk.export.checkpoint import bundle_encoder, model_inputs, quiet_model_import, unsafe_index
+from guard_sdk.export.checkpoint import (
+    bundle_encoder,
+    checkpoint_categories,
+    model_inputs,
+    quiet_model_import,
+    unsafe_index,
+)
 from guard_sdk.training import data as D
 from guard_sdk.training.data.schema import LABELS
 from guard_sdk.training.recipe import (
@@ -139,11 +145,13 @@ def _check_polarity(source: str) -> None:
 def load_classifier(source: str, gguf_file: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) of a checkpoint, hub id or GGUF file, as a two-label guard whose padding agrees."""
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     gguf = {"gguf_file": gguf_file} if gguf_file else {}
     if not gguf_file:  # a GGUF file is a causal LM, with no labels to read
         _check_polarity(source)
+        if checkpoint_categories(AutoConfig.from_pretrained(source)):
+            return _without_categories(source)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" is the point of fine-tuning
     try:
@@ -153,6 +161,26 @@ def load_classifier(source: str, gguf_file: str | None = None) -> tuple[Any, Any
                 source, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, **gguf)
     finally:
         transformers.logging.set_verbosity(verbosity)
+    agree_on_padding(tokenizer, model)
+    return model, tokenizer
+
+
+def _without_categories(source: str) -> tuple[Any, Any]:
+    """A checkpoint with a category head, as the two-label guard it starts from: training changes the encoder the
+    categories were fitted on, so they go (a recipe's categories section fits them again after training)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    with quiet_model_import():
+        model = AutoModelForSequenceClassification.from_pretrained(source)
+    old = model.classifier
+    head = torch.nn.Linear(old.in_features, 2, dtype=old.weight.dtype)
+    with torch.no_grad():
+        head.weight.copy_(old.weight[:2])
+        head.bias.copy_(old.bias[:2])
+    model.classifier = head
+    model.config.id2label, model.config.label2id = dict(LABELS), {v: k for k, v in LABELS.items()}
     agree_on_padding(tokenizer, model)
     return model, tokenizer
 

@@ -111,10 +111,16 @@ def run_eval(args: argparse.Namespace, out: IO[str]) -> int:
         from guard_sdk.guard import Guard
 
         guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
-        scores = evaluate.score_with_guard(guard, dataset, progress=not args.quiet)
+        verdicts = evaluate.verdicts_with_guard(guard, dataset, progress=not args.quiet)
+        scores = [v.score for v in verdicts]
         threshold = guard.threshold if args.threshold is None else args.threshold
         what = f"{guard.manifest.name} ({guard.artifact.path}, {guard.backend.name})"
     result = evaluate.report(dataset["label"], scores, dataset["source"], evaluate.levels_of(dataset), threshold)
+    if not args.checkpoint and guard.categories:
+        thresholds = {c.name: c.threshold for c in guard.manifest.categories}
+        categories = evaluate.category_report(dataset, [v.categories for v in verdicts], thresholds)
+        if categories is not None:
+            result["categories"] = categories
     title = f"{', '.join(args.data)}{f' [{args.split}]' if args.split else ''}: {what}"
     if args.output:
         json_path, md_path = evaluate.write_report(result, args.output, "eval", title)
