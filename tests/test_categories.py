@@ -105,6 +105,9 @@ def test_finetune_fits_the_head_after_training_and_records_it(tmp_path, tiny_ber
     assert checkpoint_categories(model.config) == names and model.config.num_labels == 2 + len(names)
     heads = json.loads((result.bundle / "guard.json").read_text())["categories"]  # the bundle takes them as fitted
     assert heads == [{"name": n, "index": 2 + i, "threshold": record["thresholds"][n]} for i, n in enumerate(names)]
+    card = (result.bundle / "MODEL_CARD.md").read_text()
+    assert "Harm categories scored (max_f1 per category" in card and "| non_violent_crimes | " in card
+    assert "Not scored, too few rows to fit or calibrate: " in card and "harassment (" in card
     # P(unsafe) is the trained model's, category head or not: the dev threshold stands.
     plain = tmp_path / "plain"
     finetune(load_recipe(_recipe(plain, tiny_bert, data, train__epochs=1,
@@ -146,7 +149,7 @@ def test_eval_reports_each_category_and_a_confusion_table(categories_bundle, tmp
                 out=out) == 0
     result = json.loads((tmp_path / "e" / "eval.json").read_text())["categories"]
     verdicts = Guard.load(categories_bundle).classify_batch([r["prompt"] for r in rows])
-    for j, name in enumerate(named):
+    for name in named:
         truth = [int(r.get("category") == name) for r in rows]
         expected = metrics(truth, [v.categories[name] for v in verdicts], 0.5)
         assert result["by_category"][name] == pytest.approx(expected)

@@ -348,3 +348,32 @@ def test_eval_suite_of_a_checkpoint_scores_it_in_pytorch_at_0_5(data, tiny_bert,
     assert code == 0 and result["threshold"] == 0.5 and result["guard"] == f"checkpoint {tiny_bert}"
     assert table.startswith(f"#### Public evaluation suite: checkpoint {tiny_bert} (unsafe when P(unsafe) >= 0.5)")
     assert [e["rows"] for e in result["sets"]] == [len(FAKE[s.source]) for s in S.SETS]
+
+
+class CategoryScorer(FakeScorer):
+    """A guard with two categories as GuardScorer keeps them: hate follows P(unsafe), harassment half of it."""
+
+    thresholds = {"hate": 0.5, "harassment": 0.5}
+
+    def __init__(self):
+        super().__init__()
+        self.categories = {}
+
+    def __call__(self, prompts, responses):
+        scores = super().__call__(prompts, responses)
+        self.categories.update(((p, r), {"hate": s, "harassment": s / 2})
+                               for p, r, s in zip(prompts, responses, scores))
+        return scores
+
+
+def test_a_guard_with_categories_gets_a_report_per_category_on_the_sets_that_carry_them(data):
+    result = S.run_suite(CategoryScorer(), 0.5, "fake guard", root=data)
+    sets = _by_source(result)
+    # HateCheck's hateful rows are hate, ConvAbuse's abusive ones harassment (taxonomy.BY_SOURCE); XSTest names none.
+    assert sets["hatecheck"]["categories"]["by_category"]["hate"] == metrics([1, 0], [0.7, 0.4], 0.5)
+    assert sets["convabuse_test"]["categories"]["by_category"] == {"harassment": metrics([1, 0], [0.1, 0.05], 0.5)}
+    assert "categories" not in sets["xstest"] and "categories" not in sets["coconot_contrast"]
+    table = S.to_markdown(result)
+    assert "**Per category**" in table
+    assert "| HateCheck (`hatecheck`) | hate | 2 | 1 | 1.000 | 1.000 | 1.000 | 0.000 |" in table
+    assert "**Per category**" not in S.to_markdown(S.run_suite(FakeScorer(), 0.5, "plain", root=data))

@@ -176,10 +176,26 @@ def category_markdown(result: dict[str, Any]) -> str:
             f"\n\n{matrix}")
 
 
-def guard_scorer(guard: Any, progress: bool = True) -> Callable[[Sequence[str], Sequence[str | None]], np.ndarray]:
-    """``score(prompts, responses) -> P(unsafe)`` of a loaded Guard, as ``checkpoint_scorer`` gives a checkpoint's."""
-    return lambda prompts, responses: score_with_guard(guard, {"prompt": list(prompts), "response": list(responses)},
-                                                       progress)
+class GuardScorer:
+    """``score(prompts, responses) -> P(unsafe)`` of a loaded Guard, as ``checkpoint_scorer`` gives a checkpoint's;
+    each text's category scores are kept too (``categories``, by (prompt, response)), for a report per category
+    at ``thresholds`` (empty for a bundle without categories)."""
+
+    def __init__(self, guard: Any, progress: bool = True) -> None:
+        self.guard, self.progress = guard, progress
+        self.thresholds: dict[str, float] = {c.name: c.threshold for c in guard.manifest.categories}
+        self.categories: dict[tuple[str, str | None], dict[str, float]] = {}
+
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str | None]) -> np.ndarray:
+        verdicts = verdicts_with_guard(self.guard, {"prompt": list(prompts), "response": list(responses)},
+                                       self.progress)
+        if self.thresholds:
+            self.categories.update(((p, r), v.categories) for p, r, v in zip(prompts, responses, verdicts))
+        return np.asarray([v.score for v in verdicts])
+
+
+def guard_scorer(guard: Any, progress: bool = True) -> GuardScorer:
+    return GuardScorer(guard, progress)
 
 
 def score_with_checkpoint(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from guard_sdk.errors import InputError
-from guard_sdk.training.evaluate import metrics
+from guard_sdk.training.evaluate import category_report, metrics
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,12 @@ def score_suite(loaded: dict[str, Any], scorer: Scorer, threshold: float, sets: 
         scores = score_once(scorer, ds["prompt"], ds["response"])
         entry: dict[str, Any] = {"source": s.source, "title": s.title, "shown": list(s.shown), "rows": len(ds),
                                  "distinct_texts": distinct, "metrics": metrics(labels, scores, threshold)}
+        thresholds = getattr(scorer, "thresholds", None)  # a bundle with categories: a report per category too
+        if thresholds:
+            kept = scorer.categories  # type: ignore[attr-defined]
+            found = category_report(ds, [kept[(p, r)] for p, r in zip(ds["prompt"], ds["response"])], thresholds)
+            if found is not None:
+                entry["categories"] = found
         if s.by:
             keys = [str(x).partition(":")[2] if str(x).startswith(f"{s.source}:") else "" for x in sources]
             order = [k for k, _ in s.by] + sorted(set(keys) - {k for k, _ in s.by})
@@ -245,7 +251,21 @@ def to_markdown(result: dict[str, Any], sets: Sequence[SuiteSet] = SETS) -> str:
              "the shared data folder: ../shared/data/README.md). Recall is the share of unsafe rows flagged, FPR the "
              "share of safe rows flagged; \"–\" marks a figure the set cannot have (recall where every row is safe) "
              "or one that says nothing about it (F1 and AUPRC where every row is unsafe).\n")
-    return table + "\n" + published_markdown(result, sets)
+    return table + "\n" + categories_markdown(result) + published_markdown(result, sets)
+
+
+def categories_markdown(result: dict[str, Any]) -> str:
+    """Per category, on every set whose rows carry categories the guard scores (none for a guard without them)."""
+    rows = [(entry, name, m) for entry in result["sets"] for name, m in entry.get("categories", {}).get(
+        "by_category", {}).items()]
+    if not rows:
+        return ""
+    head = "| set | category | rows | of it | precision | recall | F1 | FPR |\n|---|---|---|---|---|---|---|---|\n"
+    body = "".join(f"| {_text(e['title'])} (`{e['source']}`) | {name} | {m['n']} | {m['unsafe']} | "
+                   f"{_cell(m['precision'])} | {_cell(m['recall'])} | {_cell(m['f1'])} | {_cell(m['fpr'])} |\n"
+                   for e, name, m in rows)
+    return ("**Per category** (each at its own threshold, over a set's rows whose categories are known: "
+            "docs/taxonomy.md; \"of it\": the rows of that category)\n\n" + head + body + "\n")
 
 
 def published_markdown(result: dict[str, Any], sets: Sequence[SuiteSet] = SETS) -> str:
