@@ -12,8 +12,8 @@ import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 
 /**
- * Type a prompt, and optionally the assistant's response, and see the verdict: P(unsafe), the threshold, the
- * label and the latency of this call. The guard loads and runs off the main thread; every failure (a damaged
+ * Type a prompt, and optionally the assistant's response, and see the verdict: P(unsafe), each harm category's
+ * score (the violations marked), the threshold, the label and the latency of this call. The guard loads and runs off the main thread; every failure (a damaged
  * bundle, a tokenizer the app does not run, an empty prompt) is a message on screen, never a crash.
  */
 class MainActivity : Activity() {
@@ -58,9 +58,15 @@ class MainActivity : Activity() {
                 val result = loaded.classify(prompt, responseText.ifEmpty { null })
                 val v = result.verdict
                 show(R.id.verdict, if (v.unsafe) "UNSAFE" else "safe")
+                // Each category the bundle scores, highest first, a violation marked: "hate  0.912 !".
+                val categories = v.categories.entries.sortedByDescending { it.value }.joinToString("") {
+                    String.format(Locale.ROOT, "\n  %-26s %.3f%s", it.key, it.value,
+                        if (it.key in v.violations) " !" else "")
+                }
                 show(R.id.details, String.format(Locale.ROOT,
-                    "P(unsafe)  %.4f\nthreshold  %.4f\nlabel      %s\nwindows    %d\nlatency    %.1f ms",
-                    v.score, v.threshold, v.label, v.windows, result.latencyMs))
+                    "P(unsafe)  %.4f\nthreshold  %.4f\nlabel      %s\nwindows    %d\nlatency    %.1f ms%s",
+                    v.score, v.threshold, v.label, v.windows, result.latencyMs,
+                    if (categories.isEmpty()) "" else "\ncategories (! over its threshold)$categories"))
             } catch (e: GuardException) {
                 show(R.id.error, e.message.orEmpty())
             } catch (e: RuntimeException) { // ExecuTorch's own errors at run time
