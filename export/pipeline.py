@@ -183,8 +183,9 @@ class _Checker:
                  parity.windows, 100 * agreement, parity.counted_windows)
         categories = ""
         if parity.category_max_abs_diff is not None:
+            agreed = 100 * (parity.category_agreement or 0)
             categories = (f"; over the {len(self.categories)} categories, max |ΔP(category)| "
-                          f"{parity.category_max_abs_diff:.3g} and agreement {100 * (parity.category_agreement or 0):.1f}%")
+                          f"{parity.category_max_abs_diff:.3g} and agreement {agreed:.1f}%")
             log.info("parity %s%s", path.name, categories)
         if not parity.passed:
             raise ParityError(

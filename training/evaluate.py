@@ -8,7 +8,7 @@ so the figures of a bundle and of the model it was exported from can be set side
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,8 @@ def category_markdown(result: dict[str, Any]) -> str:
     c = result["confusion"]
     matrix = "| true \\ highest-scored | " + " | ".join(c["categories"]) + " | other |\n|---|" + "---|" * (
         len(c["categories"]) + 1) + "\n"
-    matrix += "".join(f"| {name} | " + " | ".join(map(str, row)) + " |\n" for name, row in zip(c["categories"], c["counts"]))
+    matrix += "".join(f"| {name} | " + " | ".join(map(str, row)) + " |\n"
+                      for name, row in zip(c["categories"], c["counts"]))
     return (f"#### Per category ({result['rows']:,} rows whose categories are known; each at its own threshold)\n\n"
             f"{head}{body}\n#### Confusion of the most frequent categories (unsafe rows of one known category)"
             f"\n\n{matrix}")
