@@ -256,7 +256,7 @@ class _ShippedGuard:
 
     threshold = 0.5
     backend = type("Backend", (), {"name": "onnxruntime"})
-    manifest = type("Manifest", (), {"name": "old-default"})
+    manifest = type("Manifest", (), {"name": "old-default", "categories": []})
     artifact = type("Artifact", (), {"path": Path("model.int8.onnx")})
 
     def classify_batch(self, prompts, responses):
