@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,7 +29,7 @@ from guard_sdk.errors import (
     ManifestError,
     UnknownFormatError,
 )
-from guard_sdk.policy import Policy, as_policy, decide
+from guard_sdk.policy import Policy, PolicyLike, as_policy, decide
 from guard_sdk.tokenization import TextEncoder, Window, pad_batch
 
 # "auto" precision takes the first of these that the bundle holds: smallest and fastest first.
@@ -134,7 +134,7 @@ class Guard:
         """The harm categories this bundle scores (docs/taxonomy.md); none for a bundle without a category head."""
         return [c.name for c in self.manifest.categories]
 
-    def _checked(self, policy: Policy | Mapping[str, object] | str | Path | None) -> Policy:
+    def _checked(self, policy: PolicyLike) -> Policy:
         found = as_policy(policy)
         if found is None:
             return Policy()
@@ -150,7 +150,7 @@ class Guard:
         precision: str = "auto",
         threads: int | None = None,
         batch_size: int = 8,
-        policy: Policy | Mapping[str, object] | str | Path | None = None,
+        policy: PolicyLike = None,
     ) -> Guard:
         """Load a bundle folder (the embedded default guard when ``path`` is None).
 
@@ -217,7 +217,7 @@ class Guard:
         return f"Guard({self.manifest.name!r}, {a.path}, backend={self.backend.name}, threshold={self.threshold})"
 
     def classify(self, prompt: str, response: str | None = None, *, threshold: float | None = None,
-                 policy: Policy | Mapping[str, object] | str | Path | None = None) -> Verdict:
+                 policy: PolicyLike = None) -> Verdict:
         """Is this prompt (or, with ``response``, this response to it) unsafe, and of which harm? ``policy``
         replaces the guard's own for this call."""
         # errors name the argument passed ("prompt"), not the batch's "prompts[0]"
@@ -232,13 +232,13 @@ class Guard:
         responses: Sequence[str | None] | None = None,
         *,
         threshold: float | None = None,
-        policy: Policy | Mapping[str, object] | str | Path | None = None,
+        policy: PolicyLike = None,
     ) -> list[Verdict]:
         """Classify many inputs; ``responses``, when given, pairs with ``prompts`` one to one."""
         return self._classify(prompts, responses, threshold, policy, lambda i, what: f"{what}s[{i}]")
 
     def _classify(self, prompts: Sequence[str], responses: Sequence[str | None] | None, threshold: float | None,
-                  policy: Policy | Mapping[str, object] | str | Path | None,
+                  policy: PolicyLike,
                   name: Callable[[int, str], str]) -> list[Verdict]:
         """``classify_batch``; ``name(i, "prompt")`` is how an error names the i-th text."""
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):

@@ -78,7 +78,10 @@ class Policy:
         return (self.enforce is None or category in self.enforce) and category not in self.allow
 
 
-def as_policy(value: Policy | Mapping[str, Any] | str | Path | None) -> Policy | None:
+PolicyLike = Policy | Mapping[str, Any] | str | Path | None  # what Guard.load and classify take as a policy
+
+
+def as_policy(value: PolicyLike) -> Policy | None:
     """What Guard.load and classify take as a policy: a Policy, its JSON object, or a policy file's path."""
     if value is None or isinstance(value, Policy):
         return value
