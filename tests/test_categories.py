@@ -1,5 +1,5 @@
-"""The category head: targets from each row's source categories, a multi-label fit on frozen features, per-category
-thresholds on dev, appended to the classifier without moving P(unsafe)."""
+"""The category head: targets from each row's source categories, a multi-label loss trained with the unsafe head,
+per-category thresholds on dev, outputs appended to the classifier without moving P(unsafe)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from guard_sdk.training.recipe import CategoriesRecipe
 
-from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+from .conftest import SAFE_TEXTS, UNSAFE_TEXTS, build_tiny_checkpoint
 from .test_finetune import _recipe
 
 
@@ -36,22 +36,56 @@ def test_a_category_needs_its_train_and_dev_rows_to_be_scored():
 
     train = (np.array([[1, 0], [1, 1], [0, 1], [1, 0]], dtype=np.float32), np.array([True, True, False, True]))
     dev = (np.array([[1, 0], [0, 1]], dtype=np.float32), np.array([True, True]))
-    names, counts = supported(train, dev, CategoriesRecipe(min_train_rows=2, min_dev_rows=1, l2=0.0), ["a", "b"])
+    names, counts = supported(train, dev, CategoriesRecipe(min_train_rows=2, min_dev_rows=1, weight=1.0), ["a", "b"])
     # b's second train row is unknown: it does not count
     assert names == ["a"] and counts == {"a": {"train": 3, "dev": 1}, "b": {"train": 1, "dev": 1}}
 
 
-def test_the_fit_is_multi_label():
-    from guard_sdk.training.categories import fit_head, sigmoid
+def test_the_category_loss_reads_only_rows_whose_categories_are_known():
+    import torch
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 6))
-    y = np.stack([x[:, 0] > 0.5, x[:, 1] > 0.5], axis=1).astype(np.float32)  # independent: both, one, or none
-    weight, bias = fit_head(x * 3 + 1, y, l2=1e-4)  # unscaled, off-centre features: the fit standardises them
-    p = sigmoid((x * 3 + 1) @ weight.T + bias)
-    assert weight.shape == (2, 6) and np.mean((p > 0.5) == (y > 0.5)) > 0.97
-    both = (y[:, 0] == 1) & (y[:, 1] == 1)
-    assert both.sum() > 20 and np.mean((p[both] > 0.5).all(axis=1)) > 0.9
+    from guard_sdk.training.categories import category_loss
+
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [9.0, 9.0]])
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[:2], targets[:2], reduction="none").mean(-1)
+    # The third row's confident, wrong logits are of a row whose harm is unknown: they count for nothing.
+    assert torch.isclose(category_loss(logits, targets, torch.tensor([1.0, 1.0, 0.0])), bce.mean())
+    assert float(category_loss(logits, targets, torch.zeros(3))) == 0.0  # a batch of unknown rows adds nothing
+
+
+def test_joint_training_teaches_several_categories_at_once(tmp_path):
+    """Rows about weapons, about breaking into someone's account, about both, and safe ones: after training, each
+    row's categories are the ones over 0.5, and the unsafe logits stay the first two."""
+    import torch
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, TrainingArguments
+
+    from guard_sdk.export.checkpoint import checkpoint_categories, load_checkpoint
+    from guard_sdk.training.categories import KNOWN, TARGETS, add_category_outputs
+    from guard_sdk.training.losses import loss_trainer_class
+
+    model, tokenizer = load_checkpoint(build_tiny_checkpoint(tmp_path / "tiny", "bert", probe=False))
+    add_category_outputs(model, ["indiscriminate_weapons", "privacy"], seed=0)
+    assert checkpoint_categories(model.config) == ["indiscriminate_weapons", "privacy"]
+    both = f"{UNSAFE_TEXTS[0]} {UNSAFE_TEXTS[4]}"  # the tiny tokenizer knows the words of the test texts only
+    texts = {UNSAFE_TEXTS[0]: [1, 0], UNSAFE_TEXTS[7]: [1, 0], UNSAFE_TEXTS[4]: [0, 1], both: [1, 1],
+             SAFE_TEXTS[0]: [0, 0], SAFE_TEXTS[2]: [0, 0]}
+    prompts = [t for t in texts for _ in range(8)]
+    rows = Dataset.from_dict({**tokenizer(prompts, truncation=True, max_length=32),
+                              "labels": [int(any(texts[t])) for t in prompts],
+                              TARGETS: [texts[t] for t in prompts], KNOWN: [1.0] * len(prompts)})
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), per_device_train_batch_size=8, learning_rate=2e-3,
+                             max_steps=120, report_to=[], use_cpu=True, save_strategy="no", seed=0,
+                             disable_tqdm=True)
+    loss_trainer_class(category_weight=1.0)(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                                            data_collator=DataCollatorWithPadding(tokenizer)).train()
+    model.eval()
+    with torch.inference_mode():
+        logits = model(**tokenizer(list(texts), padding=True, return_tensors="pt")).logits
+    assert logits.shape == (6, 4)
+    assert (torch.sigmoid(logits[:, 2:]) > 0.5).int().tolist() == list(texts.values())
+    assert (logits[:, 1] > logits[:, 0]).int().tolist() == [1, 1, 1, 1, 0, 0]
 
 
 def test_appending_the_head_leaves_the_unsafe_logits_as_they_were(tiny_bert):
@@ -79,9 +113,8 @@ CATEGORY_OF = {  # the unsafe test texts with a category named as ours (a user's
     9: "non_violent_crimes", 10: "non_violent_crimes"}
 
 
-def test_finetune_fits_the_head_after_training_and_records_it(tmp_path, tiny_bert):
+def test_finetune_trains_the_head_and_records_it(tmp_path, tiny_bert):
     from guard_sdk.export.checkpoint import checkpoint_categories, load_checkpoint
-    from guard_sdk.training.evaluate import checkpoint_scorer
     from guard_sdk.training.finetune import finetune
     from guard_sdk.training.recipe import load_recipe
 
@@ -90,7 +123,7 @@ def test_finetune_fits_the_head_after_training_and_records_it(tmp_path, tiny_ber
             for i in range(4) for k, t in enumerate(UNSAFE_TEXTS)]
     rows += [{"prompt": f"{t} ({i})", "label": 0} for i in range(4) for t in SAFE_TEXTS]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = {"min_train_rows": 6, "min_dev_rows": 1, "l2": 0.1}  # 48 near-separable rows: keep the weights small
+    spec = {"min_train_rows": 6, "min_dev_rows": 1, "weight": 1.0}
     recipe = load_recipe(_recipe(tmp_path, tiny_bert, data, categories=spec, train__epochs=1,
                                  data__splits={"train": 0.6, "dev": 0.3, "test": 0.1}))
     result = finetune(recipe, progress=False)
@@ -108,14 +141,7 @@ def test_finetune_fits_the_head_after_training_and_records_it(tmp_path, tiny_ber
     card = (result.bundle / "MODEL_CARD.md").read_text()
     assert "Harm categories scored (max_f1 per category" in card and "| non_violent_crimes | " in card
     assert "Not scored, too few rows to fit or calibrate: " in card and "harassment (" in card
-    # P(unsafe) is the trained model's, category head or not: the dev threshold stands.
-    plain = tmp_path / "plain"
-    finetune(load_recipe(_recipe(plain, tiny_bert, data, train__epochs=1,
-                                 data__splits={"train": 0.6, "dev": 0.3, "test": 0.1})), export=False, progress=False)
-    texts = UNSAFE_TEXTS + SAFE_TEXTS
-    with_head = checkpoint_scorer(result.model_dir, 32, progress=False)(texts, [None] * len(texts))
-    without = checkpoint_scorer(plain / "run" / "model", 32, progress=False)(texts, [None] * len(texts))
-    np.testing.assert_allclose(with_head, without, atol=1e-5)
+    assert record["weight"] == 1.0 and set(record["dev"]) == set(names)
 
 
 def test_training_from_a_model_with_categories_starts_from_its_two_label_guard(categories_checkpoint):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from guard_sdk.training.distill.loss import NO_SOFT_LABEL, distillation_loss
-from guard_sdk.training.distill.trainer import distill_trainer_class
 from guard_sdk.training.finetune import finetune
-from guard_sdk.training.recipe import RecipeError, load_recipe
+from guard_sdk.training.losses import loss_trainer_class
+from guard_sdk.training.recipe import DistillRecipe, RecipeError, TeacherSpec, load_recipe
 from guard_sdk.training.shards import read_shards
 
 from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
@@ -115,7 +115,9 @@ def test_a_few_distillation_steps_bring_the_student_toward_the_teacher(tmp_path)
     args = TrainingArguments(output_dir=str(tmp_path / "run"), per_device_train_batch_size=8, learning_rate=1e-3,
                              max_steps=30, report_to=[], use_cpu=True, save_strategy="no", seed=0,
                              disable_tqdm=True)
-    trainer_class = distill_trainer_class(ce_weight=0.0, kl_weight=1.0, temperature=1.0)
+    teacher = TeacherSpec("classifier", None, "default", 128, 8, 1)  # the loss reads only the weights below
+    trainer_class = loss_trainer_class(distill=DistillRecipe(teacher, [], "", ce_weight=0.0, kl_weight=1.0,
+                                                             temperature=1.0))
     trainer_class(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
                   data_collator=DataCollatorWithPadding(tokenizer)).train()
     model.eval()

@@ -1,17 +1,18 @@
 """The category head: P(category) for each harm of the taxonomy (docs/taxonomy.md) that a model's data supports,
 multi-label (a text can be hate and violence at once), beside P(unsafe).
 
-It is fitted after the unsafe head, on the trained encoder's pooled features with the encoder frozen: a logistic
-regression per category, all in one linear layer. P(unsafe), its threshold and the model's speed therefore stay as
-they were (the classifier gains a few rows). The layer is appended to the model's classifier: logits 0 and 1 stay
-the unsafe head's and logits 2.. are the categories' (config.id2label names them "category:NAME"), so every
-exporter, the parity check and every runtime carry them without a graph of their own.
+It is trained with the unsafe head, one model and one loss: the classifier gains one output per category
+(logits 0 and 1 stay the unsafe head's, logits 2.. are the categories', named "category:NAME" in config.id2label),
+and each batch adds ``weight`` x the categories' binary cross-entropy to the unsafe loss. So every exporter, the
+parity check and every runtime carry them without a graph of their own, at the cost of a few rows of one matmul.
+Why jointly: a head fitted afterwards on the frozen encoder of a binary guard found little to read (dev F1 0.02 to
+0.71 per category on row (b) of the broad ablation), since binary training squeezes out what tells harms apart.
 
 Which rows teach it: a safe row says "no category"; an unsafe row whose source names a category of the taxonomy
-says "these"; an unsafe row whose source names none is left out. Each row is read on its most unsafe window, the
-one whose P(unsafe) decides the verdict. A category is scored only with ``min_train_rows`` unsafe train rows and
-``min_dev_rows`` dev rows of it; the others are listed as unsupported. Each one's threshold is the best F1 on the
-dev rows whose categories are known (``calibrate``'s max_f1 rule, per category).
+says "these"; an unsafe row whose source names none (a teacher-labelled HarmAug row) teaches P(unsafe) only. A
+category is scored only with ``min_train_rows`` unsafe train rows and ``min_dev_rows`` dev rows of it; the others
+are listed as unsupported. Each one's threshold is the best F1 on the dev rows whose categories are known
+(``calibrate``'s max_f1 rule, per category), each row scored as the runtime scores it (its highest window).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from guard_sdk.training.recipe import CategoriesRecipe
 log = logging.getLogger(__name__)
 
 THRESHOLD_RULE = "max_f1 per category on the dev rows whose categories are known"
-LBFGS_STEPS = 200
+TARGETS, KNOWN = "category_targets", "category_known"  # the training columns the category loss reads
 
 
 def category_targets(dataset: Any, names: Sequence[str] = NAMES) -> tuple[np.ndarray, np.ndarray]:
@@ -58,82 +59,32 @@ def supported(train: tuple[np.ndarray, np.ndarray], dev: tuple[np.ndarray, np.nd
     return keep, counts
 
 
-def feature_runner(model: Any) -> Any:
-    """``run(feeds) -> [logits | pooled features]`` of a PyTorch sequence classifier: its outputs, then what its
-    linear ``classifier`` layer reads (captured by a hook), one row per window."""
-    import torch
+def with_category_columns(dataset: Any, names: Sequence[str]) -> Any:
+    """``dataset`` with the columns the category loss reads: each row's 0/1 targets over ``names`` and whether
+    they are known."""
+    targets, known = category_targets(dataset, names)
+    return dataset.add_column(TARGETS, targets.tolist()).add_column(KNOWN, known.astype(np.float32).tolist())
 
-    head = getattr(model, "classifier", None)
-    if not isinstance(head, torch.nn.Linear):
+
+def category_loss(logits: Any, targets: Any, known: Any) -> Any:
+    """The mean binary cross-entropy of the category logits over categories and over the rows whose categories
+    are known (0 for a batch with none), in float32 whatever the logits' dtype."""
+    import torch.nn.functional as F
+
+    per_row = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none").mean(dim=-1)
+    known = known.float()
+    return (per_row * known).sum() / known.sum().clamp(min=1.0)
+
+
+def add_category_outputs(model: Any, names: Sequence[str], seed: int) -> None:
+    """Grow the classifier of a two-label guard by one output per category, initialised as the model initialises
+    its own layers (normal, std ``initializer_range``; bias 0), for training."""
+    std = float(getattr(model.config, "initializer_range", 0.02))
+    features = getattr(model.classifier, "in_features", None)
+    if features is None:
         raise ValueError(f"{type(model).__name__} has no linear `classifier` layer to extend with categories")
-    captured: list[torch.Tensor] = []
-
-    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-        hook = head.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
-        try:
-            with torch.inference_mode():
-                logits = model(**{k: torch.from_numpy(v).to(model.device) for k, v in feeds.items()}).logits
-        finally:
-            hook.remove()
-        return torch.cat([logits, captured.pop()], dim=1).float().cpu().numpy()
-
-    return run
-
-
-def window_features(model: Any, encoder: Any, inputs: list[str], unsafe: int, prompts: Sequence[str],
-                    responses: Sequence[str | None], batch_size: int, progress: bool = True) -> np.ndarray:
-    """Each row's pooled features on its most unsafe window, as the runtime windows it."""
-    from tqdm import tqdm
-
-    from guard_sdk.guard import LABEL_OUTPUTS, most_unsafe_window, run_windows, unsafe_probability
-
-    run = feature_runner(model.eval())
-    rows: list[np.ndarray] = []
-    chunk = 64
-    for start in tqdm(range(0, len(prompts), chunk), desc="features", unit="batch", disable=not progress):
-        texts = range(start, min(start + chunk, len(prompts)))
-        windows = [w for i in texts for w in encoder.windows(prompts[i], responses[i], owner=i - start)]
-        out = run_windows(run, windows, encoder.text.pad_id, inputs, batch_size)
-        logits = out[:, : model.config.num_labels]
-        scores = unsafe_probability(logits[:, :LABEL_OUTPUTS], unsafe)
-        best = most_unsafe_window(windows, scores, len(texts))[0]
-        owners = np.array([w.owner for w in windows])
-        for i in range(len(texts)):  # the first window of the row that scores its best
-            pick = np.flatnonzero((owners == i) & (scores == best[i]))[0]
-            rows.append(out[pick, model.config.num_labels :])
-    return np.stack(rows) if rows else np.empty((0, 0), dtype=np.float32)
-
-
-def fit_head(features: np.ndarray, targets: np.ndarray, l2: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(weight [categories × features], bias) of a multi-label logistic regression: the mean binary cross-entropy
-    plus ``l2`` × the squared weights, fitted full-batch by L-BFGS on standardised features (the scaling is folded
-    back into the layer). Ours rather than scikit-learn's: one small torch problem, whose result must land in the
-    model's layer anyway."""
-    import torch
-
-    torch.manual_seed(seed)
-    x = features.astype(np.float64)
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    z = torch.from_numpy((x - mean) / scale)
-    y = torch.from_numpy(targets.astype(np.float64))
-    w = torch.zeros((z.shape[1], y.shape[1]), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], max_iter=LBFGS_STEPS, line_search_fn="strong_wolfe")
-
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y) + l2 * (w * w).sum()
-        value.backward()
-        return value
-
-    optimizer.step(loss)
-    weight = w.detach().numpy().T / scale
-    bias = b.detach().numpy() - weight @ mean
-    return weight, bias
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    weight = np.random.default_rng(seed).normal(0.0, std, (len(names), features))
+    append_head(model, names, weight, np.zeros(len(names)))
 
 
 def append_head(model: Any, names: Sequence[str], weight: np.ndarray, bias: np.ndarray) -> None:
@@ -156,37 +107,35 @@ def append_head(model: Any, names: Sequence[str], weight: np.ndarray, bias: np.n
     model.config.label2id = {v: k for k, v in labels.items()}
 
 
-def fit_categories(model: Any, tokenizer: Any, encoder: Any, splits: Any, spec: CategoriesRecipe, batch_size: int,
-                   progress: bool = True) -> dict[str, Any]:
-    """Fit, calibrate and append the category head to ``model``; return what the training record keeps of it."""
-    from guard_sdk.export.checkpoint import model_inputs, unsafe_index
-    from guard_sdk.training.evaluate import calibrate, metrics
-
-    train_t, dev_t = category_targets(splits["train"]), category_targets(splits["dev"])
-    names, counts = supported(train_t, dev_t, spec)
-    record: dict[str, Any] = {"names": names, "rows": counts, "rule": THRESHOLD_RULE,
-                              "min_train_rows": spec.min_train_rows, "min_dev_rows": spec.min_dev_rows}
+def plan_categories(splits: Any, spec: CategoriesRecipe) -> dict[str, Any]:
+    """Which categories a run trains (``supported`` on its train and dev splits), with every category's counts:
+    the start of the training record's ``categories``."""
+    names, counts = supported(category_targets(splits["train"]), category_targets(splits["dev"]), spec)
     if not names:
         log.warning("no category has %d train and %d dev rows: the model gets no category head",
                     spec.min_train_rows, spec.min_dev_rows)
-        return {**record, "thresholds": {}, "dev": {}}
-    columns = [NAMES.index(n) for n in names]
-    inputs, unsafe = model_inputs(model, tokenizer), unsafe_index(model.config)
+    return {"names": names, "rows": counts, "rule": THRESHOLD_RULE, "weight": spec.weight,
+            "min_train_rows": spec.min_train_rows, "min_dev_rows": spec.min_dev_rows}
 
-    def features(split: str, known: np.ndarray) -> np.ndarray:
-        ds = splits[split].select(np.flatnonzero(known))
-        log.info("category head: features of %d %s rows ...", len(ds), split)
-        return window_features(model, encoder, inputs, unsafe, ds["prompt"], ds["response"], batch_size, progress)
 
-    x_train, x_dev = features("train", train_t[1]), features("dev", dev_t[1])
-    y_train, y_dev = train_t[0][train_t[1]][:, columns], dev_t[0][dev_t[1]][:, columns]
-    weight, bias = fit_head(x_train, y_train, spec.l2)
-    dev_scores = sigmoid(x_dev @ weight.T + bias)
-    thresholds, dev = {}, {}
+def calibrate_categories(model: Any, tokenizer: Any, encoder: Any, dev: Any, plan: dict[str, Any], batch_size: int,
+                         progress: bool = True) -> dict[str, Any]:
+    """``plan`` with each trained category's dev threshold and dev figures: what the training record keeps."""
+    from guard_sdk.training.evaluate import calibrate, metrics, score_torch_categories
+
+    names = plan["names"]
+    if not names:
+        return {**plan, "thresholds": {}, "dev": {}}
+    targets, known = category_targets(dev, names)
+    rows = dev.select(np.flatnonzero(known))
+    log.info("category head: scoring %d dev rows ...", len(rows))
+    scores = score_torch_categories(model, tokenizer, encoder, rows["prompt"], rows["response"], batch_size,
+                                    progress)[1]
+    truth = targets[known]
+    thresholds, figures = {}, {}
     for i, name in enumerate(names):
-        thresholds[name] = calibrate(y_dev[:, i], dev_scores[:, i], "max_f1")
-        dev[name] = metrics(y_dev[:, i], dev_scores[:, i], thresholds[name])
+        thresholds[name] = calibrate(truth[:, i], scores[:, i], "max_f1")
+        figures[name] = metrics(truth[:, i], scores[:, i], thresholds[name])
         log.info("category %s: threshold %.3f, dev F1 %.3f (%d unsafe train rows)", name, thresholds[name],
-                 dev[name]["f1"] or 0, counts[name]["train"])
-    append_head(model, names, weight, bias)
-    return {**record, "thresholds": thresholds, "dev": dev}
+                 figures[name]["f1"] or 0, plan["rows"][name]["train"])
+    return {**plan, "thresholds": thresholds, "dev": figures}

@@ -223,21 +223,41 @@ def checkpoint_scorer(checkpoint: str | Path, max_length: int, batch_size: int =
 
 def score_torch(model: Any, tokenizer: Any, encoder: Any, prompts: Sequence[str], responses: Sequence[str | None],
                 batch_size: int = CHUNK, progress: bool = True) -> np.ndarray:
-    """P(unsafe) per text from a PyTorch model through the runtime's windows, ``CHUNK`` texts at a time."""
+    """P(unsafe) per text from a PyTorch model through the runtime's windows (``score_torch_categories``)."""
+    return score_torch_categories(model, tokenizer, encoder, prompts, responses, batch_size, progress)[0]
+
+
+def score_torch_categories(model: Any, tokenizer: Any, encoder: Any, prompts: Sequence[str],
+                           responses: Sequence[str | None], batch_size: int = CHUNK,
+                           progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(P(unsafe) per text, P(category) per text and category output) from a PyTorch model, as the runtime
+    scores them: its windows, the most unsafe window's P(unsafe), each category's highest window; ``CHUNK`` texts
+    at a time."""
     from tqdm import tqdm
 
     from guard_sdk.export.checkpoint import model_inputs, unsafe_index
     from guard_sdk.export.parity import torch_runner
-    from guard_sdk.guard import most_unsafe_window, score_windows
+    from guard_sdk.guard import (
+        LABEL_OUTPUTS,
+        category_probability,
+        highest_per_text,
+        most_unsafe_window,
+        run_windows,
+        unsafe_probability,
+    )
 
     run, inputs, unsafe = torch_runner(model.eval()), model_inputs(model, tokenizer), unsafe_index(model.config)
-    scores = np.empty(len(prompts))
+    columns = range(LABEL_OUTPUTS, model.config.num_labels)
+    scores, categories = np.empty(len(prompts)), np.empty((len(prompts), len(columns)))
     for start in tqdm(range(0, len(prompts), CHUNK), desc="scoring", unit="batch", disable=not progress):
         chunk = range(start, min(start + CHUNK, len(prompts)))
         windows = [w for i in chunk for w in encoder.windows(prompts[i], responses[i], owner=i - start)]
-        window_scores = score_windows(run, windows, encoder.text.pad_id, inputs, unsafe, batch_size)
-        scores[chunk.start : chunk.stop] = most_unsafe_window(windows, window_scores, len(chunk))[0]
-    return scores
+        logits = run_windows(run, windows, encoder.text.pad_id, inputs, batch_size)
+        scores[chunk.start : chunk.stop] = most_unsafe_window(windows, unsafe_probability(logits, unsafe),
+                                                              len(chunk))[0]
+        categories[chunk.start : chunk.stop] = highest_per_text(windows, category_probability(logits, columns),
+                                                                len(chunk))
+    return scores, categories
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path, stem: str, title: str) -> tuple[Path, Path]:

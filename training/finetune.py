@@ -79,14 +79,10 @@ def prepare_data(recipe: Recipe, data_dir: str | None, out: Path, save: bool = T
 def _check_output_dir(out: Path, recipe: Recipe, main: bool = True) -> None:
     """Refuse to resume a run of another recipe from the same folder, or to start one in a folder of other
     files (the ``main`` process checks that); record this one's."""
-    after = ("output_dir", "export", "categories")  # what follows the training, redone by a rerun of the recipe
+    after = ("output_dir", "export")  # what follows the training, redone by a rerun of the recipe
     pin_record(out, {k: v for k, v in recipe_dict(recipe).items() if k not in after}, refuse_foreign=main)
 
 
-def train_model(recipe: Recipe, splits: Any, out: Path, progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """Fine-tune the recipe's model on ``splits``' train rows; see ``train_classifier``."""
-    return train_classifier(resolve_model(recipe.model), recipe.gguf_file, recipe.train, splits["train"], out,
-                            progress, recipe.distill)
 
 
 def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | None = None,
@@ -117,7 +113,17 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     summary = data_summary({**splits, **({"holdout": holdout} if holdout is not None else {})})
     log.info("train %d rows, dev %d, test %d%s", len(splits["train"]), len(splits["dev"]), len(splits["test"]),
              f", holdout {len(holdout)}" if holdout is not None else "")
-    model, tokenizer, encoder, train_metrics = train_model(recipe, splits, out, progress)
+    plan, heads = None, None
+    if recipe.categories is not None:
+        from guard_sdk.training.categories import plan_categories, with_category_columns
+
+        plan = plan_categories(splits, recipe.categories)
+        if plan["names"]:
+            splits["train"] = with_category_columns(splits["train"], plan["names"])
+            heads = (plan["names"], recipe.categories.weight)
+    model, tokenizer, encoder, train_metrics = train_classifier(
+        resolve_model(recipe.model), recipe.gguf_file, recipe.train, splits["train"], out, progress, recipe.distill,
+        heads)
     if not state.is_main_process:
         return None
 
@@ -131,11 +137,10 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     write_report(dev_report, out, "eval_dev_pytorch", "dev, PyTorch model")
     log.info("threshold %.4f (%s on dev): dev F1 %.3f", threshold, c.rule, dev_report["overall"]["f1"] or 0)
     categories = None
-    if recipe.categories is not None:
-        from guard_sdk.training.categories import fit_categories
+    if plan is not None:
+        from guard_sdk.training.categories import calibrate_categories
 
-        categories = fit_categories(model, tokenizer, encoder, splits, recipe.categories, recipe.train.eval_batch_size,
-                                    progress)
+        categories = calibrate_categories(model, tokenizer, encoder, dev, plan, recipe.train.eval_batch_size, progress)
 
     record = {
         "recipe": recipe_dict(recipe),

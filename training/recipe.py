@@ -74,12 +74,12 @@ class CalibrationRecipe:
 
 @dataclass(frozen=True)
 class CategoriesRecipe:
-    """A category head fitted after training (training/categories.py): P(category) for each taxonomy category the
-    data supports, beside P(unsafe), which it leaves as it was."""
+    """A category head trained with the unsafe head (training/categories.py): P(category) for each taxonomy
+    category the data supports, beside P(unsafe)."""
 
     min_train_rows: int  # unsafe train rows of a category it takes to score it ...
     min_dev_rows: int  # ... and unsafe dev rows to calibrate its threshold on; the others are listed as unsupported
-    l2: float  # the head's penalty on its squared weights (standardised features)
+    weight: float  # the categories' binary cross-entropy is added to the unsafe loss times this
 
 
 @dataclass(frozen=True)
@@ -274,8 +274,8 @@ def _check(recipe: Recipe, where: str) -> None:
     if c.max_fpr is not None and (c.rule != "max_f1" or not 0 <= c.max_fpr <= 1):
         raise RecipeError(f"{where}: calibration.max_fpr is a number in [0, 1] with rule max_f1, or null")
     k = recipe.categories
-    if k is not None and (k.min_train_rows < 1 or k.min_dev_rows < 1 or k.l2 < 0):
-        raise RecipeError(f"{where}: categories needs min_train_rows and min_dev_rows of 1 or more and l2 >= 0")
+    if k is not None and (k.min_train_rows < 1 or k.min_dev_rows < 1 or k.weight <= 0):
+        raise RecipeError(f"{where}: categories needs min_train_rows and min_dev_rows of 1 or more and a weight > 0")
 
 
 def apply_overrides(data: Any, overrides: Sequence[str], where: str) -> Any:

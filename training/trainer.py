@@ -24,6 +24,7 @@ from guard_sdk.export.checkpoint import (
     unsafe_index,
 )
 from guard_sdk.training import data as D
+from guard_sdk.training.categories import KNOWN, TARGETS
 from guard_sdk.training.data.schema import LABELS
 from guard_sdk.training.recipe import (
     DistillRecipe,
@@ -32,6 +33,9 @@ from guard_sdk.training.recipe import (
 )
 
 log = logging.getLogger(__name__)
+
+# Row columns that a loss reads beside the label: the teacher's P(unsafe) (distillation), the category targets.
+CARRIED = ("soft", TARGETS, KNOWN)
 
 
 def resolve_model(model: str) -> str:
@@ -110,7 +114,8 @@ def flip_final_punctuation(text: str, key: str, share: float) -> str:
 
 def encode_first_windows(dataset: Any, encoder: Any, inputs: list[str], flip: float = 0.0, seed: int = 0) -> Any:
     """Model inputs of each row as the runtime builds them (its pair template, its prompt truncation), first
-    window only: training sees what the deployed bundle sees. ``flip``: see ``flip_final_punctuation``."""
+    window only: training sees what the deployed bundle sees; the columns a loss reads (``CARRIED``) go along.
+    ``flip``: see ``flip_final_punctuation``."""
     def encode(row: dict[str, Any], index: int) -> dict[str, Any]:
         prompt = flip_final_punctuation(row["prompt"], f"{seed}:{index}:prompt", flip)
         response = row["response"]
@@ -119,9 +124,9 @@ def encode_first_windows(dataset: Any, encoder: Any, inputs: list[str], flip: fl
         window = encoder.windows(prompt, response)[0]
         features = {"input_ids": window.input_ids, "attention_mask": [1] * len(window.input_ids),
                     "token_type_ids": window.token_type_ids}
-        soft = {"soft": float(row["soft"])} if "soft" in row else {}
+        carried = {k: row[k] for k in CARRIED if k in row}
         return {**{k: features[k] for k in inputs}, "labels": int(row["label"]), "length": len(window.input_ids),
-                **soft}
+                **carried}
 
     return dataset.map(encode, with_indices=True, remove_columns=dataset.column_names, desc="encoding")
 
@@ -166,8 +171,8 @@ def load_classifier(source: str, gguf_file: str | None = None) -> tuple[Any, Any
 
 
 def _without_categories(source: str) -> tuple[Any, Any]:
-    """A checkpoint with a category head, as the two-label guard it starts from: training changes the encoder the
-    categories were fitted on, so they go (a recipe's categories section fits them again after training)."""
+    """A checkpoint with a category head, as the two-label guard it starts from: its categories were trained for
+    that encoder, so they go (a recipe's categories section trains them again, on its own data)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -186,33 +191,38 @@ def _without_categories(source: str) -> tuple[Any, Any]:
 
 
 def train_classifier(source: str, gguf_file: str | None, t: TrainRecipe, rows: Any, out: Path, progress: bool,
-                     distill: DistillRecipe | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+                     distill: DistillRecipe | None = None,
+                     categories: tuple[list[str], float] | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Fine-tune ``source`` on ``rows`` with the Trainer, resuming from the last checkpoint under
-    ``out``/checkpoints. Returns the model, its tokenizer and encoder, and the Trainer's figures of this run."""
+    ``out``/checkpoints. ``categories``: (names, weight) of a category head trained alongside, from the rows'
+    ``with_category_columns``. Returns the model, its tokenizer and encoder, and the Trainer's figures of this
+    run."""
     model, tokenizer = load_classifier(source, gguf_file)
+    if categories is not None:
+        from guard_sdk.training.categories import add_category_outputs
+
+        add_category_outputs(model, categories[0], t.seed)
     out.mkdir(parents=True, exist_ok=True)
     encoder = bundle_encoder(tokenizer, out, t.max_length)
     train = encode_first_windows(rows, encoder, model_inputs(model, tokenizer), t.punctuation_flip, t.seed)
-    metrics = fit(model, tokenizer, train, t, t.learning_rate, out / "checkpoints", progress, distill)
+    metrics = fit(model, tokenizer, train, t, t.learning_rate, out / "checkpoints", progress, distill,
+                  categories[1] if categories is not None else None)
     return model, tokenizer, encoder, metrics
 
 
 def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: float, checkpoints: Path,
-        progress: bool, distill: DistillRecipe | None = None) -> dict[str, Any]:
-    """Train ``model`` on the encoded rows ``train`` with the Trainer under the knobs of ``t`` (the distillation
-    loss where ``distill`` is given), resuming from the last checkpoint in ``checkpoints``; the Trainer's
-    figures of this run, with the mean tokens per row."""
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+        progress: bool, distill: DistillRecipe | None = None, category_weight: float | None = None) -> dict[str, Any]:
+    """Train ``model`` on the encoded rows ``train`` with the Trainer under the knobs of ``t`` (the losses of
+    ``loss_trainer_class``), resuming from the last checkpoint in ``checkpoints``; the Trainer's figures of this
+    run, with the mean tokens per row."""
+    from transformers import DataCollatorWithPadding, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
+
+    from guard_sdk.training.losses import loss_trainer_class
 
     sampler = (balanced_sampler(train["labels"], train["length"], t.batch_size, t.seed)
                if t.class_balanced else None)
-    if distill is None:
-        trainer_class = sampled_trainer_class(Trainer, sampler)
-    else:
-        from guard_sdk.training.distill.trainer import distill_trainer_class
-
-        trainer_class = distill_trainer_class(distill.ce_weight, distill.kl_weight, distill.temperature, sampler)
+    trainer_class = loss_trainer_class(sampler, distill, category_weight)
     args = TrainingArguments(
         output_dir=str(checkpoints), per_device_train_batch_size=t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps, bf16=t.precision == "bf16",
