@@ -96,14 +96,18 @@ def decide(score: float, threshold: float, categories: Mapping[str, float], thre
            policy: Policy) -> tuple[bool, tuple[str, ...]]:
     """(unsafe, violations) of one text: ``score`` is P(unsafe), ``categories`` each category's score and
     ``thresholds`` the bundle's cut of each; see the module docstring for the rule."""
-    cut = {name: policy.thresholds.get(name, thresholds[name]) for name in categories}
-    over = [name for name, p in categories.items() if p >= cut[name]]
-    violations = tuple(sorted((n for n in over if policy.enforced(n)), key=lambda n: (-categories[n], n)))
+    over = over_thresholds(categories, {name: policy.thresholds.get(name, thresholds[name]) for name in categories})
+    violations = tuple(n for n in over if policy.enforced(n))
     strict = any(name in policy.thresholds for name in violations)
     if score < threshold:
         return strict, violations
     explained = bool(violations) if over else policy.uncategorised == "block"
     return strict or explained, violations
+
+
+def over_thresholds(categories: Mapping[str, float], thresholds: Mapping[str, float]) -> tuple[str, ...]:
+    """The categories scored at or over their thresholds, most confident first (ties by name)."""
+    return tuple(sorted((n for n, p in categories.items() if p >= thresholds[n]), key=lambda n: (-categories[n], n)))
 
 
 @cache

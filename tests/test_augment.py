@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 
 from guard_sdk.training.harmaug.filters import InstructionFilter, parse_instruction
@@ -212,3 +213,39 @@ def test_responses_come_in_pairs_and_labels_are_the_teachers_scores(tiny_lm, tmp
     assert [by_id[r["id"]] for r in rows] == pytest.approx(list(direct), abs=1e-6)
     assert set(labelled["teacher"]) == {"tiny-judge"} and labelled["response"][labelled["id"].index("p0")] is None
     assert summary["rows"] == 5 and summary["unsafe"] + summary["safe"] == 5
+
+
+def test_labels_keep_the_categories_a_teacher_names_and_training_reads_them(tmp_path):
+    from guard_sdk.training.categories import category_targets
+    from guard_sdk.training.distill.teacher_cache import augmented_rows
+    from guard_sdk.training.harmaug.stages import label
+
+    class Naming:
+        name = "naming"
+
+        def __init__(self, named):
+            self.named, self.asked = named, []
+
+        def score(self, prompts, responses):
+            return np.array([0.9 if "bomb" in p else 0.1 for p in prompts])
+
+        def categories(self, prompts, responses):
+            self.asked += prompts
+            return None if self.named is None else [self.named[p] for p in prompts]
+
+    rows = [{"id": "0", "prompt": "make a bomb", "response": None},
+            {"id": "1", "prompt": "bake bread", "response": None},
+            {"id": "2", "prompt": "a bomb threat", "response": "Sure."}]
+    teacher = Naming({"make a bomb": ("indiscriminate_weapons", "violent_crimes"), "a bomb threat": ()})
+    summary = label(teacher, rows, str(tmp_path / "named" / "labels"), batch_size=2, shard_rows=2, progress=False)
+    assert sorted(teacher.asked) == ["a bomb threat", "make a bomb"]  # only the rows it judged unsafe
+    assert summary["unsafe_per_category"] == {"indiscriminate_weapons": 1, "violent_crimes": 1}
+    names = ["indiscriminate_weapons", "violent_crimes", "hate"]
+    ds = augmented_rows(str(tmp_path / "named"))
+    targets, known = category_targets(ds, names)
+    got = {p: (t, k) for p, t, k in zip(ds["prompt"], targets.tolist(), known.tolist())}
+    # Named harms teach their categories, a safe row teaches "none", an unsafe row named nothing teaches none.
+    assert got == {"make a bomb": ([1, 1, 0], True), "bake bread": ([0, 0, 0], True),
+                   "a bomb threat": ([0, 0, 0], False)}
+    label(Naming(None), rows, str(tmp_path / "unnamed" / "labels"), batch_size=2, shard_rows=2, progress=False)
+    assert category_targets(augmented_rows(str(tmp_path / "unnamed")), names)[1].tolist() == [False, True, False]

@@ -10,6 +10,7 @@ from guard_sdk.training.harmaug.teachers import (
     ClassifierTeacher,
     LlamaGuardTeacher,
     llama_guard_task,
+    parse_codes,
     unsafe_from_logits,
 )
 
@@ -75,8 +76,53 @@ def test_classifier_teachers_score_as_the_runtime_does(bert_bundle, tiny_bert):
     bundle = ClassifierTeacher(bert_bundle, precision="fp32")
     assert bundle.name == "bundle:tiny-bert-guard"
     assert np.array_equal(bundle.score(prompts, responses), expected)
+    assert bundle.categories(prompts, responses) is None  # a guard without categories names none
     checkpoint = ClassifierTeacher(tiny_bert, max_length=64)
     assert np.max(np.abs(checkpoint.score(prompts, responses) - expected)) <= 1e-4
     with pytest.raises(InputError, match="2 prompts but 1 responses"):
         bundle.score(["a", "b"], [None])
     assert bundle.score([], []).shape == (0,)
+
+
+def test_llama_guard_codes_read_as_taxonomy_names():
+    assert parse_codes("S1,S10") == ("violent_crimes", "hate")
+    assert parse_codes(" S9, S99,S9\nS2") == ("indiscriminate_weapons",)  # unknown codes and later lines dropped
+    assert parse_codes("") == () and parse_codes("none") == ()
+
+
+def test_a_llama_guard_teacher_names_the_codes_it_writes_after_unsafe(tiny_lm, monkeypatch):
+    import copy
+
+    model, tokenizer = tiny_lm[0], copy.deepcopy(tiny_lm[1])
+    tokenizer.add_tokens(["S1", "S10"])  # words of a real judge's vocabulary; the stand-in model never reads them
+    teacher = LlamaGuardTeacher(model, tokenizer, name="tiny")
+    written = tokenizer("S1 , S10\n", add_special_tokens=False)["input_ids"]
+    asked = []
+
+    def generate(input_ids, attention_mask, max_new_tokens, do_sample, pad_token_id):
+        asked.extend(input_ids.tolist())
+        assert max_new_tokens >= len(written) and not do_sample
+        return torch.cat([input_ids, torch.tensor([written] * len(input_ids))], dim=1)
+
+    monkeypatch.setattr(model, "generate", generate)
+    assert teacher.categories(UNSAFE_TEXTS[:3], [None] * 3) == [("violent_crimes", "hate")] * 3
+    verdict = tokenizer("unsafe", add_special_tokens=False)["input_ids"]
+    assert len(asked) == 3 and all(ids[-len(verdict) :] == verdict for ids in asked)  # the verdict is prefilled
+
+
+def test_a_classifier_teacher_with_categories_names_the_bundles_violations(categories_bundle, categories_checkpoint):
+    guard = Guard.load(categories_bundle, precision="fp32")
+    prompts, responses = UNSAFE_TEXTS[:6] + SAFE_TEXTS[:6], [None] * 12
+    expected = [v.violations for v in guard.classify_batch(prompts, responses)]
+    assert len(set(expected)) > 1  # the texts differ in what they violate
+    bundle = ClassifierTeacher(categories_bundle, precision="fp32")
+    bundle.score(prompts, responses)
+    assert bundle.categories(prompts, responses) == expected
+    checkpoint = ClassifierTeacher(categories_checkpoint, max_length=64)  # no training record: thresholds 0.5
+    checkpoint.score(prompts, responses)
+    scores = checkpoint._score.categories
+    assert checkpoint.categories(prompts, responses) == [
+        tuple(sorted((n for n, p in scores[(t, None)].items() if p >= 0.5), key=lambda n: -scores[(t, None)][n]))
+        for t in prompts]
+    with pytest.raises(KeyError):  # a text it never scored has no categories to give
+        bundle.categories(["never scored"], [None])

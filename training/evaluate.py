@@ -177,15 +177,28 @@ def category_markdown(result: dict[str, Any]) -> str:
             f"\n\n{matrix}")
 
 
-class GuardScorer:
-    """``score(prompts, responses) -> P(unsafe)`` of a loaded Guard, as ``checkpoint_scorer`` gives a checkpoint's;
-    each text's category scores are kept too (``categories``, by (prompt, response)), for a report per category
-    at ``thresholds`` (empty for a bundle without categories)."""
+class Scorer:
+    """``score(prompts, responses) -> P(unsafe)`` that keeps each text's category scores too (``categories``, by
+    (prompt, response)), for a report per category at ``thresholds`` (empty for a model without categories) and
+    for a teacher's ``violations``."""
+
+    def __init__(self, thresholds: dict[str, float]) -> None:
+        self.thresholds = thresholds
+        self.categories: dict[tuple[str, str | None], dict[str, float]] = {}
+
+    def violations(self, prompt: str, response: str | None) -> tuple[str, ...]:
+        """The categories of a text scored before that are over their thresholds, most confident first."""
+        from guard_sdk.policy import over_thresholds
+
+        return over_thresholds(self.categories[(prompt, response)], self.thresholds)
+
+
+class GuardScorer(Scorer):
+    """``Scorer`` of a loaded Guard, through the runtime."""
 
     def __init__(self, guard: Any, progress: bool = True) -> None:
+        super().__init__({c.name: c.threshold for c in guard.manifest.categories})
         self.guard, self.progress = guard, progress
-        self.thresholds: dict[str, float] = {c.name: c.threshold for c in guard.manifest.categories}
-        self.categories: dict[tuple[str, str | None], dict[str, float]] = {}
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str | None]) -> np.ndarray:
         verdicts = verdicts_with_guard(self.guard, {"prompt": list(prompts), "response": list(responses)},
@@ -199,26 +212,38 @@ def guard_scorer(guard: Any, progress: bool = True) -> GuardScorer:
     return GuardScorer(guard, progress)
 
 
-def score_with_checkpoint(
-    checkpoint: str | Path, dataset: Any, max_length: int, batch_size: int = CHUNK, progress: bool = True
-) -> np.ndarray:
-    """P(unsafe) of every row through a PyTorch sequence classifier, on the windows a bundle of
-    ``max_length`` would score, the most unsafe window deciding (as the runtime does)."""
-    return checkpoint_scorer(checkpoint, max_length, batch_size, progress)(dataset["prompt"], dataset["response"])
+class CheckpointScorer(Scorer):
+    """``Scorer`` of a PyTorch checkpoint, windowed as a bundle of ``max_length`` would be; its categories'
+    thresholds are those its training record calibrated."""
+
+    def __init__(self, checkpoint: str | Path, max_length: int, batch_size: int = CHUNK,
+                 progress: bool = True) -> None:
+        import tempfile
+
+        from guard_sdk.export.checkpoint import bundle_encoder, category_heads, load_checkpoint, training_record
+
+        self.model, self.tokenizer = load_checkpoint(checkpoint)
+        with tempfile.TemporaryDirectory() as scratch:
+            self.encoder = bundle_encoder(self.tokenizer, Path(scratch), max_length)
+        self.heads = category_heads(self.model.config, training_record(checkpoint))
+        super().__init__({h.name: h.threshold for h in self.heads})
+        self.batch_size, self.progress = batch_size, progress
+
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str | None]) -> np.ndarray:
+        from guard_sdk.guard import LABEL_OUTPUTS
+
+        scores, categories = score_torch_categories(self.model, self.tokenizer, self.encoder, prompts, responses,
+                                                    self.batch_size, self.progress)
+        if self.heads:
+            self.categories.update(((p, r), {h.name: float(c[h.index - LABEL_OUTPUTS]) for h in self.heads})
+                                   for p, r, c in zip(prompts, responses, categories))
+        return scores
 
 
 def checkpoint_scorer(checkpoint: str | Path, max_length: int, batch_size: int = CHUNK,
-                      progress: bool = True) -> Any:
+                      progress: bool = True) -> CheckpointScorer:
     """``score(prompts, responses) -> P(unsafe)`` of a loaded checkpoint, windowed as a bundle of ``max_length``."""
-    import tempfile
-
-    from guard_sdk.export.checkpoint import bundle_encoder, load_checkpoint
-
-    model, tokenizer = load_checkpoint(checkpoint)
-    with tempfile.TemporaryDirectory() as scratch:
-        encoder = bundle_encoder(tokenizer, Path(scratch), max_length)
-    return lambda prompts, responses: score_torch(model, tokenizer, encoder, prompts, responses, batch_size,
-                                                  progress)
+    return CheckpointScorer(checkpoint, max_length, batch_size, progress)
 
 
 def score_torch(model: Any, tokenizer: Any, encoder: Any, prompts: Sequence[str], responses: Sequence[str | None],

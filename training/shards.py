@@ -101,8 +101,9 @@ def read_shards(folder: str | Path, key: str = "id") -> Any:
     tables = [pq.read_table(path) for path in shards]
     for path, table in zip(shards, tables):
         _require_key(path, table.column_names, key)
-    # In memory, straight from Arrow: Dataset.from_parquet would copy every shard into the datasets cache.
-    return Dataset(pa.concat_tables(tables).sort_by(key))
+    # In memory, straight from Arrow: Dataset.from_parquet would copy every shard into the datasets cache. Shards
+    # written before a column was added read as null there.
+    return Dataset(pa.concat_tables(tables, promote_options="default").sort_by(key))
 
 
 def replace_dir(target: Path, write: Any) -> None:

@@ -119,8 +119,9 @@ def _strings(source: str, category: str) -> list[str]:
 
 def categories_of(source: str, category: str | None, label: int) -> Cats | None:
     """The taxonomy categories of a row (``source`` as rows name it, e.g. "multijail:en"): () for a safe row, None
-    where unknown. A user's own file counts only categories named as the taxonomy names them; for a built-in
-    source, a string neither mapped nor in ``UNMAPPED`` raises KeyError."""
+    where unknown. A user's own file and a teacher's labels (source "harmaug:NAME") count only categories named as
+    the taxonomy names them, comma-separated; for a built-in source, a string neither mapped nor in ``UNMAPPED``
+    raises KeyError."""
     if label == 0:
         return ()
     base = source.split(":", 1)[0]
@@ -128,8 +129,9 @@ def categories_of(source: str, category: str | None, label: int) -> Cats | None:
         return BY_SOURCE[base]
     if category is None or base in NO_HARM_CATEGORIES:
         return None
-    if base not in BUILTIN:
-        return (category,) if category in NAMES else None
+    if base not in BUILTIN:  # a user's file or a teacher's labels: taxonomy names, comma-separated
+        named = tuple(c for c in dict.fromkeys(category.split(",")) if c in NAMES)
+        return named or None
     found: list[str] = []
     for string in _strings(base, category):
         if string in UNMAPPED:

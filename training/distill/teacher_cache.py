@@ -35,12 +35,13 @@ def cached_scores(folder: Path, prompts: Sequence[str], responses: Sequence[str 
 
 def augmented_rows(folder: str) -> Any:
     """The rows of a HarmAug run (its labels/ folder: instructions alone, and with the responses it kept),
-    source ``harmaug:NAME``, with the hard label of the augmentation's own teacher (score > 0.5)."""
+    source ``harmaug:NAME``, with the hard label of the augmentation's own teacher (score > 0.5) and the
+    categories it named (comma-separated taxonomy names, or None)."""
     from guard_sdk.training import data as D
     from guard_sdk.training.shards import read_shards
 
     source = f"harmaug:{Path(folder).name}"
-    return D.to_dataset([D.Row(r["prompt"], r["response"], int(r["teacher_score"] > 0.5), source)
+    return D.to_dataset([D.Row(r["prompt"], r["response"], int(r["teacher_score"] > 0.5), source, r.get("categories"))
                          for r in read_shards(Path(folder) / "labels")])
 
 

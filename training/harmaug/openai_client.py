@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from guard_sdk.errors import GuardError
-from guard_sdk.training.harmaug.teachers import judge_prompt, pairs, verdict_token_ids
+from guard_sdk.training.harmaug.teachers import (
+    CATEGORY_LINE,
+    CATEGORY_TOKENS,
+    judge_prompt,
+    pairs,
+    parse_codes,
+    verdict_token_ids,
+)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 60.0  # seconds; a server asking for longer gets retried sooner and may just say so again
@@ -148,3 +155,10 @@ class OpenAILlamaGuardTeacher:
                                       f"{self.logprobs} logprobs; ask for more (logprobs=) or check the tokenizer")
             scores.append(1.0 / (1.0 + np.exp(safe - unsafe)))
         return np.array(scores)
+
+    def categories(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None
+                   ) -> list[tuple[str, ...]]:
+        """The codes the served model writes after "unsafe\n", greedily (``teachers.parse_codes``)."""
+        texts = [judge_prompt(self.tokenizer, p, r) + CATEGORY_LINE for p, r in pairs(prompts, responses)]
+        choices = self.client.complete(texts, max_tokens=CATEGORY_TOKENS, temperature=0.0)
+        return [parse_codes(c["text"]) for c in choices]

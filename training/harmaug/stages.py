@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,16 +114,19 @@ def content_key(prompt: str, response: str | None) -> str:
 def label(teacher: Any, rows: Sequence[dict[str, Any]], out_dir: str, batch_size: int, shard_rows: int,
           progress: bool = True) -> dict[str, Any]:
     """Score every row (``id``, ``prompt``, ``response`` or None) with ``teacher`` into resumable shards:
-    the soft score and the teacher's name under the text's ``content_key``, so a text already on disk (or
-    repeated in ``rows``) is scored once, wherever it stands; ``id`` is kept as the first such row's own. The
-    summary gives the label balance at 0.5."""
+    the soft score, the teacher's categories of a row it judges unsafe (comma-separated taxonomy names; null from
+    a teacher that names none) and the teacher's name, under the text's ``content_key``, so a text already on
+    disk (or repeated in ``rows``) is scored once, wherever it stands; ``id`` is kept as the first such row's own.
+    The summary gives the label balance at 0.5 and the unsafe rows per category."""
     import pyarrow as pa
     from tqdm import tqdm
 
     from guard_sdk.training.shards import ShardWriter, read_shards
 
     schema = pa.schema({CONTENT_KEY: pa.string(), "id": pa.string(), "prompt": pa.string(),
-                        "response": pa.string(), "teacher_score": pa.float64(), "teacher": pa.string()})
+                        "response": pa.string(), "teacher_score": pa.float64(), "categories": pa.string(),
+                        "teacher": pa.string()})
+    named = getattr(teacher, "categories", None)  # a teacher of P(unsafe) alone has none to give
     distinct: dict[str, dict[str, Any]] = {}
     for row in rows:
         distinct.setdefault(content_key(row["prompt"], row.get("response")), row)
@@ -133,12 +137,24 @@ def label(teacher: Any, rows: Sequence[dict[str, Any]], out_dir: str, batch_size
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             scores = teacher.score([r["prompt"] for _, r in batch], [r.get("response") for _, r in batch])
+            harms = _categories(named, [r for (_, r), s in zip(batch, scores) if s > 0.5])
             for (key, row), score in zip(batch, scores):
                 out.add({CONTENT_KEY: key, "id": row["id"], "prompt": row["prompt"], "response": row.get("response"),
-                         "teacher_score": float(score), "teacher": teacher.name})
+                         "teacher_score": float(score), "categories": harms.get(key) if score > 0.5 else None,
+                         "teacher": teacher.name})
             bar.update(len(batch))
         bar.close()
     labelled = read_shards(out_dir)
     unsafe = sum(1 for s in labelled["teacher_score"] if s > 0.5)
+    per_category = Counter(name for names in labelled["categories"] if names for name in names.split(","))
     return {"rows": len(labelled), "asked_this_run": len(todo), "unsafe": unsafe, "safe": len(labelled) - unsafe,
-            "mean_score": float(np.mean(labelled["teacher_score"])) if len(labelled) else 0.0}
+            "mean_score": float(np.mean(labelled["teacher_score"])) if len(labelled) else 0.0,
+            "unsafe_per_category": dict(per_category.most_common())}
+
+
+def _categories(named: Any, rows: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Each row's categories from the teacher's ``categories`` (None where it names none), by content key."""
+    found = named([r["prompt"] for r in rows], [r.get("response") for r in rows]) if named and rows else None
+    if found is None:
+        return {}
+    return {content_key(r["prompt"], r.get("response")): ",".join(c) or None for r, c in zip(rows, found)}

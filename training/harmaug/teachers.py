@@ -1,24 +1,30 @@
 """Teachers: anything that scores (prompt[, response]) pairs with P(unsafe), to label HarmAug data.
 
-One protocol, ``score(prompts, responses) -> P(unsafe)``, with two local kinds:
+One protocol, ``score(prompts, responses) -> P(unsafe)``, and ``categories(prompts, responses)``: the harms
+(taxonomy names, docs/taxonomy.md) of texts it judges unsafe, or None from a teacher that names none. Two local
+kinds:
 
 - ``LlamaGuardTeacher``: a causal LM asked the Llama Guard 3 question (its task text and category list);
   the score is the softmax over the logits of the first token of "safe" and of "unsafe" at the position
   where the answer starts. A Llama Guard checkpoint builds the prompt with its own chat template; any other
-  chat model gets the same task text as one user turn in its template.
-- ``ClassifierTeacher``: any sequence classifier (P of its unsafe label), a guard bundle of ours included.
+  chat model gets the same task text as one user turn in its template. Its categories are the S-codes it writes
+  on the line after "unsafe" (Llama Guard 3's "unsafe\nS1,S10"), greedily, with "unsafe\n" prefilled.
+- ``ClassifierTeacher``: any sequence classifier (P of its unsafe label), a guard bundle of ours included; its
+  categories are those over their thresholds, for a model with a category head.
 
 A prompt alone is judged as the user's message; with a response, the assistant's message is judged.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from guard_sdk.categories import TAXONOMY
 from guard_sdk.errors import InputError
 from guard_sdk.training.harmaug.causal_lm import encode_batch, left_padded, load_causal_lm
 
@@ -31,10 +37,25 @@ LLAMA_GUARD_CATEGORIES: tuple[str, ...] = (
 )
 
 
+CATEGORY_LINE = "unsafe\n"  # prefilled after the judge prompt: the next line lists the violated S-codes
+CATEGORY_TOKENS = 16  # enough for a few codes ("S1,S10,S14")
+
+
 class Teacher(Protocol):
     name: str
 
     def score(self, prompts: Sequence[str], responses: Sequence[str | None]) -> np.ndarray: ...
+
+    def categories(self, prompts: Sequence[str], responses: Sequence[str | None]) -> list[tuple[str, ...]] | None:
+        ...
+
+
+def parse_codes(line: str) -> tuple[str, ...]:
+    """The taxonomy names of the Llama Guard 3 codes (S1..S14) on the first line of ``line``, in order, once each;
+    codes it does not know are dropped."""
+    by_code = {c.code: c.name for c in TAXONOMY}
+    first = line.strip().split("\n", 1)[0] if line.strip() else ""
+    return tuple(dict.fromkeys(by_code[c] for c in re.findall(r"\bS\d+\b", first) if c in by_code))
 
 
 def pairs(prompts: Sequence[str], responses: Sequence[str | None] | None) -> list[tuple[str, str | None]]:
@@ -126,6 +147,22 @@ class LlamaGuardTeacher:
             return np.empty(0)
         return unsafe_from_logits(self.next_token_logits(texts), self.safe_id, self.unsafe_id)
 
+    def categories(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None
+                   ) -> list[tuple[str, ...]]:
+        """The codes the model writes after "unsafe\n", greedily (``parse_codes``)."""
+        import torch
+
+        texts = [self.prompt_text(p, r) + CATEGORY_LINE for p, r in pairs(prompts, responses)]
+        lines: list[str] = []
+        with left_padded(self.tokenizer):
+            for start in range(0, len(texts), self.batch_size):
+                batch = encode_batch(self.tokenizer, texts[start : start + self.batch_size], self.model.device)
+                with torch.inference_mode():
+                    out = self.model.generate(**batch, max_new_tokens=CATEGORY_TOKENS, do_sample=False,
+                                              pad_token_id=self.tokenizer.pad_token_id)
+                lines += self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [parse_codes(line) for line in lines]
+
 
 class ClassifierTeacher:
     """A sequence classifier as a teacher: a guard bundle (through the runtime) or a PyTorch checkpoint (on
@@ -150,3 +187,10 @@ class ClassifierTeacher:
         if not rows:
             return np.empty(0)
         return self._score([p for p, _ in rows], [r for _, r in rows])
+
+    def categories(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None
+                   ) -> list[tuple[str, ...]] | None:
+        """The categories over their thresholds of texts scored before; None for a model without categories."""
+        if not self._score.thresholds:
+            return None
+        return [self._score.violations(p, r) for p, r in pairs(prompts, responses)]
