@@ -8,8 +8,8 @@ parity check and every runtime carry them without a graph of their own, at the c
 Why jointly: a head fitted afterwards on the frozen encoder of a binary guard found little to read (dev F1 0.02 to
 0.71 per category on row (b) of the broad ablation), since binary training squeezes out what tells harms apart.
 
-Which rows teach it: a safe row says "no category"; an unsafe row whose source names a category of the taxonomy
-says "these"; an unsafe row whose source names none (a teacher-labelled HarmAug row) teaches P(unsafe) only. A
+Which rows teach it: a safe row says "no category"; an unsafe row whose source (or, for a HarmAug row, whose
+teacher) names categories of the taxonomy says "these"; an unsafe row that nobody names teaches P(unsafe) only. A
 category is scored only with ``min_train_rows`` unsafe train rows and ``min_dev_rows`` dev rows of it; the others
 are listed as unsupported. Each one's threshold is the best F1 on the dev rows whose categories are known
 (``calibrate``'s max_f1 rule, per category), each row scored as the runtime scores it (its highest window).
