@@ -355,6 +355,10 @@ def export_bundle(
     model, tokenizer = load_checkpoint(checkpoint, config.allow_untrained_head)
     unsafe_index = checkpoint_unsafe_index(model.config, config.unsafe_label)
     max_length = config.max_length or default_max_length(model, tokenizer)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ExportError(f"max_length {max_length} exceeds the {positions} positions {checkpoint} has; "
+                          f"export with --max-length {positions} or less")
     training = training_record(checkpoint)
     threshold = config.threshold if config.threshold is not None else (training or {}).get("threshold", 0.5)
     staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
@@ -396,6 +400,8 @@ def export_bundle(
                 "checkpoint": str(checkpoint),
                 "model_type": model.config.model_type,
                 "parameters": sum(p.numel() for p in model.parameters()),
+                # the runtime refuses a max_length edited past the model's positions
+                **({"max_positions": positions} if isinstance(positions, int) else {}),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "versions": _versions(config.formats),
                 **({"training": training} if training else {}),

@@ -5,14 +5,13 @@ match, a bundle copied into the app's assets, and the app's benchmark JSON in `g
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, verified_path
+from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, read_manifest_bytes, verified_bytes
 from guard_sdk.errors import FolderInUseError, InputError, UnknownFormatError
 
 VECTORS_FORMAT = "guard-sdk test vectors"
@@ -142,12 +141,16 @@ def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8")
             f"{assets} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which guard-sdk android "
             f"assets did not copy (it writes only {MANIFEST_NAME}, {TOKENIZER_NAME} and a .pte): replacing the "
             "folder would delete them. Name a new or empty folder with -o, or move those files out")
-    sources = [Path(bundle) / MANIFEST_NAME, verified_path(bundle, manifest.tokenizer),
-               verified_path(bundle, chosen[0])]
+    files = {MANIFEST_NAME: read_manifest_bytes(bundle), Path(manifest.tokenizer.path).name:
+             verified_bytes(bundle, manifest.tokenizer), Path(chosen[0].path).name: verified_bytes(bundle, chosen[0])}
     for old in present:
         old.unlink()
     assets.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copy2(s, assets / s.name)) for s in sources]
+    written = []
+    for name, data in files.items():  # the bytes that were checked, not a second read of the bundle
+        (assets / name).write_bytes(data)
+        written.append(assets / name)
+    return written
 
 
 def read_pulled(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:

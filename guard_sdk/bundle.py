@@ -11,23 +11,28 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from guard_sdk.bundle_files import read_bundle_file
 from guard_sdk.errors import (
     ArtifactChangedError,
     ArtifactMissingError,
+    BundleError,
     ManifestError,
     SchemaVersionError,
 )
+from guard_sdk.labels import label_value
 
 SCHEMA_VERSION = 2  # what export writes: version 1 and categories
 READ_VERSIONS = (1, 2)  # version 1: a bundle without categories
 MANIFEST_NAME = "guard.json"
 TOKENIZER_NAME = "tokenizer.json"
+MAX_MANIFEST_BYTES = 4 << 20  # a guard.json is a few kB; a larger one is refused before it is read
 _HASH_CHUNK = 1 << 20
 
 
@@ -177,10 +182,15 @@ class Manifest:
 
 @cache
 def _validator() -> Any:
+    """The schema's validator, where "integer" means a JSON integer: the standard counts 128.0 as one, which
+    would reach the tokenizer and the model as a float."""
     import jsonschema
 
     schema = json.loads(resources.files("guard_sdk").joinpath("guard.schema.json").read_text())
-    return jsonschema.Draft202012Validator(schema)
+    base = jsonschema.Draft202012Validator
+    strict = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=strict)(schema)
 
 
 def _check(data: dict[str, Any], where: Path) -> None:
@@ -191,6 +201,14 @@ def _check(data: dict[str, Any], where: Path) -> None:
         raise ManifestError(f"{where}: {e.json_path}: {e.message}", where)
     if data["unsafe_index"] >= len(data["labels"]):
         raise ManifestError(f"{where}: unsafe_index {data['unsafe_index']} is outside labels", where)
+    unsafe, other = data["labels"][data["unsafe_index"]], data["labels"][1 - data["unsafe_index"]]
+    if label_value(unsafe) == 0 or label_value(other) == 1:  # it would flag the safe texts and pass the harmful
+        raise ManifestError(f"{where}: unsafe_index {data['unsafe_index']} names the label {unsafe!r} unsafe and "
+                            f"{other!r} safe; the guard would be inverted", where)
+    positions = data.get("source", {}).get("max_positions")
+    if isinstance(positions, int) and data["max_length"] > positions:
+        raise ManifestError(f"{where}: max_length {data['max_length']} exceeds the {positions} positions the model "
+                            "has (source.max_positions)", where)
     heads = data.get("categories", [])
     for key in ("name", "index"):
         values = [c[key] for c in heads]
@@ -206,26 +224,43 @@ def _check(data: dict[str, Any], where: Path) -> None:
 
 def read_manifest(bundle_dir: str | Path) -> Manifest:
     """Parse and validate ``bundle_dir/guard.json``; refuse a missing, malformed or unknown-version one."""
+    return parse_manifest(read_manifest_bytes(bundle_dir), Path(bundle_dir) / MANIFEST_NAME)
+
+
+def read_manifest_bytes(bundle_dir: str | Path) -> bytes:
+    """The bytes of ``bundle_dir/guard.json`` (``bundle_files.read_bundle_file``: a regular file, read once)."""
     path = Path(bundle_dir) / MANIFEST_NAME
     if not Path(bundle_dir).is_dir():
         raise ManifestError(f"{bundle_dir}: no such bundle folder", bundle_dir)
-    if not path.is_file():
-        raise ManifestError(f"{path}: missing; a guard bundle is a folder with a guard.json", path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return read_bundle_file(bundle_dir, MANIFEST_NAME, None, limit=MAX_MANIFEST_BYTES)
+    except ArtifactMissingError as e:
+        raise ManifestError(f"{path}: missing; a guard bundle is a folder with a guard.json", path) from e
+    except BundleError as e:
+        raise ManifestError(str(e), path) from e
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_manifest(data: bytes, path: Path) -> Manifest:
+    """Validate guard.json's bytes (``path`` names it in errors) and parse them."""
+    try:
+        parsed = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ManifestError(f"{path}: not valid JSON ({e})", path) from e
-    if not isinstance(data, dict):
+    if not isinstance(parsed, dict):
         raise ManifestError(f"{path}: must hold a JSON object", path)
-    version = data.get("schema_version")
-    if version not in READ_VERSIONS:
+    version = parsed.get("schema_version")
+    if version not in READ_VERSIONS or isinstance(version, bool):
         raise SchemaVersionError(
             f"{path}: schema_version {version!r} is not supported by this guard-sdk "
             f"(it reads versions {', '.join(map(str, READ_VERSIONS))}); upgrade guard-sdk or re-export the bundle",
             path,
         )
-    _check(data, path)
-    return Manifest.from_dict(data)
+    _check(parsed, path)
+    return Manifest.from_dict(parsed)
 
 
 def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
@@ -248,7 +283,18 @@ def sha256_file(path: str | Path) -> str:
 
 
 def _folder_files(path: Path) -> list[Path]:
-    return sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+    """Every file under a folder entry (an .mlpackage), sorted; a link or anything but a regular file there is
+    refused rather than followed."""
+    found = []
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            full = Path(root) / name
+            mode = os.lstat(full).st_mode
+            if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise BundleError(f"{full}: not a regular file or folder (a link, FIFO or device); refused", full)
+            if stat.S_ISREG(mode):
+                found.append(full)
+    return sorted(found, key=lambda p: p.relative_to(path).as_posix())
 
 
 def sha256_entry(path: str | Path) -> str:
@@ -274,10 +320,13 @@ def describe_file(bundle_dir: str | Path, rel_path: str) -> FileEntry:
 
 
 def verified_path(bundle_dir: str | Path, entry: FileEntry) -> Path:
-    """The file's path, once its size and sha256 match the manifest; refuse it otherwise."""
+    """The path of a folder entry (an .mlpackage, which Core ML loads only from disk), once its size and
+    sha256 match the manifest; refuse it otherwise. A file entry is read with ``verified_bytes`` instead."""
     full = Path(bundle_dir) / entry.path
-    if not full.exists():
+    if not os.path.lexists(full):
         raise ArtifactMissingError(f"{full}: listed in {MANIFEST_NAME} but missing from the bundle", full)
+    if os.path.islink(full) or not full.is_dir():
+        raise BundleError(f"{full}: a folder entry must be a folder inside the bundle, not a link or file", full)
     size = entry_bytes(full)
     if size != entry.bytes:
         raise ArtifactChangedError(
@@ -294,9 +343,22 @@ def verified_path(bundle_dir: str | Path, entry: FileEntry) -> Path:
     return full
 
 
+def verified_bytes(bundle_dir: str | Path, entry: FileEntry) -> bytes:
+    """A file entry's bytes, read once and checked against its recorded size and sha256: what is loaded."""
+    return read_bundle_file(bundle_dir, entry.path, entry.bytes, entry.sha256)
+
+
+def verified_source(bundle_dir: str | Path, entry: FileEntry) -> bytes | Path:
+    """What a loader takes for ``entry``, verified: a file's bytes, or a folder's path (``verified_path``)."""
+    full = Path(bundle_dir) / entry.path
+    if full.is_dir() and not full.is_symlink():
+        return verified_path(bundle_dir, entry)
+    return verified_bytes(bundle_dir, entry)
+
+
 def verify_bundle(bundle_dir: str | Path) -> Manifest:
     """Read the manifest and check every file it lists; what ``guard-sdk verify`` runs."""
     manifest = read_manifest(bundle_dir)
     for entry in [manifest.tokenizer, *manifest.artifacts]:
-        verified_path(bundle_dir, entry)
+        verified_source(bundle_dir, entry)
     return manifest

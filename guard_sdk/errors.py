@@ -13,6 +13,10 @@ class InputError(GuardError, ValueError):
     """A text or argument the guard cannot take (empty where it must not be, too large, not UTF-8)."""
 
 
+class InputTooLongError(InputError):
+    """A text that needs more windows than the guard's ``max_windows``: refused before the model runs."""
+
+
 class FolderInUseError(InputError):
     """A folder that export or `android assets` was told to replace holds files they did not write there:
     replacing it would delete them, so they refuse and name the folder."""
@@ -22,8 +26,8 @@ class PolicyError(InputError):
     """A policy that cannot apply: not a valid policy file, or naming a category the bundle does not score."""
 
 
-class InputTypeError(GuardError, TypeError):
-    """A prompt or response that is not a ``str`` (``None`` included)."""
+class InputTypeError(InputError, TypeError):
+    """A prompt or response that is not a ``str`` (``None`` included); bad input like any InputError."""
 
 
 class BundleError(GuardError):
@@ -48,6 +52,11 @@ class ArtifactMissingError(BundleError):
 
 class ArtifactChangedError(BundleError):
     """A file's size or sha256 differs from what guard.json recorded: changed, truncated or tampered."""
+
+
+class SignatureError(BundleError):
+    """A bundle loaded with trusted keys whose guard.sig is missing, malformed, or not a trusted key's signature
+    of its guard.json."""
 
 
 class UnknownFormatError(BundleError):

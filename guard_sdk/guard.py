@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
@@ -20,11 +21,20 @@ from guard_sdk.backends import (
     open_backend,
     runs_here,
 )
-from guard_sdk.bundle import MANIFEST_NAME, Artifact, Manifest, read_manifest, verified_path
+from guard_sdk.bundle import (
+    MANIFEST_NAME,
+    Artifact,
+    Manifest,
+    parse_manifest,
+    read_manifest_bytes,
+    verified_bytes,
+    verified_source,
+)
 from guard_sdk.errors import (
     BackendUnavailableError,
     DefaultGuardMissingError,
     InputError,
+    InputTooLongError,
     InputTypeError,
     ManifestError,
     UnknownFormatError,
@@ -32,10 +42,18 @@ from guard_sdk.errors import (
 from guard_sdk.policy import Policy, PolicyLike, as_policy, decide
 from guard_sdk.tokenization import TextEncoder, Window, pad_batch
 
+if TYPE_CHECKING:
+    from guard_sdk.signing import TrustedKeys
+
 # "auto" precision takes the first of these that the bundle holds: smallest and fastest first.
 PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
-# Above this a text is refused rather than tokenized (4M characters is about a million tokens).
-MAX_INPUT_CHARS = 4_000_000
+# Above this a text is refused rather than tokenized: 1 MB of text tokenizes in under 2 s and 0.6 GB at worst
+# (a million "!", each a token: 9,091 windows of the embedded guard, 1.7 s, measured on the 2-core VM).
+MAX_INPUT_CHARS = 1_000_000
+# Above this many windows a text is refused (InputTooLongError) rather than scored: its cost is bounded before the
+# model runs. 256 windows of the embedded guard cover about 25,000 tokens (some 100 kB of English), and a harm
+# hidden anywhere in them is still seen; sampling fewer windows would let it hide in the skipped ones.
+MAX_WINDOWS = 256
 DEFAULT_BUNDLE = "models/default"
 DEFAULT_BUNDLE_NAME = "default"  # how a command or a recipe names the embedded default guard
 LABEL_OUTPUTS = 2  # a model's first outputs: the logits of its two labels (safe, unsafe); its categories' follow
@@ -127,6 +145,7 @@ class Guard:
         self.encoder = encoder
         self.batch_size = batch_size
         self.max_input_chars = MAX_INPUT_CHARS
+        self.max_windows = MAX_WINDOWS  # Guard.load sets the cap it was given
         self.policy = Policy()  # Guard.load sets the one it was given
 
     @property
@@ -151,6 +170,8 @@ class Guard:
         threads: int | None = None,
         batch_size: int = 8,
         policy: PolicyLike = None,
+        trusted_keys: TrustedKeys | None = None,
+        max_windows: int = MAX_WINDOWS,
     ) -> Guard:
         """Load a bundle folder (the embedded default guard when ``path`` is None).
 
@@ -163,7 +184,13 @@ class Guard:
         what was chosen); ``batch_size``: windows per model call, which bounds memory (an artifact
         with dynamically quantized activations runs one window per call: see ``windows_per_call``);
         ``policy``: which harm categories to enforce (guard_sdk.policy: a Policy, its JSON object, or a policy
-        file), for every call that gives none of its own.
+        file), for every call that gives none of its own; ``trusted_keys``: Ed25519 public keys (PEM files or
+        their bytes, guard_sdk.signing): the bundle must carry one's signature of its guard.json, else
+        SignatureError; ``max_windows``: a text needing more windows of max_length tokens than this is refused
+        with InputTooLongError before the model runs (``MAX_WINDOWS`` says why 256).
+
+        Every file is read once, never through a link, and loaded from the bytes its sha256 was checked on
+        (guard_sdk.bundle_files), so nothing can be swapped between the check and the use.
         """
         if path is None:
             path = default_bundle_path()
@@ -176,19 +203,26 @@ class Guard:
                 )
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive int or None, got {threads!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        for knob, value in (("batch_size", batch_size), ("max_windows", max_windows)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{knob} must be a positive int, got {value!r}")
         path = Path(path)
-        manifest = read_manifest(path)
+        data = read_manifest_bytes(path)
+        if trusted_keys is not None:
+            from guard_sdk.signing import check_signature
+
+            check_signature(path, data, trusted_keys)
+        manifest = parse_manifest(data, path / MANIFEST_NAME)
         candidates = _candidates(manifest, backend, precision)
-        encoder = TextEncoder(verified_path(path, manifest.tokenizer), manifest.max_length, manifest.text)
+        encoder = TextEncoder(verified_bytes(path, manifest.tokenizer), manifest.max_length, manifest.text,
+                              path / manifest.tokenizer.path)
         unavailable = []
         for name, artifact in candidates:
             try:
                 check_platform(name)  # before hashing a model this platform cannot run
                 count = default_threads(manifest, artifact) if threads is None else threads
-                runner = open_backend(name, verified_path(path, artifact), count, manifest.output, manifest.inputs,
-                                      requested=threads is not None)
+                runner = open_backend(name, verified_source(path, artifact), count, manifest.output,
+                                      manifest.inputs, requested=threads is not None, where=path / artifact.path)
             except BackendUnavailableError as e:
                 unavailable.append(str(e))
                 continue
@@ -196,6 +230,7 @@ class Guard:
                 log.info("backend auto: %s runs %s (%s %s)", name, artifact.path, artifact.format, artifact.precision)
             per_call = windows_per_call(artifact.quantization, artifact.batch, batch_size)
             guard = cls(path, manifest, artifact, runner, encoder, per_call)
+            guard.max_windows = max_windows
             guard.policy = guard._checked(policy)
             return guard
         raise BackendUnavailableError(
@@ -221,10 +256,22 @@ class Guard:
         """Is this prompt (or, with ``response``, this response to it) unsafe, and of which harm? ``policy``
         replaces the guard's own for this call."""
         # errors name the argument passed ("prompt"), not the batch's "prompts[0]"
-        return self._classify([prompt], None if response is None else [response], threshold, policy,
-                              lambda _, what: what)[0]
+        verdict = self._classify([prompt], None if response is None else [response], threshold, policy,
+                                 lambda _, what: what)[0]
+        assert isinstance(verdict, Verdict)  # an error was raised, not returned
+        return verdict
 
     __call__ = classify
+
+    @overload
+    def classify_batch(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None, *,
+                       threshold: float | None = None, policy: PolicyLike = None,
+                       errors: Literal["raise"] = "raise") -> list[Verdict]: ...
+
+    @overload
+    def classify_batch(self, prompts: Sequence[str], responses: Sequence[str | None] | None = None, *,
+                       threshold: float | None = None, policy: PolicyLike = None,
+                       errors: Literal["return"]) -> list[Verdict | InputError]: ...
 
     def classify_batch(
         self,
@@ -233,40 +280,77 @@ class Guard:
         *,
         threshold: float | None = None,
         policy: PolicyLike = None,
-    ) -> list[Verdict]:
-        """Classify many inputs; ``responses``, when given, pairs with ``prompts`` one to one."""
-        return self._classify(prompts, responses, threshold, policy, lambda i, what: f"{what}s[{i}]")
+        errors: Literal["raise", "return"] = "raise",
+    ) -> list[Verdict] | list[Verdict | InputError]:
+        """Classify many inputs; ``responses``, when given, pairs with ``prompts`` one to one.
+
+        ``errors``: "raise" (the default) raises the first bad item's InputError (a text that is not a str, not
+        valid Unicode, over ``max_input_chars`` or ``max_windows``) and scores nothing; "return" puts that error
+        in the bad item's place and scores the rest. Arguments that concern the whole call (prompts not a
+        sequence, responses of another length, a bad threshold or policy) raise either way."""
+        if errors not in ("raise", "return"):
+            raise InputError(f"errors must be 'raise' or 'return', got {errors!r}")
+        return self._classify(prompts, responses, threshold, policy, lambda i, what: f"{what}s[{i}]",
+                              errors == "return")
 
     def _classify(self, prompts: Sequence[str], responses: Sequence[str | None] | None, threshold: float | None,
-                  policy: PolicyLike,
-                  name: Callable[[int, str], str]) -> list[Verdict]:
-        """``classify_batch``; ``name(i, "prompt")`` is how an error names the i-th text."""
+                  policy: PolicyLike, name: Callable[[int, str], str],
+                  keep_going: bool = False) -> list[Verdict | InputError]:
+        """``classify_batch``; ``name(i, "prompt")`` is how an error names the i-th text; ``keep_going``: a bad
+        item's InputError takes its place instead of being raised."""
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
             raise InputTypeError(f"prompts must be a sequence of str, got {type(prompts).__name__}")
-        if responses is not None and (isinstance(responses, str) or len(responses) != len(prompts)):
+        if responses is not None and (isinstance(responses, str) or not isinstance(responses, Sequence)
+                                      or len(responses) != len(prompts)):
             raise InputError("responses must be a sequence as long as prompts, with None where there is none")
+        if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)):
+            raise InputTypeError(f"threshold must be a number in [0, 1] or None, got {type(threshold).__name__}")
         cut = self.threshold if threshold is None else float(threshold)
         if not 0.0 <= cut <= 1.0:
             raise InputError(f"threshold must lie in [0, 1], got {threshold!r}")
         rule = self.policy if policy is None else self._checked(policy)
-        if not prompts:
-            return []
+        results: list[Verdict | InputError | None] = [None] * len(prompts)
         windows: list[Window] = []
+        scored: list[int] = []  # the items whose windows are in ``windows``, in owner order
         for i, prompt in enumerate(prompts):
-            p = check_text(prompt, name(i, "prompt"), self.max_input_chars)
-            r = None if responses is None or responses[i] is None else responses[i]
-            if r is not None:
-                r = check_text(r, name(i, "response"), self.max_input_chars)
-            windows.extend(self.encoder.windows(p, r, owner=i))
+            try:
+                found = self._windows(prompt, None if responses is None else responses[i], i, len(scored), name)
+            except InputError as e:
+                if not keep_going:
+                    raise
+                results[i] = e
+                continue
+            windows.extend(found)
+            scored.append(i)
+        for i, verdict in zip(scored, self._verdicts(windows, len(scored), cut, rule)):
+            results[i] = verdict
+        return [r for r in results if r is not None]
+
+    def _windows(self, prompt: object, response: object, i: int, owner: int,
+                 name: Callable[[int, str], str]) -> list[Window]:
+        """The windows of item ``i`` (numbered ``owner`` among the scored ones), or its InputError."""
+        p = check_text(prompt, name(i, "prompt"), self.max_input_chars)
+        r = None if response is None else check_text(response, name(i, "response"), self.max_input_chars)
+        found = self.encoder.windows(p, r, owner=owner)
+        if len(found) > self.max_windows:
+            raise InputTooLongError(
+                f"{name(i, 'response' if r is not None else 'prompt')} needs {len(found):,} windows of "
+                f"{self.manifest.max_length} tokens; the limit is {self.max_windows:,} (Guard.load(max_windows=...)"
+                "); split the text, or raise the limit knowing each window costs one model call")
+        return found
+
+    def _verdicts(self, windows: list[Window], texts: int, cut: float, rule: Policy) -> list[Verdict]:
+        """One verdict per text of ``windows`` (owners 0 .. texts-1)."""
+        if not texts:
+            return []
         m = self.manifest
         logits = run_windows(self.backend.run, windows, m.text.pad_id, m.inputs, self.batch_size)
         if logits.shape[1] != LABEL_OUTPUTS + len(m.categories):
             raise ManifestError(f"{self.path / MANIFEST_NAME}: lists {len(m.categories)} categories, but "
                                 f"{self.artifact.path} outputs {logits.shape[1]} logits (2 labels, then one a "
                                 "category); re-export the bundle", self.path / MANIFEST_NAME)
-        best, counts = most_unsafe_window(windows, unsafe_probability(logits, m.unsafe_index), len(prompts))
-        per_text = highest_per_text(windows, category_probability(logits, [c.index for c in m.categories]),
-                                    len(prompts))
+        best, counts = most_unsafe_window(windows, unsafe_probability(logits, m.unsafe_index), texts)
+        per_text = highest_per_text(windows, category_probability(logits, [c.index for c in m.categories]), texts)
         thresholds = {c.name: c.threshold for c in m.categories}
         verdicts = []
         for i, (s, n) in enumerate(zip(best, counts)):

@@ -16,7 +16,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from guard_sdk.bundle import TextEncoding
-from guard_sdk.errors import ManifestError
+from guard_sdk.errors import BundleError, ManifestError
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,16 @@ def window_starts(length: int, size: int, overlap: int) -> range:
 class TextEncoder:
     """Encodes a prompt, or a prompt and a response, into one or more windows of at most max_length."""
 
-    def __init__(self, tokenizer_path: str | Path, max_length: int, text: TextEncoding) -> None:
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    def __init__(self, tokenizer: str | Path | bytes, max_length: int, text: TextEncoding,
+                 where: str | Path | None = None) -> None:
+        """``tokenizer``: a tokenizer.json path, or its bytes (``where`` names it in errors)."""
+        tokenizer_path = where if isinstance(tokenizer, bytes) else tokenizer
+        try:
+            self._tokenizer = (Tokenizer.from_str(tokenizer.decode("utf-8")) if isinstance(tokenizer, bytes)
+                               else Tokenizer.from_file(str(tokenizer)))
+        except Exception as e:  # tokenizers raises its own untyped Exception for a file it cannot read
+            raise BundleError(f"{tokenizer_path}: not a tokenizer.json that `tokenizers` can load ({e})",
+                              tokenizer_path) from e
         # The file may carry training-time truncation/padding; windows and padding are ours.
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()

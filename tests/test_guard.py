@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from guard_sdk import DefaultGuardMissingError, Guard, InputError, InputTypeError, Verdict
+from guard_sdk import DefaultGuardMissingError, Guard, InputError, InputTooLongError, InputTypeError, Verdict
 from guard_sdk.backends import default_threads, physical_cores, usable_cpus
 from guard_sdk.bundle import read_manifest, write_manifest
 from guard_sdk.errors import BackendUnavailableError
@@ -130,13 +130,17 @@ def test_window_scores_are_the_backends(guard):
 
 
 @pytest.mark.slow  # about a thousand windows through the model; `make test-fast` leaves it out
-def test_megabyte_input_is_scored_in_bounded_batches(bert_bundle):
-    g = Guard.load(bert_bundle, batch_size=4)
+def test_megabyte_input_is_refused_before_the_model_runs_or_scored_in_bounded_batches(bert_bundle):
+    text = "The committee met on Tuesday to review the budget. " * 19_600  # ~1 MB, under max_input_chars
+    assert 990_000 < len(text) <= 1_000_000
     seen = []
+    g = Guard.load(bert_bundle, batch_size=4)
     run = g.backend.run
     g.backend.run = lambda feeds: seen.append(feeds["input_ids"].shape) or run(feeds)
-    text = "The committee met on Tuesday to review the budget. " * 20_000  # ~1 MB
-    assert len(text) > 1_000_000
+    with pytest.raises(InputTooLongError, match=r"prompt needs [\d,]+ windows of 64 tokens; the limit is 256"):
+        g.classify(text)
+    assert seen == []  # refused before a single model call
+    g.max_windows = 100_000  # as Guard.load(max_windows=100_000)
     tracemalloc.start()
     v = g.classify(text)
     _, peak = tracemalloc.get_traced_memory()
@@ -144,6 +148,27 @@ def test_megabyte_input_is_scored_in_bounded_batches(bert_bundle):
     assert v.windows == sum(s[0] for s in seen) > 1000
     assert max(s[0] for s in seen) <= 4 and max(s[1] for s in seen) <= g.manifest.max_length
     assert peak < 300 * 2**20  # the windows of 1 MB of text, not a model call on all of them
+
+
+def test_a_batch_can_return_each_bad_items_error_in_its_place(bert_bundle):
+    g = Guard.load(bert_bundle, max_windows=3)
+    long = "What is the capital of Australia? " * 40
+    prompts = [UNSAFE_TEXTS[0], long, SAFE_TEXTS[0], None, "bad \udcff", SAFE_TEXTS[1]]
+    responses = [None, None, "x" * 50, None, None, long]
+    with pytest.raises(InputTooLongError, match=r"prompts\[1\] needs"):
+        g.classify_batch(prompts, responses)
+    got = g.classify_batch(prompts, responses, errors="return")
+    expected = g.classify_batch([prompts[0], prompts[2]], [None, responses[2]])
+    assert got[0] == expected[0] and got[2] == expected[1]
+    assert isinstance(got[1], InputTooLongError) and isinstance(got[3], InputTypeError)
+    assert isinstance(got[4], InputError) and "prompts[4] is not valid UTF-8" in str(got[4])
+    assert isinstance(got[5], InputTooLongError) and str(got[5]).startswith("responses[5] needs")
+    with pytest.raises(InputError, match="errors must be 'raise' or 'return'"):
+        g.classify_batch(prompts, errors="ignore")
+    with pytest.raises(InputTypeError, match="threshold must be a number"):
+        g.classify("hi", threshold="0.5")
+    with pytest.raises(InputError, match="max_windows must be a positive int"):
+        Guard.load(bert_bundle, max_windows=0)
 
 
 def test_concurrent_calls_give_the_serial_answers(guard):

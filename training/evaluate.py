@@ -240,6 +240,14 @@ class CheckpointScorer(Scorer):
         return scores
 
 
+def score_with_checkpoint(
+    checkpoint: str | Path, dataset: Any, max_length: int, batch_size: int = CHUNK, progress: bool = True
+) -> np.ndarray:
+    """P(unsafe) of every row through a PyTorch sequence classifier, on the windows a bundle of
+    ``max_length`` would score, the most unsafe window deciding (as the runtime does)."""
+    return checkpoint_scorer(checkpoint, max_length, batch_size, progress)(dataset["prompt"], dataset["response"])
+
+
 def checkpoint_scorer(checkpoint: str | Path, max_length: int, batch_size: int = CHUNK,
                       progress: bool = True) -> CheckpointScorer:
     """``score(prompts, responses) -> P(unsafe)`` of a loaded checkpoint, windowed as a bundle of ``max_length``."""

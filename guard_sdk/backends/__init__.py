@@ -72,9 +72,10 @@ def backend_format(backend: str) -> str:
     return BACKENDS[backend].format
 
 
-def open_backend(backend: str, path: Path, threads: int | None, output: str, inputs: Sequence[str], *,
-                 requested: bool = True) -> Backend:
-    """Instantiate ``backend`` on the artifact at ``path``, whose graph takes ``inputs`` in that order.
+def open_backend(backend: str, source: Path | bytes, threads: int | None, output: str, inputs: Sequence[str], *,
+                 requested: bool = True, where: Path | None = None) -> Backend:
+    """Instantiate ``backend`` on the artifact ``source`` (its verified bytes, or the path of a folder artifact),
+    whose graph takes ``inputs`` in that order; ``where`` names a source given as bytes in errors.
 
     ``threads`` None leaves the library's own default (every core: export's parity runs want that);
     ``requested`` False says the count is ``default_threads``' choice, not the caller's, so it may yield to a
@@ -89,7 +90,8 @@ def open_backend(backend: str, path: Path, threads: int | None, output: str, inp
         raise BackendUnavailableError(
             f"backend {backend!r} needs a library that is not installed ({e.name}); pip install '{info.install}'"
         ) from e
-    return getattr(module, class_name)(path, threads=threads, output=output, inputs=list(inputs), requested=requested)
+    return getattr(module, class_name)(source, threads=threads, output=output, inputs=list(inputs),
+                                       requested=requested, where=where)
 
 
 def rows(inputs: dict[str, np.ndarray], names: Sequence[str]) -> list[list[np.ndarray]]:

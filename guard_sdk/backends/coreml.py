@@ -19,11 +19,15 @@ class CoreMLBackend:
 
     name = "coreml"
 
-    def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
-                 inputs: list[str] | None = None, requested: bool = True) -> None:
-        """``threads`` and ``requested`` are part of every backend's signature; Core ML schedules its own."""
+    def __init__(self, source: Path | bytes, threads: int | None = None, output: str = "logits",
+                 inputs: list[str] | None = None, requested: bool = True, where: Path | None = None) -> None:
+        """``threads``, ``requested`` and ``where`` are part of every backend's signature; Core ML schedules its
+        own threads and loads a package folder only from disk (``bundle.verified_path``)."""
         import coremltools as ct
 
+        if isinstance(source, bytes):
+            raise BundleError(f"{where}: a Core ML artifact is an .mlpackage folder, not a file", where)
+        path = source
         self.threads = None
 
         try:

@@ -69,10 +69,11 @@ class ExecuTorchBackend:
 
     name = "executorch"
 
-    def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
-                 inputs: list[str] | None = None, requested: bool = True) -> None:
+    def __init__(self, source: Path | bytes, threads: int | None = None, output: str = "logits",
+                 inputs: list[str] | None = None, requested: bool = True, where: Path | None = None) -> None:
         import torch
 
+        path = where if isinstance(source, bytes) else source
         with quiet_executorch():
             import executorch.kernels.quantized  # noqa: F401  registers the int8 embedding kernel a .pte may call
             from executorch.extension.pybindings import portable_lib
@@ -80,7 +81,7 @@ class ExecuTorchBackend:
 
         self.threads = _size_thread_pool(portable_lib, threads, requested)
         try:
-            program = Runtime.get().load_program(Path(path))
+            program = Runtime.get().load_program(source if isinstance(source, bytes) else Path(source))
             self._method = program.load_method("forward")
         except (RuntimeError, ValueError) as e:
             raise BundleError(f"{path}: ExecuTorch cannot load it as a program ({e})", path) from e

@@ -1,13 +1,22 @@
-"""ONNX Runtime on the CPU: runs model.onnx and model.int8.onnx."""
+"""ONNX Runtime on the CPU: runs model.onnx and model.int8.onnx, from the bytes the bundle check read.
+
+ONNX Runtime's telemetry (a device id and an event database under ~/.cache/Microsoft) is turned off before it is
+imported: a guard writes nothing outside its bundle and the folders it is told to write.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from guard_sdk.errors import BundleError
+
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # read as it loads; the call below stops an earlier import's events
+import onnxruntime as ort  # noqa: E402
+
+ort.disable_telemetry_events()
 
 
 class OnnxRuntimeBackend:
@@ -15,9 +24,10 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None, output: str = "logits",
-                 inputs: list[str] | None = None, requested: bool = True) -> None:
+    def __init__(self, source: Path | bytes, threads: int | None = None, output: str = "logits",
+                 inputs: list[str] | None = None, requested: bool = True, where: Path | None = None) -> None:
         """``requested`` does not matter here: each session has a pool of its own, so any count is honoured."""
+        path = where if isinstance(source, bytes) else source
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
@@ -25,7 +35,8 @@ class OnnxRuntimeBackend:
             options.inter_op_num_threads = 1
         self.threads = threads
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            model = source if isinstance(source, bytes) else str(source)
+            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own unexported exception types for a bad model file
             raise BundleError(f"{path}: ONNX Runtime cannot load it ({e})", path) from e
         self._output = output

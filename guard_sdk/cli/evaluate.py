@@ -15,6 +15,7 @@ from guard_sdk.cli.options import (
     add_output,
     add_quiet,
     add_runtime,
+    add_trusted_keys,
     command,
     csv,
     mapping,
@@ -87,6 +88,7 @@ def register(sub: Subparsers) -> None:
                     help="with --suite and a bundle: the same, into the bundle's MODEL_CARD.md (not covered by the "
                     "hashes in guard.json, so the bundle still verifies), under a 'Public evaluation suite' heading")
     add_runtime(ev)
+    add_trusted_keys(ev)
     add_quiet(ev)
     ev.set_defaults(run=run_eval, extra="train")
 
@@ -110,7 +112,8 @@ def run_eval(args: argparse.Namespace, out: IO[str]) -> int:
     else:
         from guard_sdk.guard import Guard
 
-        guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
+        guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads,
+                           trusted_keys=args.trusted_keys)
         verdicts = evaluate.verdicts_with_guard(guard, dataset, progress=not args.quiet)
         scores = [v.score for v in verdicts]
         threshold = guard.threshold if args.threshold is None else args.threshold
@@ -148,7 +151,8 @@ def run_suite(args: argparse.Namespace, out: IO[str]) -> int:
     else:
         from guard_sdk.guard import Guard
 
-        guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads)
+        guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads,
+                           trusted_keys=args.trusted_keys)
         scorer = evaluate.guard_scorer(guard, progress)
         threshold = guard.threshold if args.threshold is None else args.threshold
         what = f"{guard.manifest.name} ({guard.artifact.path}, {guard.backend.name})"

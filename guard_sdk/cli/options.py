@@ -94,6 +94,13 @@ def add_runtime(p: argparse.ArgumentParser, threads: bool = True) -> None:
                        "like the embedded guard; else the physical cores, at most 4)")
 
 
+def add_trusted_keys(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trusted-key", type=Path, action="append", default=None, metavar="PUBLIC.pem",
+                   dest="trusted_keys",
+                   help="an Ed25519 public key (PEM) one of which must have signed the bundle (guard-sdk sign); "
+                   "repeat for several (default: signatures are not checked)")
+
+
 def add_output(p: argparse.ArgumentParser, help: str, required: bool = False, legacy: tuple[str, ...] = ()) -> None:
     """-o/--output for what a command writes; ``legacy`` keeps an older spelling working."""
     p.add_argument("--output", "-o", *legacy, type=Path, required=required, dest="output", help=help)
