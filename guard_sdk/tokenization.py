@@ -81,6 +81,9 @@ class TextEncoder:
         self._tokenizer.no_padding()
         self.max_length = max_length
         self.text = text
+        if self._tokenizer.token_to_id(text.pad_token) != text.pad_id:
+            raise ManifestError(f"text.pad_id {text.pad_id} is not the id of pad_token {text.pad_token!r} in "
+                                f"{tokenizer_path} ({self._tokenizer.token_to_id(text.pad_token)})", tokenizer_path)
         try:
             self._single = special_template(self._tokenizer, pair=False)
             self._pair = special_template(self._tokenizer, pair=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from guard_sdk.bench.stats import latency_stats
 from guard_sdk.cli import main
 from guard_sdk.errors import ArtifactChangedError, FolderInUseError, InputError, UnknownFormatError
 from guard_sdk.guard import default_bundle_path
+from guard_sdk.signing import generate_keys, sign_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_TESTS = ROOT / "android_demo" / "guard-core" / "test.sh"
@@ -109,6 +111,10 @@ def test_the_jvm_core_matches_python_on_every_vector(bert_bundle, bert_mobile, p
     for name, bundle in (("default", default_bundle_path()), ("tiny-bert", bert_bundle),
                          ("prompt-tuned", prompt_tuned_bundle), ("categories", categories_bundle)):
         write_vectors(bundle, vectors / f"{name}.json")
+    # SignatureTest: a copy signed here (cryptography) that the JDK's Ed25519 must verify with this public key.
+    shutil.copytree(bert_mobile, vectors / "signed")
+    generate_keys(tmp_path / "key.pem", vectors / "trusted.pub.pem")
+    sign_bundle(vectors / "signed", tmp_path / "key.pem")
     done = subprocess.run(["bash", str(CORE_TESTS), str(vectors), str(bert_mobile)],
                           capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
@@ -117,6 +123,7 @@ def test_the_jvm_core_matches_python_on_every_vector(bert_bundle, bert_mobile, p
     assert found > 4 * len(VECTOR_CASES) and "[         0 tests failed          ]" in output
     assert "prompt-tuned.json pair_both_long" in output and "tiny-bert.json emoji" in output
     assert "categories.json pair" in output
+    assert "aBundleSignedInPythonOpensWithItsKeyAndTheSameKeyId()" in output
 
 
 @pytest.mark.slow

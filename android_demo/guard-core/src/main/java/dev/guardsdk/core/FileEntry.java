@@ -1,9 +1,6 @@
 package dev.guardsdk.core;
 
 import java.io.File;
-import java.io.FileInputStream;
-import java.io.IOException;
-import java.io.InputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import org.json.JSONException;
@@ -18,7 +15,7 @@ public class FileEntry {
   FileEntry(JSONObject entry) throws JSONException, GuardException {
     this.path = entry.getString("path");
     this.sha256 = entry.getString("sha256");
-    this.bytes = entry.getLong("bytes");
+    this.bytes = Manifest.integer(entry, "bytes", 0, Long.MAX_VALUE);
     if (path.isEmpty() || path.startsWith("/") || path.startsWith("\\") || path.contains(":")
         || ("/" + path.replace('\\', '/') + "/").contains("/../")) {
       throw new GuardException(GuardException.Reason.MANIFEST,
@@ -27,47 +24,39 @@ public class FileEntry {
   }
 
   /**
-   * The file under {@code bundle}, once it exists with the listed size and sha256. A Core ML package (a
-   * folder) is refused here: no Android runtime reads it.
+   * The file under {@code bundle}, once its bytes (read as {@link #verifiedBytes} reads them) have the listed
+   * size and sha256: for a runtime that loads a model only from a path (ExecuTorch's Module). Load it from
+   * app-private storage, where nothing else can swap it between this check and the load.
    */
   public File verified(File bundle) throws GuardException {
-    File file = new File(bundle, path);
-    if (!file.isFile()) {
-      throw new GuardException(GuardException.Reason.ARTIFACT_MISSING,
-          path + " is listed in guard.json but missing from the bundle " + bundle);
-    }
-    if (file.length() != bytes) {
-      throw new GuardException(GuardException.Reason.ARTIFACT_CHANGED,
-          path + " has " + file.length() + " bytes, guard.json says " + bytes + ": the file was changed or cut short");
-    }
-    String actual;
-    try {
-      actual = sha256Of(file);
-    } catch (IOException e) {
-      throw new GuardException(GuardException.Reason.ARTIFACT_MISSING, path + " cannot be read: " + e.getMessage(), e);
-    }
+    verifiedBytes(bundle);
+    return new File(bundle, path);
+  }
+
+  /**
+   * The file's bytes, read once (never through a link, only a regular file) and checked against the listed
+   * size and sha256: what the tokenizer is built from. A Core ML package (a folder) is refused here: no
+   * Android runtime reads it.
+   */
+  public byte[] verifiedBytes(File bundle) throws GuardException {
+    byte[] data = BundleFiles.read(bundle, path, bytes, bytes);
+    String actual = sha256Of(data);
     if (!actual.equals(sha256)) {
       throw new GuardException(GuardException.Reason.ARTIFACT_CHANGED,
           path + " has sha256 " + actual + ", guard.json says " + sha256 + ": the file was changed");
     }
-    return file;
+    return data;
   }
 
-  static String sha256Of(File file) throws IOException {
+  static String sha256Of(byte[] data) {
     MessageDigest digest;
     try {
       digest = MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("every Java platform has SHA-256", e);
     }
-    byte[] buffer = new byte[1 << 16];
-    try (InputStream in = new FileInputStream(file)) {
-      for (int n; (n = in.read(buffer)) > 0; ) {
-        digest.update(buffer, 0, n);
-      }
-    }
     StringBuilder hex = new StringBuilder();
-    for (byte b : digest.digest()) {
+    for (byte b : digest.digest(data)) {
       hex.append(String.format("%02x", b));
     }
     return hex.toString();

@@ -26,7 +26,20 @@ public final class GuardBundle {
    * listed is reported missing; with none listed, the refusal names what the bundle holds.
    */
   public static GuardBundle open(File dir, String format, String... precisions) throws GuardException {
-    Manifest manifest = Manifest.read(dir);
+    return open(dir, format, java.util.Collections.emptyList(), precisions);
+  }
+
+  /**
+   * {@link #open(File, String, String...)} of a signed bundle: one of {@code trustedKeys} must have signed its
+   * guard.json (BundleSignature), checked on the very bytes that are parsed; none given: no check.
+   */
+  public static GuardBundle open(File dir, String format, java.util.List<java.security.PublicKey> trustedKeys,
+      String... precisions) throws GuardException {
+    byte[] bytes = Manifest.bytes(dir);
+    if (!trustedKeys.isEmpty()) {
+      BundleSignature.verify(dir, bytes, trustedKeys);
+    }
+    Manifest manifest = Manifest.parse(new String(bytes, java.nio.charset.StandardCharsets.UTF_8));
     Artifact listed = null;
     for (String precision : precisions) {
       Artifact a = manifest.find(format, precision);
@@ -39,7 +52,7 @@ public final class GuardBundle {
   }
 
   private static GuardBundle open(File dir, Manifest manifest, Artifact artifact) throws GuardException {
-    WordPieceTokenizer tokenizer = WordPieceTokenizer.read(manifest.tokenizer.verified(dir));
+    WordPieceTokenizer tokenizer = WordPieceTokenizer.parse(manifest.tokenizer.verifiedBytes(dir));
     File model = artifact.verified(dir);
     return new GuardBundle(manifest, artifact, model, new TextEncoder(tokenizer, manifest));
   }

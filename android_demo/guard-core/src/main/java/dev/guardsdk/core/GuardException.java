@@ -24,7 +24,9 @@ public final class GuardException extends Exception {
     /** The text given to classify: empty where a prompt is needed, too long, or not valid Unicode (InputError). */
     INPUT,
     /** A policy that is malformed or names a category the bundle does not score (PolicyError). */
-    POLICY
+    POLICY,
+    /** Trusted keys were given and guard.sig is missing, malformed or not theirs (SignatureError). */
+    SIGNATURE
   }
 
   private final Reason reason;

@@ -1,9 +1,7 @@
 package dev.guardsdk.core;
 
 import java.io.File;
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -18,6 +16,13 @@ import org.json.JSONObject;
 public final class Manifest {
   public static final int SCHEMA_VERSION = 2;
   public static final String FILE = "guard.json";
+  /** A guard.json is a few kB; a larger one is refused before it is read (guard_sdk.bundle.MAX_MANIFEST_BYTES). */
+  public static final long MAX_BYTES = 4L << 20;
+  // Label names that say which class is which (guard_sdk.labels.LABEL_VALUES).
+  private static final java.util.Set<String> SAFE_NAMES =
+      new java.util.HashSet<>(java.util.Arrays.asList("0", "safe", "benign", "unharmful", "harmless"));
+  private static final java.util.Set<String> UNSAFE_NAMES =
+      new java.util.HashSet<>(java.util.Arrays.asList("1", "unsafe", "harmful"));
 
   public final String name;
   public final List<String> labels;
@@ -40,15 +45,15 @@ public final class Manifest {
     public final int index;
     public final double threshold;
 
-    Category(JSONObject c) throws JSONException {
+    Category(JSONObject c) throws JSONException, GuardException {
       name = c.getString("name");
-      index = c.getInt("index");
+      index = (int) integer(c, "index", 2, Integer.MAX_VALUE);
       threshold = c.getDouble("threshold");
     }
   }
 
   private Manifest(JSONObject m) throws JSONException, GuardException {
-    int version = m.getInt("schema_version");
+    int version = (int) integer(m, "schema_version", 0, Integer.MAX_VALUE);
     if (version != 1 && version != SCHEMA_VERSION) {
       throw new GuardException(GuardException.Reason.SCHEMA_VERSION,
           "guard.json has schema_version " + version + "; this app reads versions 1 and " + SCHEMA_VERSION
@@ -56,9 +61,9 @@ public final class Manifest {
     }
     name = m.getString("name");
     labels = strings(m.getJSONArray("labels"));
-    unsafeIndex = m.getInt("unsafe_index");
+    unsafeIndex = (int) integer(m, "unsafe_index", 0, 1);
     threshold = m.getDouble("threshold");
-    maxLength = m.getInt("max_length");
+    maxLength = (int) integer(m, "max_length", 8, Integer.MAX_VALUE);
     tokenizer = new FileEntry(m.getJSONObject("tokenizer"));
     JSONObject text = m.getJSONObject("text");
     String pairs = text.getString("pair_encoding");
@@ -66,8 +71,8 @@ public final class Manifest {
       throw malformed("text.pair_encoding " + pairs + " is unknown; this app joins pairs as tokenizer_pair");
     }
     promptTruncationSide = text.getString("prompt_truncation_side");
-    windowOverlap = text.getInt("window_overlap");
-    padId = text.getInt("pad_id");
+    windowOverlap = (int) integer(text, "window_overlap", 0, Integer.MAX_VALUE);
+    padId = (int) integer(text, "pad_id", 0, Integer.MAX_VALUE);
     inputs = strings(m.getJSONArray("inputs"));
     List<Artifact> found = new ArrayList<>();
     JSONArray list = m.getJSONArray("artifacts");
@@ -87,21 +92,28 @@ public final class Manifest {
       if (!names.add(c.name) || c.index < 2 || c.index >= 2 + taken.length || taken[c.index - 2]) {
         throw malformed("categories must have distinct names and take the logits after the labels' (2, 3, ...)");
       }
-      if (!(c.threshold >= 0 && c.threshold <= 1)) {
-        throw malformed("the threshold of category " + c.name + " is outside [0, 1]");
+      if (!(c.threshold > 0 && c.threshold < 1)) {
+        throw malformed("the threshold of category " + c.name + " is outside (0, 1)");
       }
       taken[c.index - 2] = true;
       heads.add(c);
     }
     categories = Collections.unmodifiableList(heads);
-    if (labels.size() != 2 || unsafeIndex < 0 || unsafeIndex > 1) {
-      throw malformed("labels must name 2 classes and unsafe_index must be 0 or 1");
+    if (labels.size() != 2) {
+      throw malformed("labels must name 2 classes");
     }
-    if (!(threshold >= 0 && threshold <= 1)) {
-      throw malformed("threshold " + threshold + " is outside [0, 1]");
+    if (!(threshold > 0 && threshold < 1)) {
+      throw malformed("threshold " + threshold + " is outside (0, 1): it would flag everything or nothing");
     }
-    if (maxLength < 4 || windowOverlap < 0) {
-      throw malformed("max_length must be at least 4 and window_overlap at least 0");
+    if (SAFE_NAMES.contains(labels.get(unsafeIndex).toLowerCase(java.util.Locale.ROOT))
+        || UNSAFE_NAMES.contains(labels.get(1 - unsafeIndex).toLowerCase(java.util.Locale.ROOT))) {
+      throw malformed("unsafe_index " + unsafeIndex + " names the label " + labels.get(unsafeIndex)
+          + " unsafe; the guard would be inverted");
+    }
+    JSONObject source = m.optJSONObject("source");
+    Object positions = source == null ? null : source.opt("max_positions");
+    if (positions instanceof Integer && maxLength > (Integer) positions) {
+      throw malformed("max_length " + maxLength + " exceeds the " + positions + " positions the model has");
     }
     if (!promptTruncationSide.equals("left") && !promptTruncationSide.equals("right")) {
       throw malformed("text.prompt_truncation_side must be left or right, not " + promptTruncationSide);
@@ -115,22 +127,42 @@ public final class Manifest {
   public static Manifest parse(String json) throws GuardException {
     try {
       return new Manifest(new JSONObject(json));
-    } catch (JSONException e) {
-      throw malformed(e.getMessage());
+    } catch (JSONException | StackOverflowError e) {
+      throw malformed(String.valueOf(e.getMessage()));
     }
   }
 
-  /** Reads {@code bundle}/guard.json. */
+  /** Reads {@code bundle}/guard.json (BundleFiles: a regular file, no link, at most MAX_BYTES). */
   public static Manifest read(File bundle) throws GuardException {
-    File file = new File(bundle, FILE);
-    if (!file.isFile()) {
+    return parse(new String(bytes(bundle), StandardCharsets.UTF_8));
+  }
+
+  /** The bytes of {@code bundle}/guard.json, read once: what a signature is checked on and what is parsed. */
+  public static byte[] bytes(File bundle) throws GuardException {
+    if (!new File(bundle, FILE).exists()) {
       throw new GuardException(GuardException.Reason.MANIFEST, "no guard.json in " + bundle + ": not a guard bundle");
     }
     try {
-      return parse(new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8));
-    } catch (IOException e) {
-      throw new GuardException(GuardException.Reason.MANIFEST, "cannot read " + file + ": " + e.getMessage(), e);
+      return BundleFiles.read(bundle, FILE, -1, MAX_BYTES);
+    } catch (GuardException e) {
+      throw new GuardException(GuardException.Reason.MANIFEST, e.getMessage(), e);
     }
+  }
+
+  /**
+   * A JSON integer field in [min, max]: the schema's "integer" (128.0 or "128" are refused, as the Python
+   * runtime refuses them), named in the refusal.
+   */
+  static long integer(JSONObject o, String key, long min, long max) throws JSONException, GuardException {
+    Object value = o.get(key);
+    if (!(value instanceof Integer || value instanceof Long)) {
+      throw malformed(key + " must be an integer, got " + value);
+    }
+    long n = ((Number) value).longValue();
+    if (n < min || n > max) {
+      throw malformed(key + " " + n + " is outside [" + min + ", " + max + "]");
+    }
+    return n;
   }
 
   /** The artifact of {@code format} and {@code precision}, or null. */

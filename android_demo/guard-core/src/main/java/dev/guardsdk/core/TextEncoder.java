@@ -10,7 +10,9 @@ import java.util.List;
  */
 public final class TextEncoder {
   /** The Python runtime's limit on one text (guard_sdk.guard.MAX_INPUT_CHARS), in code points. */
-  public static final int MAX_INPUT_CHARS = 4_000_000;
+  public static final int MAX_INPUT_CHARS = 1_000_000;
+  /** The Python runtime's limit on one input's windows (guard_sdk.guard.MAX_WINDOWS): refused, not scored. */
+  public static final int MAX_WINDOWS = 256;
 
   private final WordPieceTokenizer tokenizer;
   private final boolean keepPromptEnd;
@@ -33,8 +35,20 @@ public final class TextEncoder {
     }
   }
 
-  /** All windows of one input; {@code response} null for a prompt alone (an empty response is still a pair). */
+  /**
+   * All windows of one input; {@code response} null for a prompt alone (an empty response is still a pair). An
+   * input of more than MAX_WINDOWS windows is an INPUT refusal, before the model runs.
+   */
   public List<Window> windows(String prompt, String response) throws GuardException {
+    List<Window> out = allWindows(prompt, response);
+    if (out.size() > MAX_WINDOWS) {
+      throw new GuardException(GuardException.Reason.INPUT, (response == null ? "the prompt" : "the response")
+          + " needs " + out.size() + " windows of " + maxLength + " tokens; the limit is " + MAX_WINDOWS);
+    }
+    return out;
+  }
+
+  private List<Window> allWindows(String prompt, String response) throws GuardException {
     int[] p = tokenizer.encode(checkText(prompt, "the prompt"));
     List<Window> out = new ArrayList<>();
     if (response == null) {

@@ -1,9 +1,6 @@
 package dev.guardsdk.core;
 
-import java.io.File;
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.text.Normalizer;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -108,14 +105,9 @@ public final class WordPieceTokenizer {
     }
   }
 
-  /** Reads a tokenizer.json file (verify it against guard.json first). */
-  public static WordPieceTokenizer read(File file) throws GuardException {
-    try {
-      return parse(new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8));
-    } catch (IOException e) {
-      throw new GuardException(
-          GuardException.Reason.ARTIFACT_MISSING, "cannot read " + file + ": " + e.getMessage(), e);
-    }
+  /** Parses the bytes of a tokenizer.json (verified against guard.json first: FileEntry.verifiedBytes). */
+  public static WordPieceTokenizer parse(byte[] json) throws GuardException {
+    return parse(new String(json, StandardCharsets.UTF_8));
   }
 
   /** Token ids of {@code text} without special tokens (tokenizers' encode with add_special_tokens=False). */

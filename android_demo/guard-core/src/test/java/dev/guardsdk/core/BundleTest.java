@@ -140,4 +140,46 @@ class BundleTest {
     e = assertThrows(GuardException.class, () -> GuardBundle.open(bundle, "executorch", "fp16"));
     assertEquals(GuardException.Reason.NO_ARTIFACT, e.reason());
   }
+
+  private void editManifestRegex(String pattern, String to) throws IOException {
+    File file = new File(bundle, Manifest.FILE);
+    String text = new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8);
+    String edited = text.replaceFirst(pattern, to);
+    assertTrue(!edited.equals(text), "guard.json has no " + pattern);
+    Files.write(file.toPath(), edited.getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void aTokenizerLinkedFromOutsideIsRefusedThoughItsBytesMatch() throws IOException {
+    Path outside = tmp.resolve("outside.json");
+    Files.move(new File(bundle, "tokenizer.json").toPath(), outside);
+    Files.createSymbolicLink(new File(bundle, "tokenizer.json").toPath(), outside);
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("symbolic link"), e.getMessage());
+  }
+
+  @Test
+  void aThresholdThatDisablesTheGuardIsRefused() throws IOException {
+    editManifestRegex("\"threshold\": [0-9.eE+-]+", "\"threshold\": 1.0");
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("outside (0, 1)"), e.getMessage());
+  }
+
+  @Test
+  void aMaxLengthWrittenAsAFloatIsRefused() throws IOException {
+    editManifestRegex("\"max_length\": ([0-9]+)", "\"max_length\": $1.0");
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("max_length must be an integer"), e.getMessage());
+  }
+
+  @Test
+  void anUnsafeIndexThatInvertsTheGuardIsRefused() throws IOException {
+    editManifest("\"unsafe_index\": 1", "\"unsafe_index\": 0");
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("inverted"), e.getMessage());
+  }
 }

@@ -39,7 +39,7 @@ class VectorsTest {
       assertEquals("guard-sdk test vectors", vectors.getString("format"));
       File bundle = new File(vectors.getJSONObject("bundle").getString("path"));
       Manifest manifest = Manifest.read(bundle);
-      WordPieceTokenizer tokenizer = WordPieceTokenizer.read(manifest.tokenizer.verified(bundle));
+      WordPieceTokenizer tokenizer = WordPieceTokenizer.parse(manifest.tokenizer.verifiedBytes(bundle));
       TextEncoder encoder = new TextEncoder(tokenizer, manifest);
       JSONArray cases = vectors.getJSONArray("cases");
       for (int i = 0; i < cases.length(); i++) {
