@@ -294,10 +294,10 @@ def write_suite(result: dict[str, Any], out_dir: str | Path, sets: Sequence[Suit
     return json_path, md_path
 
 
-def update_marked(path: str | Path, block: str, heading: str = "") -> Path:
-    """Put ``block`` between the BEGIN and END markers of the markdown file ``path``, leaving every byte outside
-    them as it was; a file without the markers gets them at its end (after ``heading``), a missing file is created.
-    Running it twice with the same block leaves the file unchanged."""
+def update_marked(path: str | Path, block: str, heading: str = "", begin: str = BEGIN, end: str = END) -> Path:
+    """Put ``block`` between the ``begin`` and ``end`` markers of the markdown file ``path`` (the public suite's by
+    default), leaving every byte outside them as it was; a file without the markers gets them at its end (after
+    ``heading``), a missing file is created. Running it twice with the same block leaves the file unchanged."""
     path = Path(path)
     text = ""
     if path.exists():
@@ -306,17 +306,17 @@ def update_marked(path: str | Path, block: str, heading: str = "") -> Path:
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"{path}: cannot read it as UTF-8 text ({e})") from e
     newline = "\r\n" if "\r\n" in text else "\n"
-    marked = newline.join([BEGIN, *block.strip("\n").split("\n"), END])
-    begins, ends = text.count(BEGIN), text.count(END)
+    marked = newline.join([begin, *block.strip("\n").split("\n"), end])
+    begins, ends = text.count(begin), text.count(end)
     if begins == ends == 0:
         lead = (text.rstrip("\r\n") + newline * 2) if text.strip() else ""
         text = lead + (heading + newline * 2 if heading else "") + marked + newline
-    elif begins == ends == 1 and text.index(BEGIN) < text.index(END):
-        start, stop = text.index(BEGIN), text.index(END) + len(END)
+    elif begins == ends == 1 and text.index(begin) < text.index(end):
+        start, stop = text.index(begin), text.index(end) + len(end)
         text = text[:start] + marked + text[stop:]
     else:
-        raise InputError(f"{path}: holds {begins} {BEGIN!r} and {ends} {END!r} marker(s); expected one of each, "
-                         "BEGIN first (or none, to have them added at the end)")
+        raise InputError(f"{path}: holds {begins} {begin!r} and {ends} {end!r} marker(s); expected one of each, "
+                         "the first before the second (or none, to have them added at the end)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(text.encode("utf-8"))

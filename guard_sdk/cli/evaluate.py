@@ -6,7 +6,7 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from guard_sdk.cli.options import (
     EXIT_OK,
@@ -60,14 +60,18 @@ def register(sub: Subparsers) -> None:
         "  guard-sdk eval --bundle my-guard --data build/finetune/default-guard/data --split test\n"
         "  guard-sdk eval --checkpoint ckpt --data mine.csv --columns prompt=text,label=is_harmful\n"
         "  guard-sdk eval --suite public                      # the default guard on every public set\n"
-        "  guard-sdk eval --suite public --bundle my-guard --model-card --docs docs/quality.md -o build/suite",
+        "  guard-sdk eval --suite public --bundle my-guard --model-card --docs docs/quality.md -o build/suite\n"
+        "  guard-sdk eval --suite evasion --docs docs/evasion.md   # the default guard under every disguise",
     )
     what = ev.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", "-d", type=csv,
                       help="comma-separated: built-in source names (e.g. xstest), data files (.jsonl .json .csv "
                       ".parquet), saved dataset folders, or hub ids")
-    what.add_argument("--suite", choices=("public",),
-                      help="public: every public evaluation set in the data folder, one row each (see above)")
+    what.add_argument("--suite", choices=("public", "evasion"),
+                      help="public: every public evaluation set in the data folder, one row each (see above); "
+                      "evasion: 300 prompts of our own (harmful, benign, benign but alarming) under 15 disguises "
+                      "(spaced letters, base64, leetspeak, look-alike letters, role-play, padding, ...): detection "
+                      "and false positives per disguise")
     ev.add_argument("--checkpoint", help="score a PyTorch checkpoint instead of a bundle")
     ev.add_argument("--max-length", type=positive_int, default=512,
                     help="with --checkpoint: tokens per window, as a bundle of that max_length scores (default: 512)")
@@ -156,6 +160,8 @@ def run_suite(args: argparse.Namespace, out: IO[str]) -> int:
         scorer = evaluate.guard_scorer(guard, progress)
         threshold = guard.threshold if args.threshold is None else args.threshold
         what = f"{guard.manifest.name} ({guard.artifact.path}, {guard.backend.name})"
+    if args.suite == "evasion":
+        return _run_evasion(args, scorer, threshold, what, out)
     sets = suite.SUITES[args.suite]
     result = suite.run_suite(scorer, threshold, what, root=args.data_dir, sets=sets)
     markdown = suite.to_markdown(result, sets)
@@ -166,5 +172,21 @@ def run_suite(args: argparse.Namespace, out: IO[str]) -> int:
         print(f"guard-sdk: updated {suite.update_marked(args.docs, markdown)}", file=sys.stderr)
     if args.model_card:
         print(f"guard-sdk: updated {suite.update_model_card(guard.path, markdown)}", file=sys.stderr)
+    out.write(markdown)
+    return EXIT_OK
+
+
+def _run_evasion(args: argparse.Namespace, scorer: Any, threshold: float, what: str, out: IO[str]) -> int:
+    """eval --suite evasion: the suite's prompts under every disguise, one row per disguise."""
+    if args.model_card:
+        raise InputError("--model-card writes the public suite's tables; for --suite evasion use --docs FILE")
+    evasion = training_module("evasion.suite")
+    result = evasion.run_evasion(scorer, threshold, what)
+    markdown = evasion.to_markdown(result)
+    if args.output:
+        json_path, md_path = evasion.write_evasion(result, args.output)
+        print(f"guard-sdk: wrote {json_path} and {md_path}", file=sys.stderr)
+    if args.docs:
+        print(f"guard-sdk: updated {evasion.update_docs(args.docs, markdown)}", file=sys.stderr)
     out.write(markdown)
     return EXIT_OK
