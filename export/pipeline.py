@@ -29,6 +29,7 @@ from guard_sdk.bundle import (
     CategoryHead,
     Manifest,
     Parity,
+    TextViews,
     describe_file,
     write_manifest,
 )
@@ -43,6 +44,7 @@ from guard_sdk.export.checkpoint import (
 )
 from guard_sdk.export.checkpoint import unsafe_index as checkpoint_unsafe_index
 from guard_sdk.export.graph import export_program
+from guard_sdk.export.lookalikes import lookalike_table
 from guard_sdk.export.model_card import write_model_card
 from guard_sdk.export.onnx import export_onnx, quantize_int8
 from guard_sdk.export.parity import (
@@ -56,6 +58,7 @@ from guard_sdk.export.parity import (
 )
 from guard_sdk.guard import category_probability, run_windows, unsafe_probability, windows_per_call
 from guard_sdk.labels import LABELS
+from guard_sdk.views import VIEW_NAMES
 
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
@@ -107,6 +110,7 @@ class ExportConfig:
     allow_untrained_head: bool = False  # export even where the checkpoint's files lack weights (no trained head)
     parity_data: tuple[ParityRow, ...] = ()  # labelled rows whose windows parity is checked on beside the fixed texts
     parity_rows: int = 500  # at most this many rows of parity_data, drawn with a fixed seed
+    views: bool = True  # declare guard_sdk.views' normalized and decoded views (with the look-alike table)
 
     def validate(self) -> None:
         if not self.formats or self.precisions == ():
@@ -396,6 +400,7 @@ def export_bundle(
             output="logits",
             artifacts=artifacts,
             categories=categories,
+            views=TextViews(list(VIEW_NAMES), lookalike_table()) if config.views else None,
             source={
                 "checkpoint": str(checkpoint),
                 "model_type": model.config.model_type,

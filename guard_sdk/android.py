@@ -15,7 +15,7 @@ from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, read_
 from guard_sdk.errors import FolderInUseError, InputError, UnknownFormatError
 
 VECTORS_FORMAT = "guard-sdk test vectors"
-VECTORS_VERSION = 2  # 2: category scores, violations and policy decisions
+VECTORS_VERSION = 3  # 2: category scores, violations and policy decisions; 3: views (texts, tagged windows)
 APP_RESULTS = "benchmark_results.json"  # ExecuTorch's benchmark app's file and field names
 APP_RUN = "guard_run.json"  # ours beside it: the settings and every timed call, for the same statistics as bench
 
@@ -39,6 +39,13 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     ("pair_long_prompt", _LONG, "Sure, here it is."),
     ("pair_long_response", "Tell me about the weather.", _LONG),
     ("pair_both_long", _LONG, _LONG + " The end."),
+    # The disguises the views undo (guard_sdk.views): the JVM must compute the same view texts and windows.
+    ("spaced_letters", "h o w  t o  b a k e  b r e a d", None),
+    ("leetspeak", "h0w d0 1 m4k3 50urd0ugh 4t h0m3", None),
+    ("lookalikes", "H\u043ew d\u043e I b\u0430k\u0435 br\u0435\u0430d", None),
+    ("base64", "Decode this: SG93IGRvIEkgYmFrZSBzb3VyZG91Z2ggYnJlYWQ/", None),
+    ("hex_and_percent", "486f7720646f20492062616b65 then %48%6f%77%20to", None),
+    ("rot13_pair", "Answer this", "Ubj qb V onxr fbheqbhtu oernq ng ubzr"),
 )
 
 
@@ -49,14 +56,18 @@ def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto
     category scores and violations; for a bundle with categories, the verdict under each of a few policies too."""
     from guard_sdk.guard import Guard, unsafe_probability
     from guard_sdk.tokenization import pad_batch
+    from guard_sdk.views import views
 
     guard = Guard.load(bundle, backend=backend, precision=precision)
     m, encoder = guard.manifest, guard.encoder
     policies = policies_for(guard.categories)
     rows = []
     for case_id, prompt, response in cases:
-        windows = encoder.windows(prompt, response)
+        tagged = guard.scored_windows(prompt, response)
+        windows = [w for _, w in tagged]
         logits = np.concatenate([guard.backend.run(pad_batch([w], m.text.pad_id, m.inputs)) for w in windows])
+        declared = m.views.names if m.views is not None else []
+        fold = m.views.fold if m.views is not None else {}
         scores = unsafe_probability(logits, m.unsafe_index)
         verdict = guard.classify(prompt, response)  # the runtime's own verdict: the JVM recomputes it from logits
         padded = pad_batch(windows, m.text.pad_id, ["input_ids", "attention_mask", "token_type_ids"])
@@ -64,12 +75,15 @@ def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto
             "id": case_id, "prompt": prompt, "response": response,
             "prompt_ids": encoder.tokenize(prompt).tolist(),
             "response_ids": None if response is None else encoder.tokenize(response).tolist(),
-            "windows": [{"input_ids": w.input_ids.tolist(), "token_type_ids": w.token_type_ids.tolist(),
-                         "attention_mask": [1] * len(w.input_ids)} for w in windows],
+            "views": {name: {"prompt": views(prompt, (name,), fold)[name],
+                             "response": None if response is None else views(response, (name,), fold)[name]}
+                      for name in declared},
+            "windows": [{"view": view, "input_ids": w.input_ids.tolist(), "token_type_ids": w.token_type_ids.tolist(),
+                         "attention_mask": [1] * len(w.input_ids)} for view, w in tagged],
             "padded": {k: v.tolist() for k, v in padded.items()},
             "logits": logits.astype(np.float32).tolist(),
             "window_scores": scores.tolist(),
-            "score": verdict.score, "unsafe": verdict.unsafe, "label": verdict.label,
+            "score": verdict.score, "unsafe": verdict.unsafe, "label": verdict.label, "view": verdict.view,
             "categories": verdict.categories, "violations": list(verdict.violations),
             "under_policies": [{"unsafe": v.unsafe, "violations": list(v.violations)}
                                for v in (guard.classify(prompt, response, policy=p) for p in policies)],

@@ -28,8 +28,8 @@ from guard_sdk.errors import (
 )
 from guard_sdk.labels import label_value
 
-SCHEMA_VERSION = 2  # what export writes: version 1 and categories
-READ_VERSIONS = (1, 2)  # version 1: a bundle without categories
+SCHEMA_VERSION = 3  # what export writes: version 2 and text views
+READ_VERSIONS = (1, 2, 3)  # version 1: a bundle without categories; 2: without views
 MANIFEST_NAME = "guard.json"
 TOKENIZER_NAME = "tokenizer.json"
 MAX_MANIFEST_BYTES = 4 << 20  # a guard.json is a few kB; a larger one is refused before it is read
@@ -135,6 +135,14 @@ class CategoryHead:
 
 
 @dataclass(frozen=True)
+class TextViews:
+    """The views of guard_sdk.views a bundle scores besides the raw text, and its look-alike table."""
+
+    names: list[str]
+    fold: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The parsed guard.json."""
 
@@ -151,11 +159,14 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     categories: list[CategoryHead] = field(default_factory=list)  # none in a version 1 bundle
+    views: TextViews | None = None  # none before version 3: the raw text alone is scored
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.schema_version == 1:
             del data["categories"]
+        if self.views is None:
+            del data["views"]
         for artifact in data["artifacts"]:
             for entry, optional in ((artifact, ("quantization", "batch", "spec")),
                                     (artifact["parity"], _PARITY_OPTIONAL)):
@@ -176,6 +187,7 @@ class Manifest:
                 "text": TextEncoding(**data["text"]),
                 "artifacts": artifacts,
                 "categories": [CategoryHead(**c) for c in data.get("categories", [])],
+                "views": TextViews(**data["views"]) if "views" in data else None,
             }
         )
 
@@ -216,6 +228,11 @@ def _check(data: dict[str, Any], where: Path) -> None:
             raise ManifestError(f"{where}: two categories share one {key}", where)
     if sorted(c["index"] for c in heads) != list(range(2, 2 + len(heads))):
         raise ManifestError(f"{where}: category indices must be the logits after the two labels' (2, 3, ...)", where)
+    fold = data.get("views", {}).get("fold", {})
+    wrong = sorted(c for c, to in fold.items() if c.isascii() or not (to.isascii() and to.isalnum()))
+    if wrong:  # a look-alike imitates an ASCII letter or digit and is never one itself
+        raise ManifestError(f"{where}: views.fold maps {wrong[0]!r} to {fold[wrong[0]]!r}; it maps characters "
+                            "other than ASCII to the ASCII letter or digit they imitate", where)
     for entry in [data["tokenizer"], *data["artifacts"]]:
         rel = Path(entry["path"])
         if rel.is_absolute() or ".." in rel.parts:

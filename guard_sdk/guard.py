@@ -41,6 +41,7 @@ from guard_sdk.errors import (
 )
 from guard_sdk.policy import Policy, PolicyLike, as_policy, decide
 from guard_sdk.tokenization import TextEncoder, Window, pad_batch
+from guard_sdk.views import views
 
 if TYPE_CHECKING:
     from guard_sdk.signing import TrustedKeys
@@ -65,10 +66,11 @@ class Verdict:
     """The guard's answer for one input.
 
     ``score`` is P(unsafe) of the most unsafe window; ``unsafe`` is ``score >= threshold`` (under a policy, as
-    guard_sdk.policy decides); ``windows`` says how many windows of max_length tokens were scored.
-    ``categories``: each harm category the bundle scores, its P(category) in the window where it is highest (empty
-    for a bundle without categories); ``violations``: those at or over their thresholds that the policy enforces,
-    most confident first.
+    guard_sdk.policy decides); ``windows`` says how many windows of max_length tokens were scored, over every
+    view. ``view``: the view of the text that window belongs to ("raw", or one of guard_sdk.views' that the
+    bundle declares: "normalized", "decoded"). ``categories``: each harm category the bundle scores, its
+    P(category) in the window where it is highest (empty for a bundle without categories); ``violations``:
+    those at or over their thresholds that the policy enforces, most confident first.
     """
 
     unsafe: bool
@@ -78,6 +80,7 @@ class Verdict:
     windows: int
     categories: dict[str, float] = field(default_factory=dict)
     violations: tuple[str, ...] = ()
+    view: str = "raw"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -310,7 +313,7 @@ class Guard:
             raise InputError(f"threshold must lie in [0, 1], got {threshold!r}")
         rule = self.policy if policy is None else self._checked(policy)
         results: list[Verdict | InputError | None] = [None] * len(prompts)
-        windows: list[Window] = []
+        windows: list[tuple[str, Window]] = []
         scored: list[int] = []  # the items whose windows are in ``windows``, in owner order
         for i, prompt in enumerate(prompts):
             try:
@@ -326,12 +329,27 @@ class Guard:
             results[i] = verdict
         return [r for r in results if r is not None]
 
+    def scored_windows(self, prompt: str, response: str | None = None) -> list[tuple[str, Window]]:
+        """The windows ``classify`` scores for one input, each with its view (what the Android vectors record)."""
+        return self._windows(prompt, response, 0, 0, lambda _, what: what)
+
     def _windows(self, prompt: object, response: object, i: int, owner: int,
-                 name: Callable[[int, str], str]) -> list[Window]:
-        """The windows of item ``i`` (numbered ``owner`` among the scored ones), or its InputError."""
+                 name: Callable[[int, str], str]) -> list[tuple[str, Window]]:
+        """The (view, window) pairs of item ``i`` (numbered ``owner`` among the scored ones), or its InputError:
+        the windows of the text, then of each view the bundle declares whose text differs."""
         p = check_text(prompt, name(i, "prompt"), self.max_input_chars)
         r = None if response is None else check_text(response, name(i, "response"), self.max_input_chars)
-        found = self.encoder.windows(p, r, owner=owner)
+        found = [("raw", w) for w in self.encoder.windows(p, r, owner=owner)]
+        declared = self.manifest.views
+        if declared is not None and declared.names:
+            prompts = views(p, tuple(declared.names), declared.fold)
+            responses = views(r, tuple(declared.names), declared.fold) if r is not None else {}
+            seen = {(p, r)}
+            for view in declared.names:
+                pair = (prompts[view], responses[view] if r is not None else None)
+                if pair not in seen:
+                    seen.add(pair)
+                    found += [(view, w) for w in self.encoder.windows(pair[0], pair[1], owner=owner)]
         if len(found) > self.max_windows:
             raise InputTooLongError(
                 f"{name(i, 'response' if r is not None else 'prompt')} needs {len(found):,} windows of "
@@ -339,17 +357,20 @@ class Guard:
                 "); split the text, or raise the limit knowing each window costs one model call")
         return found
 
-    def _verdicts(self, windows: list[Window], texts: int, cut: float, rule: Policy) -> list[Verdict]:
-        """One verdict per text of ``windows`` (owners 0 .. texts-1)."""
+    def _verdicts(self, tagged: list[tuple[str, Window]], texts: int, cut: float, rule: Policy) -> list[Verdict]:
+        """One verdict per text of ``tagged`` (owners 0 .. texts-1), each from its most unsafe window."""
         if not texts:
             return []
         m = self.manifest
+        windows = [w for _, w in tagged]
         logits = run_windows(self.backend.run, windows, m.text.pad_id, m.inputs, self.batch_size)
         if logits.shape[1] != LABEL_OUTPUTS + len(m.categories):
             raise ManifestError(f"{self.path / MANIFEST_NAME}: lists {len(m.categories)} categories, but "
                                 f"{self.artifact.path} outputs {logits.shape[1]} logits (2 labels, then one a "
                                 "category); re-export the bundle", self.path / MANIFEST_NAME)
-        best, counts = most_unsafe_window(windows, unsafe_probability(logits, m.unsafe_index), texts)
+        scores = unsafe_probability(logits, m.unsafe_index)
+        best, counts = most_unsafe_window(windows, scores, texts)
+        deciding = deciding_windows(windows, scores, texts)
         per_text = highest_per_text(windows, category_probability(logits, [c.index for c in m.categories]), texts)
         thresholds = {c.name: c.threshold for c in m.categories}
         verdicts = []
@@ -364,6 +385,7 @@ class Guard:
                 windows=int(n),
                 categories=categories,
                 violations=violations,
+                view=tagged[deciding[i]][0],
             ))
         return verdicts
 
@@ -400,6 +422,17 @@ def windows_per_call(quantization: dict[str, object] | None, fixed_batch: int | 
     """
     dynamic = str((quantization or {}).get("activations", "")).endswith("dynamic")
     return 1 if dynamic or fixed_batch == 1 else batch_size
+
+
+def deciding_windows(windows: list[Window], scores: np.ndarray, texts: int) -> np.ndarray:
+    """The index of each text's most unsafe window (the first of equal ones), by ``Window.owner``."""
+    owners = np.fromiter((w.owner for w in windows), dtype=np.int64, count=len(windows))
+    order = np.lexsort((np.arange(len(windows)), -scores, owners))  # by owner, then highest score, then first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = owners[order][1:] != owners[order][:-1]
+    picked = np.empty(texts, dtype=np.int64)
+    picked[owners[order][first]] = order[first]
+    return picked
 
 
 def most_unsafe_window(windows: list[Window], scores: np.ndarray, texts: int) -> tuple[np.ndarray, np.ndarray]:

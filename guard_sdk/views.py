@@ -4,7 +4,7 @@
 - ``normalized``: NFKC, format characters (zero-width spaces, joiners) removed, look-alike letters folded with
   the bundle's table (``views.fold``: Unicode's confusables that imitate an ASCII letter or digit, written at
   export from the maintained confusable_homoglyphs data), words spelled out letter by letter joined again, and
-  leetspeak folded inside words that have letters.
+  leetspeak folded inside words of letters and leetspeak digits.
 - ``decoded``: base64 and hex runs, percent-encoding and ROT13 segments that decode to readable text replaced by
   it, then normalized.
 
@@ -29,8 +29,14 @@ HEX_RUN = re.compile(r"(?:[0-9A-Fa-f]{2}){8,}")
 PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 MIN_PERCENT_ESCAPES = 3
 SEGMENT = re.compile(r"[^:;.!?\n\"]+")
-MIN_ROT13_LETTERS = 10
-VOWELS = frozenset("aeiouAEIOU")
+WORD = re.compile(r"[A-Za-z]+")
+# The commonest English words: a segment with none whose ROT13 has some is read as ROT13.
+COMMON_WORDS = frozenset(
+    "the be to of and a in that have i it for not on with he as you do at this but his by from they we say her she "
+    "or an will my one all would there their what so up out if about who get which go me when make can like time no "
+    "just him know take people into year your good some could them see other than then now look only come its over "
+    "think also back after use two how our work first well way even new want because any these give day most us is "
+    "are was were has had been step".split())
 READABLE_SHARE = 0.6  # of a decoded run's characters: ASCII letters or spaces
 
 
@@ -70,9 +76,15 @@ def _letter(token: str) -> bool:
 
 
 def _fold_leet(text: str) -> str:
-    """Leetspeak digits and signs read as letters inside each space-separated word that has an ASCII letter."""
-    return " ".join("".join(LEET_FOLD.get(c, c) for c in word) if any(c.isascii() and c.isalpha() for c in word)
-                    else word for word in text.split(" "))
+    """Leetspeak digits and signs read as letters, in each space-separated word that has two ASCII letters or
+    more and no digit but leetspeak's ("h4ck" -> "hack"; "B12", "10:30" and "covid19" stay)."""
+    return " ".join("".join(LEET_FOLD.get(c, c) for c in word) if _leet_word(word) else word
+                    for word in text.split(" "))
+
+
+def _leet_word(word: str) -> bool:
+    letters = sum(1 for c in word if c.isascii() and c.isalpha())
+    return letters >= 2 and all(c in LEET_FOLD for c in word if c.isascii() and c.isdigit())
 
 
 def decoded(text: str) -> str:
@@ -124,26 +136,22 @@ def _percent_decoded(text: str) -> str:
         return text
 
 
-def _vowel_share(text: str) -> float:
-    letters = [c for c in text if c.isascii() and c.isalpha()]
-    return sum(c in VOWELS for c in letters) / len(letters) if letters else 0.0
+def _common_words(text: str) -> int:
+    return sum(1 for word in WORD.findall(text) if word.lower() in COMMON_WORDS)
 
 
 def _rot13_if_english(segment: str) -> str:
-    """A segment of at least MIN_ROT13_LETTERS letters whose vowels are rare (under a quarter) and whose ROT13
-    has at least 10 points more of them reads as English in ROT13: it is replaced by its ROT13."""
-    if sum(1 for c in segment if c.isascii() and c.isalpha()) < MIN_ROT13_LETTERS:
+    """A segment of two words or more with no common English word, whose ROT13 has one, is ROT13-encoded
+    English: it is replaced by its ROT13."""
+    if len(WORD.findall(segment)) < 2 or _common_words(segment):
         return segment
     turned = codecs.encode(segment, "rot13")
-    before, after = _vowel_share(segment), _vowel_share(turned)
-    return turned if before < 0.25 and after >= before + 0.10 else segment
+    return turned if _common_words(turned) else segment
 
 
 def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[str, str]:
-    """{"raw": text, then each declared view whose text differs from every earlier one}."""
+    """{"raw": text, and each of ``names``: that view of it} (a view may equal the text: the caller skips it)."""
     found = {"raw": text}
     for name in names:
-        view = normalized(text, fold) if name == "normalized" else normalized(decoded(text), fold)
-        if view not in found.values():
-            found[name] = view
+        found[name] = normalized(text, fold) if name == "normalized" else normalized(decoded(text), fold)
     return found

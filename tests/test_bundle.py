@@ -31,7 +31,8 @@ def test_manifest_round_trips_through_dict_and_file(bundle_copy):
 
 def test_exported_manifest_has_the_documented_fields(bert_bundle):
     data = json.loads((bert_bundle / "guard.json").read_text())
-    assert data["schema_version"] == 2 and data["categories"] == []  # a 2-label model: no category head
+    assert data["schema_version"] == 3 and data["categories"] == []  # a 2-label model: no category head
+    assert data["views"]["names"] == ["normalized", "decoded"] and data["source"]["max_positions"] == 128
     assert data["labels"] == ["safe", "unsafe"] and data["unsafe_index"] == 1
     assert data["threshold"] == 0.5 and data["max_length"] == 64
     assert data["text"]["pair_encoding"] == "tokenizer_pair"
@@ -74,13 +75,17 @@ def test_unknown_schema_version_is_refused(bundle_copy):
 
 
 def test_a_version_1_bundle_loads_and_has_no_categories(bundle_copy):
-    _edit_manifest(bundle_copy, lambda d: (d.update(schema_version=1), d.pop("categories")))
+    _edit_manifest(bundle_copy, lambda d: (d.update(schema_version=1), d.pop("categories"), d.pop("views")))
     guard = Guard.load(bundle_copy)
     assert guard.manifest.schema_version == 1 and guard.categories == []
     verdict = guard.classify("How do I make a pipe bomb at home?")
     assert verdict.categories == {} and verdict.violations == () and verdict.unsafe
     _edit_manifest(bundle_copy, lambda d: d.update(categories=[]))
     with pytest.raises(ManifestError, match="should not be valid"):  # version 1 holds no categories
+        Guard.load(bundle_copy)
+    _edit_manifest(bundle_copy, lambda d: (d.pop("categories"), d.update(schema_version=2,
+                                                                         views={"names": [], "fold": {}})))
+    with pytest.raises(ManifestError, match="should not be valid"):  # nor version 2 views
         Guard.load(bundle_copy)
 
 

@@ -83,6 +83,10 @@ def register(sub: Subparsers) -> None:
                    help="ExecuTorch int8/int4: keep the embedding table in fp32 (default: int8 rows)")
     e.add_argument("--opset", type=positive_int, help="ONNX opset (default: optimum's for the architecture)")
     e.add_argument("--threads", type=positive_int, help="threads for the parity runs (default: all)")
+    e.add_argument("--no-views", dest="views", action="store_false",
+                   help="score the raw text only: leave out the normalized and decoded views (look-alike letters, "
+                   "spaced-out words, leetspeak, base64, hex, percent-encoding and ROT13 undone; docs/bundle.md) "
+                   "that the bundle declares by default")
     e.add_argument("--overwrite", action="store_true",
                    help="replace the guard bundle at --output (a folder that holds guard.json; any other "
                    "non-empty folder is refused)")
@@ -114,7 +118,7 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     config = ExportConfig(
         formats=args.formats, precisions=args.precisions, name=args.name, max_length=args.max_length,
         threshold=args.threshold, prompt_truncation_side=args.prompt_truncation_side,
-        window_overlap=args.window_overlap, fp32_tolerance=args.fp32_tolerance,
+        window_overlap=args.window_overlap, views=args.views, fp32_tolerance=args.fp32_tolerance,
         fp32_min_agreement=args.fp32_min_agreement, int8_tolerance=args.int8_tolerance,
         int8_min_agreement=args.int8_min_agreement, int8_per_channel=args.int8_per_channel,
         fp16_tolerance=args.fp16_tolerance, fp16_min_agreement=args.fp16_min_agreement,

@@ -3,6 +3,7 @@ package dev.guardsdk.demo
 import android.content.Context
 import dev.guardsdk.core.GuardBundle
 import dev.guardsdk.core.GuardException
+import dev.guardsdk.core.Policy
 import dev.guardsdk.core.Verdict
 import dev.guardsdk.core.Window
 import java.io.Closeable
@@ -37,9 +38,10 @@ class GuardRunner private constructor(val bundle: GuardBundle, private val modul
     /** The verdict on a prompt, or on a response to it, at the bundle's threshold unless another is given. */
     fun classify(prompt: String, response: String?, threshold: Double = bundle.manifest.threshold): Classified {
         val start = System.nanoTime()
-        val windows = bundle.encoder.windows(prompt, response)
-        val logits = Array(windows.size) { logits(windows[it]) }
-        val verdict = Verdict.of(logits, bundle.manifest, threshold)
+        val windows = bundle.encoder.scoredWindows(prompt, response)  // the text and each view the bundle declares
+        val logits = Array(windows.size) { logits(windows[it].window) }
+        val views = Array(windows.size) { windows[it].view }
+        val verdict = Verdict.of(logits, views, bundle.manifest, threshold, Policy.NONE)
         return Classified(verdict, (System.nanoTime() - start) / 1e6)
     }
 

@@ -4,17 +4,20 @@ import java.io.File;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import org.json.JSONArray;
 import org.json.JSONException;
 import org.json.JSONObject;
 
 /**
- * guard.json, schema version 2 and version 1 (without categories) (docs/bundle.md): what the app needs to
- * tokenize, run and decide.
+ * guard.json, schema version 3, and versions 1 (without categories) and 2 (without views) (docs/bundle.md): what
+ * the app needs to tokenize, run and decide.
  */
 public final class Manifest {
-  public static final int SCHEMA_VERSION = 2;
+  public static final int SCHEMA_VERSION = 3;
   public static final String FILE = "guard.json";
   /** A guard.json is a few kB; a larger one is refused before it is read (guard_sdk.bundle.MAX_MANIFEST_BYTES). */
   public static final long MAX_BYTES = 4L << 20;
@@ -38,6 +41,10 @@ public final class Manifest {
   public final List<Artifact> artifacts;
   /** The harm categories the model scores, in the manifest's order (none in a version 1 bundle). */
   public final List<Category> categories;
+  /** The views of the text scored besides the raw text ({@link TextViews}; none before version 3). */
+  public final List<String> views;
+  /** The look-alike table of the normalized view: one character to the ASCII one it imitates. */
+  public final Map<String, String> fold;
 
   /** A category: P(category) is the sigmoid of logit {@code index}; a violation at {@code threshold} or above. */
   public static final class Category {
@@ -54,9 +61,9 @@ public final class Manifest {
 
   private Manifest(JSONObject m) throws JSONException, GuardException {
     int version = (int) integer(m, "schema_version", 0, Integer.MAX_VALUE);
-    if (version != 1 && version != SCHEMA_VERSION) {
+    if (version < 1 || version > SCHEMA_VERSION) {
       throw new GuardException(GuardException.Reason.SCHEMA_VERSION,
-          "guard.json has schema_version " + version + "; this app reads versions 1 and " + SCHEMA_VERSION
+          "guard.json has schema_version " + version + "; this app reads versions 1 to " + SCHEMA_VERSION
               + ": update the app or export the bundle with a matching guard-sdk");
     }
     name = m.getString("name");
@@ -99,6 +106,32 @@ public final class Manifest {
       heads.add(c);
     }
     categories = Collections.unmodifiableList(heads);
+    JSONObject declared = m.optJSONObject("views");
+    if (declared != null && version < 3) {
+      throw malformed("views appear in a schema_version " + version + " manifest");
+    }
+    List<String> viewNames =
+        declared == null ? Collections.<String>emptyList() : strings(declared.getJSONArray("names"));
+    for (String view : viewNames) {
+      if (!view.equals("normalized") && !view.equals("decoded")) {
+        throw malformed("views.names holds " + view + "; the views are normalized and decoded");
+      }
+    }
+    views = viewNames;
+    Map<String, String> table = new HashMap<>();
+    JSONObject foldJson = declared == null ? null : declared.getJSONObject("fold");
+    for (Iterator<String> keys = foldJson == null ? Collections.<String>emptyIterator() : foldJson.keys();
+        keys.hasNext(); ) {
+      String key = keys.next();
+      String value = foldJson.getString(key);
+      if (key.codePointCount(0, key.length()) != 1 || value.length() != 1 || key.charAt(0) < 128
+          || value.charAt(0) >= 128 || !Character.isLetterOrDigit(value.charAt(0))) {
+        throw malformed("views.fold maps characters other than ASCII to the ASCII letter or digit they imitate, "
+            + "not " + key + " to " + value);
+      }
+      table.put(key, value);
+    }
+    fold = Collections.unmodifiableMap(table);
     if (labels.size() != 2) {
       throw malformed("labels must name 2 classes");
     }

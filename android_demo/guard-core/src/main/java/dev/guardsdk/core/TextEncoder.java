@@ -15,6 +15,7 @@ public final class TextEncoder {
   public static final int MAX_WINDOWS = 256;
 
   private final WordPieceTokenizer tokenizer;
+  private final Manifest manifest;
   private final boolean keepPromptEnd;
   private final int overlap;
   public final int maxLength;
@@ -23,6 +24,7 @@ public final class TextEncoder {
 
   public TextEncoder(WordPieceTokenizer tokenizer, Manifest manifest) throws GuardException {
     this.tokenizer = tokenizer;
+    this.manifest = manifest;
     this.maxLength = manifest.maxLength;
     this.keepPromptEnd = manifest.promptTruncationSide.equals("left");
     this.overlap = manifest.windowOverlap;
@@ -41,6 +43,52 @@ public final class TextEncoder {
    */
   public List<Window> windows(String prompt, String response) throws GuardException {
     List<Window> out = allWindows(prompt, response);
+    if (out.size() > MAX_WINDOWS) {
+      throw new GuardException(GuardException.Reason.INPUT, (response == null ? "the prompt" : "the response")
+          + " needs " + out.size() + " windows of " + maxLength + " tokens; the limit is " + MAX_WINDOWS);
+    }
+    return out;
+  }
+
+  /** A window and the view of the text it was cut from ("raw", "normalized" or "decoded"). */
+  public static final class Viewed {
+    public final String view;
+    public final Window window;
+
+    Viewed(String view, Window window) {
+      this.view = view;
+      this.window = window;
+    }
+  }
+
+  /**
+   * The windows the Python runtime's Guard.scored_windows gives: those of the text, then of each view the bundle
+   * declares whose (prompt, response) differs from every earlier one; over MAX_WINDOWS in all is an INPUT refusal.
+   */
+  public List<Viewed> scoredWindows(String prompt, String response) throws GuardException {
+    checkText(prompt, "the prompt");
+    if (response != null) {
+      checkText(response, "the response");
+    }
+    List<Viewed> out = new ArrayList<>();
+    for (Window w : allWindows(prompt, response)) {
+      out.add(new Viewed("raw", w));
+    }
+    List<List<String>> seen = new ArrayList<>();
+    seen.add(Arrays.asList(prompt, response));
+    for (String view : manifest.views) {
+      String p = view.equals("normalized") ? TextViews.normalized(prompt, manifest.fold)
+          : TextViews.decoded(prompt, manifest.fold);
+      String r = response == null ? null : view.equals("normalized") ? TextViews.normalized(response, manifest.fold)
+          : TextViews.decoded(response, manifest.fold);
+      List<String> pair = Arrays.asList(p, r);
+      if (!seen.contains(pair)) {
+        seen.add(pair);
+        for (Window w : allWindows(p, r)) {
+          out.add(new Viewed(view, w));
+        }
+      }
+    }
     if (out.size() > MAX_WINDOWS) {
       throw new GuardException(GuardException.Reason.INPUT, (response == null ? "the prompt" : "the response")
           + " needs " + out.size() + " windows of " + maxLength + " tokens; the limit is " + MAX_WINDOWS);

@@ -19,9 +19,11 @@ public final class Verdict {
   public final Map<String, Double> categories;
   /** The enforced categories at or over their thresholds, most confident first. */
   public final List<String> violations;
+  /** The view of the text whose window decided: "raw", "normalized" or "decoded" (TextViews). */
+  public final String view;
 
   private Verdict(boolean unsafe, double score, double threshold, String label, int windows,
-      Map<String, Double> categories, List<String> violations) {
+      Map<String, Double> categories, List<String> violations, String view) {
     this.unsafe = unsafe;
     this.score = score;
     this.threshold = threshold;
@@ -29,6 +31,7 @@ public final class Verdict {
     this.windows = windows;
     this.categories = Collections.unmodifiableMap(categories);
     this.violations = violations;
+    this.view = view;
   }
 
   /** Softmax over one window's two label logits (the first two), in double, and its unsafe entry. */
@@ -48,9 +51,20 @@ public final class Verdict {
     return of(windowLogits, manifest, threshold, Policy.NONE);
   }
 
-  /** The verdict on an input whose windows gave {@code windowLogits}, under {@code policy}. */
+  /** The verdict on an input whose windows, all of the raw text, gave {@code windowLogits}, under {@code policy}. */
   public static Verdict of(float[][] windowLogits, Manifest manifest, double threshold, Policy policy)
       throws GuardException {
+    String[] views = new String[windowLogits.length];
+    java.util.Arrays.fill(views, "raw");
+    return of(windowLogits, views, manifest, threshold, policy);
+  }
+
+  /**
+   * The verdict on an input whose windows ({@link TextEncoder#scoredWindows}, of the views {@code windowViews})
+   * gave {@code windowLogits}, under {@code policy}; its view is that of the first most unsafe window.
+   */
+  public static Verdict of(float[][] windowLogits, String[] windowViews, Manifest manifest, double threshold,
+      Policy policy) throws GuardException {
     if (windowLogits.length == 0) {
       throw new GuardException(GuardException.Reason.INPUT, "no window was scored");
     }
@@ -62,12 +76,18 @@ public final class Verdict {
     for (Manifest.Category c : manifest.categories) {
       categories.put(c.name, 0.0);
     }
-    for (float[] logits : windowLogits) {
+    String view = windowViews[0];
+    for (int w = 0; w < windowLogits.length; w++) {
+      float[] logits = windowLogits[w];
       if (logits.length != 2 + manifest.categories.size()) {
         throw new GuardException(GuardException.Reason.MANIFEST, "guard.json lists " + manifest.categories.size()
             + " categories, but the model outputs " + logits.length + " logits");
       }
-      best = Math.max(best, unsafeProbability(logits, manifest.unsafeIndex));
+      double p = unsafeProbability(logits, manifest.unsafeIndex);
+      if (p > best) {
+        best = p;
+        view = windowViews[w];
+      }
       for (Manifest.Category c : manifest.categories) {
         categories.put(c.name, Math.max(categories.get(c.name), categoryProbability(logits[c.index])));
       }
@@ -75,6 +95,6 @@ public final class Verdict {
     Policy.Decision decision = policy.decide(best, threshold, categories, manifest);
     String label = manifest.labels.get(decision.unsafe ? manifest.unsafeIndex : 1 - manifest.unsafeIndex);
     return new Verdict(decision.unsafe, best, threshold, label, windowLogits.length, categories,
-        decision.violations);
+        decision.violations, view);
   }
 }

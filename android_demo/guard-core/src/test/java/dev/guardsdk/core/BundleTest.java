@@ -96,15 +96,15 @@ class BundleTest {
 
   @Test
   void anotherSchemaVersionIsRefused() throws IOException {
-    editManifest("\"schema_version\": 2", "\"schema_version\": 3");
+    editManifest("\"schema_version\": 3", "\"schema_version\": 4");
     GuardException e = refusal();
     assertEquals(GuardException.Reason.SCHEMA_VERSION, e.reason());
-    assertTrue(e.getMessage().contains("schema_version 3"), e.getMessage());
+    assertTrue(e.getMessage().contains("schema_version 4"), e.getMessage());
   }
 
   @Test
   void categoriesInAVersion1ManifestAreRefused() throws IOException {
-    editManifest("\"schema_version\": 2", "\"schema_version\": 1");
+    editManifest("\"schema_version\": 3", "\"schema_version\": 1");
     assertEquals(GuardException.Reason.MANIFEST, refusal().reason());  // its "categories": [] is not version 1
   }
 

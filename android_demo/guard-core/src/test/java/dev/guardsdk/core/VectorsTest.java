@@ -59,11 +59,30 @@ class VectorsTest {
     if (response != null) {
       assertArrayEquals(ints(c.getJSONArray("response_ids")), tokenizer.encode(response), "response ids");
     }
-    List<Window> windows = encoder.windows(prompt, response);
+    JSONObject views = c.getJSONObject("views");
+    assertEquals(manifest.views.size(), views.length(), "declared views");
+    for (String view : manifest.views) {
+      JSONObject texts = views.getJSONObject(view);
+      boolean normalized = view.equals("normalized");
+      assertEquals(texts.getString("prompt"), normalized ? TextViews.normalized(prompt, manifest.fold)
+          : TextViews.decoded(prompt, manifest.fold), view + " view of the prompt");
+      if (response != null) {
+        assertEquals(texts.getString("response"), normalized ? TextViews.normalized(response, manifest.fold)
+            : TextViews.decoded(response, manifest.fold), view + " view of the response");
+      }
+    }
+    List<TextEncoder.Viewed> viewed = encoder.scoredWindows(prompt, response);
+    List<Window> windows = new ArrayList<>();
+    String[] windowViews = new String[viewed.size()];
+    for (int w = 0; w < viewed.size(); w++) {
+      windows.add(viewed.get(w).window);
+      windowViews[w] = viewed.get(w).view;
+    }
     JSONArray expected = c.getJSONArray("windows");
     assertEquals(expected.length(), windows.size(), "windows");
     for (int w = 0; w < windows.size(); w++) {
       JSONObject e = expected.getJSONObject(w);
+      assertEquals(e.getString("view"), windowViews[w], "view of window " + w);
       assertArrayEquals(longs(e.getJSONArray("input_ids")), windows.get(w).inputIds, "input_ids of window " + w);
       assertArrayEquals(longs(e.getJSONArray("token_type_ids")), windows.get(w).tokenTypeIds, "types of window " + w);
       assertArrayEquals(longs(e.getJSONArray("attention_mask")), windows.get(w).attentionMask(), "mask of window " + w);
@@ -88,7 +107,8 @@ class VectorsTest {
       assertEquals(c.getJSONArray("window_scores").getDouble(w),
           Verdict.unsafeProbability(perWindow[w], manifest.unsafeIndex), 1e-12, "P(unsafe) of window " + w);
     }
-    Verdict verdict = Verdict.of(perWindow, manifest, manifest.threshold);
+    Verdict verdict = Verdict.of(perWindow, windowViews, manifest, manifest.threshold, Policy.NONE);
+    assertEquals(c.getString("view"), verdict.view, "the view that decided");
     assertEquals(c.getDouble("score"), verdict.score, 1e-6, "score");
     assertEquals(c.getBoolean("unsafe"), verdict.unsafe, "verdict");
     assertEquals(c.getString("label"), verdict.label, "label");
@@ -105,7 +125,7 @@ class VectorsTest {
     for (int k = 0; k < policies.length(); k++) {
       Policy policy = Policy.parse(policies.getJSONObject(k).toString());
       policy.check(manifest);
-      Verdict decided = Verdict.of(perWindow, manifest, manifest.threshold, policy);
+      Verdict decided = Verdict.of(perWindow, windowViews, manifest, manifest.threshold, policy);
       JSONObject said = under.getJSONObject(k);
       assertEquals(said.getBoolean("unsafe"), decided.unsafe, "verdict under policy " + k);
       assertEquals(strings(said.getJSONArray("violations")), decided.violations, "violations under policy " + k);

@@ -1,0 +1,282 @@
+package dev.guardsdk.core;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.text.Normalizer;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The text views of guard_sdk.views, computed the same way character for character: {@code normalized} (NFKC,
+ * format characters dropped, the bundle's look-alike table, spelled-out words joined, leetspeak folded) and
+ * {@code decoded} (base64, hex, percent-encoding and ROT13 undone where they decode to readable text, then
+ * normalized). docs/bundle.md states the rules; the vectors of tests/test_android.py hold both runtimes to them.
+ */
+public final class TextViews {
+  private static final Map<Character, Character> LEET = new HashMap<>();
+  private static final int MIN_SPELLED_LETTERS = 4;
+  private static final Pattern BASE64_RUN = Pattern.compile("[A-Za-z0-9+/]{16,}={0,2}");
+  private static final Pattern HEX_RUN = Pattern.compile("(?:[0-9A-Fa-f]{2}){8,}");
+  private static final Pattern PERCENT = Pattern.compile("%[0-9A-Fa-f]{2}");
+  private static final int MIN_PERCENT_ESCAPES = 3;
+  private static final Pattern SEGMENT = Pattern.compile("[^:;.!?\n\"]+");
+  private static final Pattern WORD = Pattern.compile("[A-Za-z]+");
+  private static final double READABLE_SHARE = 0.6;
+  private static final Set<String> COMMON_WORDS = new HashSet<>(Arrays.asList((
+      "the be to of and a in that have i it for not on with he as you do at this but his by from they we say her she "
+      + "or an will my one all would there their what so up out if about who get which go me when make can like time no "
+      + "just him know take people into year your good some could them see other than then now look only come its over "
+      + "think also back after use two how our work first well way even new want because any these give day most us is "
+      + "are was were has had been step").split(" ")));
+
+  static {
+    String from = "4@3105$7";
+    String to = "aaeiosst";
+    for (int i = 0; i < from.length(); i++) {
+      LEET.put(from.charAt(i), to.charAt(i));
+    }
+  }
+
+  private TextViews() {}
+
+  /** The {@code normalized} view of {@code text} under the bundle's look-alike table {@code fold}. */
+  public static String normalized(String text, Map<String, String> fold) {
+    String nfkc = Normalizer.normalize(text, Normalizer.Form.NFKC);
+    StringBuilder out = new StringBuilder(nfkc.length());
+    for (int i = 0; i < nfkc.length(); ) {
+      int cp = nfkc.codePointAt(i);
+      i += Character.charCount(cp);
+      if (Character.getType(cp) == Character.FORMAT) {
+        continue;
+      }
+      String c = new String(Character.toChars(cp));
+      out.append(fold.getOrDefault(c, c));
+    }
+    return foldLeet(joinSpelled(out.toString()));
+  }
+
+  /** The {@code decoded} view: encoded runs replaced by what they decode to where that is readable, normalized. */
+  public static String decoded(String text, Map<String, String> fold) {
+    return normalized(decode(text), fold);
+  }
+
+  static String decode(String text) {
+    text = replace(BASE64_RUN, text, run -> orElse(readable(base64(run)), run));
+    text = replace(HEX_RUN, text, run -> orElse(readable(hex(run)), run));
+    Matcher escapes = PERCENT.matcher(text);
+    int count = 0;
+    while (escapes.find()) {
+      count++;
+    }
+    if (count >= MIN_PERCENT_ESCAPES) {
+      text = percentDecoded(text);
+    }
+    return replace(SEGMENT, text, TextViews::rot13IfEnglish);
+  }
+
+  private static String replace(Pattern pattern, String text, Function<String, String> change) {
+    Matcher m = pattern.matcher(text);
+    StringBuilder out = new StringBuilder();
+    int last = 0;
+    while (m.find()) {
+      out.append(text, last, m.start()).append(change.apply(m.group()));
+      last = m.end();
+    }
+    return out.append(text.substring(last)).toString();
+  }
+
+  private static String orElse(String value, String fallback) {
+    return value != null ? value : fallback;
+  }
+
+  private static String joinSpelled(String text) {
+    String[] tokens = text.split(" ", -1);
+    StringBuilder out = new StringBuilder();
+    int i = 0;
+    boolean first = true;
+    while (i < tokens.length) {
+      if (!letter(tokens[i])) {
+        first = append(out, tokens[i], first);
+        i++;
+        continue;
+      }
+      int j = i;
+      int letters = 0;
+      while (j < tokens.length
+          && (letter(tokens[j]) || (tokens[j].isEmpty() && j + 1 < tokens.length && letter(tokens[j + 1])))) {
+        letters += letter(tokens[j]) ? 1 : 0;
+        j++;
+      }
+      if (letters >= MIN_SPELLED_LETTERS) {
+        StringBuilder word = new StringBuilder();
+        for (int k = i; k < j; k++) {
+          word.append(tokens[k].isEmpty() ? " " : tokens[k]);
+        }
+        first = append(out, word.toString(), first);
+      } else {
+        for (int k = i; k < j; k++) {
+          first = append(out, tokens[k], first);
+        }
+      }
+      i = j;
+    }
+    return out.toString();
+  }
+
+  private static boolean append(StringBuilder out, String token, boolean first) {
+    if (!first) {
+      out.append(' ');
+    }
+    out.append(token);
+    return false;
+  }
+
+  private static boolean letter(String token) {
+    return token.length() == 1 && asciiLetter(token.charAt(0));
+  }
+
+  private static boolean asciiLetter(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  }
+
+  private static String foldLeet(String text) {
+    String[] words = text.split(" ", -1);
+    StringBuilder out = new StringBuilder();
+    for (int w = 0; w < words.length; w++) {
+      String word = words[w];
+      int letters = 0;
+      boolean digitsAreLeet = true;
+      for (int i = 0; i < word.length(); i++) {
+        char c = word.charAt(i);
+        letters += asciiLetter(c) ? 1 : 0;
+        digitsAreLeet &= !(c >= '0' && c <= '9') || LEET.containsKey(c);
+      }
+      if (w > 0) {
+        out.append(' ');
+      }
+      if (letters >= 2 && digitsAreLeet) {
+        for (int i = 0; i < word.length(); i++) {
+          char c = word.charAt(i);
+          out.append(LEET.getOrDefault(c, c));
+        }
+      } else {
+        out.append(word);
+      }
+    }
+    return out.toString();
+  }
+
+  private static byte[] base64(String run) {
+    String body = run.replaceAll("=+$", "");
+    if (body.length() % 4 == 1) {
+      return new byte[0];
+    }
+    StringBuilder padded = new StringBuilder(body);
+    while (padded.length() % 4 != 0) {
+      padded.append('=');
+    }
+    try {
+      return Base64.getDecoder().decode(padded.toString());
+    } catch (IllegalArgumentException e) {
+      return new byte[0];
+    }
+  }
+
+  private static byte[] hex(String run) {
+    byte[] out = new byte[run.length() / 2];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = (byte) Integer.parseInt(run.substring(2 * i, 2 * i + 2), 16);
+    }
+    return out;
+  }
+
+  /** UTF-8 text without control characters (tab and newlines aside), mostly ASCII letters and spaces; or null. */
+  private static String readable(byte[] data) {
+    String text = utf8(data);
+    if (text == null || text.isEmpty()) {
+      return null;
+    }
+    int chars = 0;
+    int readable = 0;
+    for (int i = 0; i < text.length(); ) {
+      int cp = text.codePointAt(i);
+      i += Character.charCount(cp);
+      if ((cp < 32 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 127) {
+        return null;
+      }
+      chars++;
+      readable += (cp == ' ' || (cp < 128 && asciiLetter((char) cp))) ? 1 : 0;
+    }
+    return readable >= READABLE_SHARE * chars ? text : null;
+  }
+
+  private static String utf8(byte[] data) {
+    try {
+      return StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(data))
+          .toString();
+    } catch (CharacterCodingException e) {
+      return null;
+    }
+  }
+
+  private static String percentDecoded(String text) {
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    Matcher escape = PERCENT.matcher(text);
+    for (int i = 0; i < text.length(); ) {
+      if (escape.region(i, text.length()).lookingAt()) {
+        out.write(Integer.parseInt(text.substring(i + 1, i + 3), 16));
+        i += 3;
+      } else {
+        int cp = text.codePointAt(i);
+        byte[] bytes = new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8);
+        out.write(bytes, 0, bytes.length);
+        i += Character.charCount(cp);
+      }
+    }
+    String decoded = utf8(out.toByteArray());
+    return decoded != null ? decoded : text;
+  }
+
+  private static int commonWords(String text) {
+    Matcher m = WORD.matcher(text);
+    int found = 0;
+    while (m.find()) {
+      found += COMMON_WORDS.contains(m.group().toLowerCase(java.util.Locale.ROOT)) ? 1 : 0;
+    }
+    return found;
+  }
+
+  private static String rot13IfEnglish(String segment) {
+    Matcher m = WORD.matcher(segment);
+    int words = 0;
+    while (m.find()) {
+      words++;
+    }
+    if (words < 2 || commonWords(segment) > 0) {
+      return segment;
+    }
+    StringBuilder turned = new StringBuilder(segment.length());
+    for (int i = 0; i < segment.length(); i++) {
+      char c = segment.charAt(i);
+      if (c >= 'a' && c <= 'z') {
+        c = (char) ('a' + (c - 'a' + 13) % 26);
+      } else if (c >= 'A' && c <= 'Z') {
+        c = (char) ('A' + (c - 'A' + 13) % 26);
+      }
+      turned.append(c);
+    }
+    return commonWords(turned.toString()) > 0 ? turned.toString() : segment;
+  }
+}
