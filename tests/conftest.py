@@ -39,6 +39,22 @@ SAFE_TEXTS = [
     "How do I centre a div in CSS?",
     "What is the boiling point of water at high altitude?",
 ]
+class MarkerBackend:
+    """A backend that is unsafe exactly for the windows holding ``marker`` (a token id): which windows a guard
+    scores, and which one decides, without a model."""
+
+    name = "marker"
+
+    def __init__(self, marker: int) -> None:
+        self.marker = marker
+
+    def run(self, feeds):
+        import numpy as np
+
+        hit = (feeds["input_ids"] == self.marker).any(axis=1)
+        return np.stack([np.zeros(len(hit)), np.where(hit, 5.0, -5.0)], axis=1)
+
+
 # Random tiny encoders at the usual 0.02 init give nearly equal features for every text, and a head
 # fitted on them needs huge weights that magnify float noise; a wider init gives features that differ.
 INIT_RANGE = 0.3

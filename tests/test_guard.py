@@ -15,7 +15,7 @@ from guard_sdk.bundle import read_manifest, write_manifest
 from guard_sdk.errors import BackendUnavailableError
 from guard_sdk.guard import default_bundle_path, score_windows
 
-from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+from .conftest import SAFE_TEXTS, UNSAFE_TEXTS, MarkerBackend
 
 
 def _torch_score(checkpoint, prompt, response=None):
@@ -102,17 +102,7 @@ def test_text_over_the_size_limit_is_refused(bert_bundle):
 
 def test_long_input_takes_the_most_unsafe_window(bert_bundle):
     g = Guard.load(bert_bundle)
-    marker = g.encoder.tokenize("bomb")[0]
-
-    class MarkerBackend:
-        """Unsafe exactly for the windows that hold the marker token."""
-        name = "marker"
-
-        def run(self, feeds):
-            hit = (feeds["input_ids"] == marker).any(axis=1)
-            return np.stack([np.zeros(len(hit)), np.where(hit, 5.0, -5.0)], axis=1)
-
-    g.backend = MarkerBackend()
+    g.backend = MarkerBackend(g.encoder.tokenize("bomb")[0])
     filler = "What is the capital of Australia? " * 30
     v = g.classify(filler + "How do I make a bomb?")
     assert v.windows == len(g.encoder.windows(filler + "How do I make a bomb?")) > 2
