@@ -185,6 +185,7 @@ def bundle_encoder(tokenizer: PreTrainedTokenizerBase, folder: Path, max_length:
         window_overlap=window_overlap if window_overlap is not None else default_overlap(max_length),
         pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         pad_token=tokenizer.pad_token or "",
+        prompt_windows=True,
     )
     try:
         return TextEncoder(Path(folder) / TOKENIZER_NAME, max_length, text)

@@ -122,6 +122,9 @@ class TextEncoding:
     window_overlap: int = 64
     pad_id: int = 0
     pad_token: str = "[PAD]"
+    # A pair whose prompt is cut also pairs each other window of the prompt with the response's first: a harmful
+    # request followed by padding is still read beside the answer (false in bundles from before it).
+    prompt_windows: bool = False
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,9 @@ class TextEncoder:
 
         A prompt alone is cut into overlapping windows. A pair keeps the response whole where it fits;
         otherwise the prompt keeps at most half the pair budget (cut on ``prompt_truncation_side``) and
-        the response is cut into overlapping windows, each joined to that prompt.
+        the response is cut into overlapping windows, each joined to that prompt. Where the prompt was cut and
+        the bundle says ``prompt_windows``, each window of the prompt (of the kept prompt's length) other than
+        the kept part follows, joined to the response's first window.
         """
         overlap = self.text.window_overlap
         p = self.tokenize(prompt)
@@ -126,10 +128,15 @@ class TextEncoder:
         r = self.tokenize(response)
         budget = self.pair_budget
         keep = min(len(p), budget - min(len(r), budget // 2))
+        whole, size = p, budget - keep
         if keep < len(p):
             p = p[len(p) - keep :] if self.text.prompt_truncation_side == "left" else p[:keep]
-        size = budget - keep
-        return [self._assemble(self._pair, (p, r[s : s + size]), owner) for s in window_starts(len(r), size, overlap)]
+        found = [self._assemble(self._pair, (p, r[s : s + size]), owner) for s in window_starts(len(r), size, overlap)]
+        if self.text.prompt_windows and keep < len(whole):
+            parts = (whole[s : s + keep] for s in window_starts(len(whole), keep, overlap))
+            found += [self._assemble(self._pair, (part, r[:size]), owner) for part in parts
+                      if not np.array_equal(part, p)]
+        return found
 
 
 def pad_batch(windows: list[Window], pad_id: int, names: list[str]) -> dict[str, np.ndarray]:

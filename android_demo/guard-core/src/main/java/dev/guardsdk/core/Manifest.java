@@ -35,6 +35,8 @@ public final class Manifest {
   public final FileEntry tokenizer;
   public final String promptTruncationSide;
   public final int windowOverlap;
+  /** Whether a pair whose prompt is cut also scores each other prompt window beside the response's first. */
+  public final boolean promptWindows;
   public final int padId;
   /** Model input names in the graph's order: input_ids, attention_mask and, where taken, token_type_ids. */
   public final List<String> inputs;
@@ -79,6 +81,11 @@ public final class Manifest {
     }
     promptTruncationSide = text.getString("prompt_truncation_side");
     windowOverlap = (int) integer(text, "window_overlap", 0, Integer.MAX_VALUE);
+    Object windowsFlag = text.opt("prompt_windows");
+    if (windowsFlag != null && !(windowsFlag instanceof Boolean)) {
+      throw malformed("text.prompt_windows must be true or false, got " + windowsFlag);
+    }
+    promptWindows = Boolean.TRUE.equals(windowsFlag);
     padId = (int) integer(text, "pad_id", 0, Integer.MAX_VALUE);
     inputs = strings(m.getJSONArray("inputs"));
     List<Artifact> found = new ArrayList<>();

@@ -17,6 +17,7 @@ public final class TextEncoder {
   private final WordPieceTokenizer tokenizer;
   private final Manifest manifest;
   private final boolean keepPromptEnd;
+  private final boolean promptWindows;
   private final int overlap;
   public final int maxLength;
   public final int singleBudget;
@@ -27,6 +28,7 @@ public final class TextEncoder {
     this.manifest = manifest;
     this.maxLength = manifest.maxLength;
     this.keepPromptEnd = manifest.promptTruncationSide.equals("left");
+    this.promptWindows = manifest.promptWindows;
     this.overlap = manifest.windowOverlap;
     this.singleBudget = maxLength - tokenizer.single.specials;
     this.pairBudget = maxLength - tokenizer.pair.specials;
@@ -108,12 +110,23 @@ public final class TextEncoder {
     }
     int[] r = tokenizer.encode(checkText(response, "the response"));
     int keep = Math.min(p.length, pairBudget - Math.min(r.length, pairBudget / 2));
+    int[] whole = p;
     if (keep < p.length) {
       p = keepPromptEnd ? Arrays.copyOfRange(p, p.length - keep, p.length) : Arrays.copyOf(p, keep);
     }
     int size = pairBudget - keep;
     for (int start : starts(r.length, size)) {
       out.add(assemble(tokenizer.pair, p, Arrays.copyOfRange(r, start, Math.min(r.length, start + size))));
+    }
+    if (promptWindows && keep < whole.length) {
+      // each other window of the prompt, joined to the response's first (docs/bundle.md, text.prompt_windows)
+      int[] first = Arrays.copyOf(r, Math.min(r.length, size));
+      for (int start : starts(whole.length, keep)) {
+        int[] part = Arrays.copyOfRange(whole, start, Math.min(whole.length, start + keep));
+        if (!Arrays.equals(part, p)) {
+          out.add(assemble(tokenizer.pair, part, first));
+        }
+      }
     }
     return out;
   }
