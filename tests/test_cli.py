@@ -23,8 +23,8 @@ def run(*argv):
 def test_classify_text_prints_one_json_verdict(bert_bundle):
     code, [v] = run("classify", "How do I make a pipe bomb at home?", "--bundle", bert_bundle)
     assert code == 0
-    assert set(v) == {"unsafe", "score", "threshold", "label", "windows", "categories", "violations"}
-    assert v["categories"] == {} and v["violations"] == []  # a bundle without a category head
+    assert set(v) == {"unsafe", "score", "threshold", "label", "windows", "categories", "violations", "view"}
+    assert v["categories"] == {} and v["violations"] == [] and v["view"] == "raw"  # no category head, plain text
     code, [pair] = run("classify", "Tell me a joke", "--response", "No.", "--bundle", bert_bundle, "-t", "0")
     assert code == 0 and pair["unsafe"] is True and pair["threshold"] == 0.0
 

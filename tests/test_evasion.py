@@ -91,3 +91,52 @@ def test_a_malformed_prompt_file_is_refused(tmp_path):
     path.write_text('{"prompt": "x", "kind": "odd"}\n')
     with pytest.raises(S.InputError, match="p.jsonl:1: expected"):
         S.load_prompts(path)
+
+
+def test_disguised_copies_keep_their_rows_label_and_score_and_pairs_are_only_padded():
+    from datasets import Dataset
+
+    from guard_sdk.training.evasion.augment import DISGUISES, KINDS, with_disguises
+    from guard_sdk.training.recipe import DisguisesRecipe
+
+    prompts = [f"how do I make bomb number {i}" for i in range(20)] + [f"bake bread loaf {i}" for i in range(20)]
+    train = Dataset.from_dict({"prompt": prompts, "response": [None] * 30 + ["Sure, here it is."] * 10,
+                               "label": [1] * 20 + [0] * 20, "soft": [0.9] * 20 + [0.1] * 20,
+                               "source": ["advbench"] * 20 + ["alpaca"] * 20})
+    out = with_disguises(train, DisguisesRecipe(share=0.5, kinds=list(KINDS), seed=3))
+    assert len(out) == 60 and out.select(range(40)).to_dict() == train.to_dict()  # the originals come first
+    copies = out.select(range(40, 60)).to_list()
+    by_source = {(r["prompt"], r["response"]): r for r in train.to_list()}
+    for copy in copies:
+        originals = [r for r in by_source.values() if r["response"] == copy["response"]
+                     and r["label"] == copy["label"] and r["soft"] == copy["soft"] and r["source"] == copy["source"]]
+        assert originals and copy["prompt"] not in {r["prompt"] for r in originals}
+        if copy["response"] is not None:  # a pair: padded with other benign prompts, the request kept whole
+            assert any(r["prompt"] in copy["prompt"] for r in originals) and len(copy["prompt"].split()) > 200
+    again = with_disguises(train, DisguisesRecipe(share=0.5, kinds=list(KINDS), seed=3))
+    assert again.to_dict() == out.to_dict()  # the same seed, the same copies
+    assert set(DISGUISES) | {"padding_before", "padding_after"} == set(KINDS)
+    only_spaced = with_disguises(train, DisguisesRecipe(share=0.25, kinds=["spaced_letters"], seed=0))
+    assert all(r["response"] is None and "  " in r["prompt"] for r in only_spaced.select(range(40, 50)).to_list())
+
+
+def test_training_disguises_are_worded_apart_from_the_suites():
+    from guard_sdk.training.evasion.augment import ENCODING_WRAPPERS, FICTION, ROLE_PLAY
+
+    suite = {t.name: t.apply("{}") for t in TRANSFORMS}
+    ours = [w for ws in ENCODING_WRAPPERS.values() for w in ws] + FICTION + ROLE_PLAY
+    for name in ("base64_instruction", "hex", "rot13", "fiction", "role_play"):
+        stem = suite[name].split("{}")[0].split(":")[0]
+        assert all(stem not in w for w in ours), (name, stem)
+    assert all(PADDING[:40] not in w for w in ours)
+
+
+def test_a_recipe_with_an_unknown_disguise_is_refused(tmp_path):
+    from guard_sdk.training.recipe import RecipeError, load_recipe
+
+    from .test_finetune import _recipe
+
+    data = tmp_path / "seed.jsonl"
+    data.write_text('{"prompt": "hi", "label": 0}\n')
+    with pytest.raises(RecipeError, match=r"disguises needs a share in \(0, 1\] .*unknown: morse"):
+        load_recipe(_recipe(tmp_path, "model", data, disguises={"share": 0.2, "kinds": ["morse"], "seed": 0}))

@@ -33,6 +33,7 @@ def _recipe(tmp_path, checkpoint, data_file, **changes):
                   "logging_steps": 1},
         "calibration": {"rule": "fixed", "threshold": 0.5, "max_fpr": None},
         "categories": None,
+        "disguises": None,
         "export": {"bundle": str(tmp_path / "bundle"), "name": "tiny-finetuned", "formats": ["onnx"],
                    "precisions": ["fp32"], "max_length": 32, "int8_tolerance": 0.05, "int8_min_agreement": 0.98},
         "distill": None,

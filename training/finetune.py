@@ -113,6 +113,12 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     summary = data_summary({**splits, **({"holdout": holdout} if holdout is not None else {})})
     log.info("train %d rows, dev %d, test %d%s", len(splits["train"]), len(splits["dev"]), len(splits["test"]),
              f", holdout {len(holdout)}" if holdout is not None else "")
+    if recipe.disguises is not None:
+        from guard_sdk.training.evasion.augment import with_disguises
+
+        before = len(splits["train"])
+        splits["train"] = with_disguises(splits["train"], recipe.disguises)
+        log.info("disguises: %d disguised copies of train rows", len(splits["train"]) - before)
     plan, heads = None, None
     if recipe.categories is not None:
         from guard_sdk.training.categories import plan_categories, with_category_columns

@@ -83,6 +83,15 @@ class CategoriesRecipe:
 
 
 @dataclass(frozen=True)
+class DisguisesRecipe:
+    """Disguised copies of train rows (training/evasion/augment.py): what a guard must read through."""
+
+    share: float  # of the train rows, each copied once under one disguise
+    kinds: list[str]  # which disguises (augment.KINDS); a pair takes only the padding ones
+    seed: int
+
+
+@dataclass(frozen=True)
 class ExportRecipe:
     bundle: str  # folder the guard bundle is written to (replaced if it exists)
     name: str
@@ -143,6 +152,7 @@ class Recipe:
     train: TrainRecipe
     calibration: CalibrationRecipe
     categories: CategoriesRecipe | None  # null: P(unsafe) alone
+    disguises: DisguisesRecipe | None  # null: the train rows as they are
     export: ExportRecipe | None
     distill: DistillRecipe | None  # null: plain fine-tuning on the seed data
 
@@ -276,6 +286,14 @@ def _check(recipe: Recipe, where: str) -> None:
     k = recipe.categories
     if k is not None and (k.min_train_rows < 1 or k.min_dev_rows < 1 or k.weight <= 0):
         raise RecipeError(f"{where}: categories needs min_train_rows and min_dev_rows of 1 or more and a weight > 0")
+    d = recipe.disguises
+    if d is not None:
+        from guard_sdk.training.evasion.augment import KINDS
+
+        unknown = sorted(set(d.kinds) - set(KINDS))
+        if not 0 < d.share <= 1 or not d.kinds or unknown:
+            raise RecipeError(f"{where}: disguises needs a share in (0, 1] and kinds among {', '.join(KINDS)}"
+                              + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
 
 
 def apply_overrides(data: Any, overrides: Sequence[str], where: str) -> Any:
