@@ -82,6 +82,8 @@ class ExecuTorchBackend:
         self.threads = _size_thread_pool(portable_lib, threads, requested)
         try:
             program = Runtime.get().load_program(source if isinstance(source, bytes) else Path(source))
+            # The program reads from the buffer it was loaded from, without a copy: both must outlive the method.
+            self._source, self._program = source, program
             self._method = program.load_method("forward")
         except (RuntimeError, ValueError) as e:
             raise BundleError(f"{path}: ExecuTorch cannot load it as a program ({e})", path) from e
