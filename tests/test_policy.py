@@ -67,7 +67,7 @@ TEXTS = UNSAFE_TEXTS + SAFE_TEXTS
 
 def test_a_bundle_with_categories_scores_each_and_reports_violations(categories_bundle):
     guard = Guard.load(categories_bundle)
-    assert guard.categories == list(CATEGORY_HEADS) and guard.manifest.schema_version == 2
+    assert guard.categories == list(CATEGORY_HEADS) and guard.manifest.schema_version == 3
     verdicts = guard.classify_batch(TEXTS)
     for v in verdicts:
         assert list(v.categories) == list(CATEGORY_HEADS)

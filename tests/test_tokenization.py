@@ -66,19 +66,31 @@ def test_long_pair_keeps_part_of_the_prompt_and_windows_the_response(bert_bundle
     windows = enc.windows(prompt, response)
     keep = enc.pair_budget - enc.pair_budget // 2  # the response gets half the budget, rounded down
     kept = p[-keep:] if side == "left" else p[:keep]
-    assert len(windows) == len(window_starts(len(r), enc.pair_budget - keep, 4))
-    for w in windows:
-        assert len(w.input_ids) == enc.max_length or w is windows[-1]
+    size = enc.pair_budget - keep
+    response_windows = len(window_starts(len(r), size, 4))
+    for w in windows[:response_windows]:  # the kept prompt beside each response window
+        assert len(w.input_ids) == enc.max_length or w is windows[response_windows - 1]
         assert w.input_ids[1 : 1 + keep].tolist() == kept.tolist()
         assert w.token_type_ids[: keep + 2].tolist() == [0] * (keep + 2)
         assert set(w.token_type_ids[keep + 2 :].tolist()) == {1}
+    # then (text.prompt_windows) every other window of the prompt beside the response's first
+    parts = [p[s : s + keep] for s in window_starts(len(p), keep, 4)]
+    others = [part.tolist() for part in parts if part.tolist() != kept.tolist()]
+    assert len(windows) == response_windows + len(others) > response_windows
+    for w, part in zip(windows[response_windows:], others):
+        assert w.input_ids[1 : 1 + len(part)].tolist() == part
+        assert w.input_ids[2 + len(part) : -1].tolist() == r[:size].tolist()
+    assert len(_encoder(bert_bundle, window_overlap=4, prompt_truncation_side=side,
+                        prompt_windows=False).windows(prompt, response)) == response_windows
 
 
 def test_pair_with_a_short_response_keeps_all_of_it(bert_bundle):
     enc = _encoder(bert_bundle)
-    [window] = enc.windows("word " * 500, "No.")
-    assert len(window.input_ids) == enc.max_length
-    assert window.input_ids[-1 - len(enc.tokenize("No.")) : -1].tolist() == enc.tokenize("No.").tolist()
+    windows = enc.windows("word " * 500, "No.")  # the kept prompt's window, then the prompt's other windows
+    assert len(windows) > 1 and all(len(w.input_ids) <= enc.max_length for w in windows)
+    for window in windows:
+        assert window.input_ids[-1 - len(enc.tokenize("No.")) : -1].tolist() == enc.tokenize("No.").tolist()
+    assert len(windows[0].input_ids) == enc.max_length
 
 
 def test_overlap_too_large_for_the_window_is_refused(bert_bundle):
