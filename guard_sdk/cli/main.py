@@ -8,7 +8,7 @@ import sys
 from typing import IO
 
 from guard_sdk import __version__
-from guard_sdk.cli import adapt, android, augment, bench, classify, data, evaluate, export, train
+from guard_sdk.cli import adapt, android, augment, bench, classify, data, evaluate, export, serve, train
 from guard_sdk.cli.options import EPILOG, EXIT_BAD_INPUT, EXIT_FAILURE
 from guard_sdk.errors import (
     BackendUnavailableError,
@@ -19,7 +19,7 @@ from guard_sdk.errors import (
     ParityError,
 )
 
-GROUPS = (classify, export, data, train, augment, adapt, evaluate, bench, android)
+GROUPS = (classify, serve, export, data, train, augment, adapt, evaluate, bench, android)
 
 
 def build_parser() -> argparse.ArgumentParser:

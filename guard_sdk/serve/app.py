@@ -1,0 +1,188 @@
+"""The ASGI app of ``guard-sdk serve`` (Starlette): OpenAI's ``POST /v1/moderations``, ``POST /v1/classify`` with
+our full verdict, ``GET /healthz`` and ``GET /metrics`` (Prometheus text).
+
+Every answer is JSON, errors included (400 bad JSON, 401 wrong or missing key, 413 too large, 422 a field or text
+the guard cannot take, 429 too many requests in flight, with Retry-After; 500 without a traceback). Scoring runs in
+worker threads (a Guard is thread-safe), at most ``max_in_flight`` requests at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from guard_sdk.errors import InputError, PolicyError
+from guard_sdk.guard import Guard
+from guard_sdk.serve.moderation import moderation_response
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1 << 20  # a request body larger than this is refused (413) before it is parsed
+    max_batch: int = 64  # inputs in one request
+    max_in_flight: int = 64  # requests being scored at once; more get 429
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """OpenAI's error shape, so its client raises the matching exception class."""
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status, headers=headers)
+
+
+class Metrics:
+    """The Prometheus metrics of one app, in a registry of its own."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("guard_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("guard_request_seconds", "Time to answer a request, by endpoint", ["endpoint"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.in_flight = Gauge("guard_requests_in_flight", "Requests being scored now (the queue depth)",
+                               registry=self.registry)
+        self.verdicts = Counter("guard_verdicts", "Inputs judged, by verdict", ["unsafe"], registry=self.registry)
+
+    def text(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return bytes(generate_latest(self.registry))
+
+
+def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Limits()) -> Starlette:
+    """The app serving ``guard``; ``api_key``: when set, every endpoint but /healthz needs ``Authorization: Bearer``
+    with it."""
+    metrics = Metrics()
+    state = {"in_flight": 0}
+
+    def authorise(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            raise HTTPError(401, "missing or wrong API key (Authorization: Bearer KEY)", "authentication_error")
+
+    async def body(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            raise HTTPError(413, f"the body has {declared} bytes; the limit is {limits.max_body_bytes}")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limits.max_body_bytes:
+                raise HTTPError(413, f"the body is over the limit of {limits.max_body_bytes} bytes")
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise HTTPError(400, f"the body is not JSON: {e}") from e
+
+    async def scored(endpoint: str, request: Request, work: Any) -> Response:
+        """Run ``work(data)`` in a worker thread within the in-flight bound, with metrics and JSON errors."""
+        start = time.perf_counter()
+        status = 200
+        try:
+            authorise(request)
+            if state["in_flight"] >= limits.max_in_flight:
+                raise HTTPError(429, f"{limits.max_in_flight} requests are being scored; retry shortly",
+                                "rate_limit_error")
+            data = await body(request)
+            state["in_flight"] += 1
+            metrics.in_flight.set(state["in_flight"])
+            try:
+                answer = await run_in_threadpool(work, data)
+            finally:
+                state["in_flight"] -= 1
+                metrics.in_flight.set(state["in_flight"])
+            response: Response = JSONResponse(answer)
+        except HTTPError as e:
+            status = e.status
+            response = _error(e.status, e.message, e.kind, {"Retry-After": "1"} if e.status == 429 else None)
+        except (InputError, PolicyError) as e:
+            status = 422
+            response = _error(422, str(e), "invalid_request_error")
+        except Exception:  # never a traceback to the client; the log keeps it
+            log.exception("%s failed", endpoint)
+            status = 500
+            response = _error(500, "the guard failed on this request; see the server log", "server_error")
+        metrics.requests.labels(endpoint, str(status)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        return response
+
+    def texts_of(data: Any) -> list[str]:
+        if not isinstance(data, dict) or "input" not in data:
+            raise HTTPError(422, 'expected {"input": a string or a list of strings}')
+        given = data["input"]
+        items = [given] if isinstance(given, str) else given
+        if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
+            raise HTTPError(422, "input must be a string or a non-empty list of strings")
+        if len(items) > limits.max_batch:
+            raise HTTPError(413, f"{len(items)} inputs; the limit is {limits.max_batch} per request")
+        return items
+
+    def moderate(data: Any) -> dict[str, Any]:
+        verdicts = guard.classify_batch(texts_of(data))
+        for v in verdicts:
+            metrics.verdicts.labels(str(v.unsafe).lower()).inc()
+        return moderation_response(data.get("model") or guard.manifest.name, verdicts)
+
+    def classify(data: Any) -> dict[str, Any]:
+        single = isinstance(data, dict) and "prompt" in data
+        items = [data] if single else data.get("inputs") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) and "prompt" in i for i in items):
+            raise HTTPError(422, 'expected {"prompt": ..., "response": ...} or {"inputs": [such objects]}')
+        if len(items) > limits.max_batch:
+            raise HTTPError(413, f"{len(items)} inputs; the limit is {limits.max_batch} per request")
+        policy = data.get("policy") if isinstance(data, dict) else None
+        verdicts = guard.classify_batch([i["prompt"] for i in items], [i.get("response") for i in items],
+                                        policy=policy)
+        for v in verdicts:
+            metrics.verdicts.labels(str(v.unsafe).lower()).inc()
+        answers = [v.to_dict() for v in verdicts]
+        return answers[0] if single else {"results": answers}
+
+    async def moderations(request: Request) -> Response:
+        return await scored("/v1/moderations", request, moderate)
+
+    async def classify_endpoint(request: Request) -> Response:
+        return await scored("/v1/classify", request, classify)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": guard.manifest.name, "categories": guard.categories})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        try:
+            authorise(request)
+        except HTTPError as e:
+            return _error(e.status, e.message, e.kind)
+        return Response(metrics.text(), media_type="text/plain; version=0.0.4")
+
+    async def not_routed(_: Request, e: Exception) -> Response:
+        status = e.status_code if isinstance(e, StarletteHTTPException) else 500
+        return _error(status, str(getattr(e, "detail", "")) or "no such endpoint", "invalid_request_error")
+
+    return Starlette(routes=[
+        Route("/v1/moderations", moderations, methods=["POST"]),
+        Route("/v1/classify", classify_endpoint, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ], exception_handlers={StarletteHTTPException: not_routed})

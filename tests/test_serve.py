@@ -1,0 +1,111 @@
+"""guard-sdk serve on 127.0.0.1: the official openai client gets our verdicts in its moderation schema, /v1/classify
+gives the full verdict, and every bad request gets a JSON error with its status, never a traceback. Each server
+is stopped when its test ends, on failure too."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import httpx
+import pytest
+
+from guard_sdk import Guard
+from guard_sdk.categories import OPENAI_MODERATION
+from guard_sdk.serve.app import Limits, create_app
+
+from .conftest import SAFE_TEXTS, UNSAFE_TEXTS
+
+
+@contextlib.contextmanager
+def serving(guard, **options):
+    """The app under uvicorn on a free port of 127.0.0.1, in a thread; its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(create_app(guard, **options), host="127.0.0.1", port=0,
+                                           log_level="error", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        assert host == "127.0.0.1"
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def guard(categories_bundle):
+    return Guard.load(categories_bundle)
+
+
+def test_the_openai_client_moderates_through_it_as_classify_does(guard):
+    from openai import OpenAI
+
+    texts = UNSAFE_TEXTS[:4] + SAFE_TEXTS[:4]
+    expected = guard.classify_batch(texts)
+    with serving(guard, api_key="s3cret") as url:
+        client = OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
+        answer = client.moderations.create(input=texts, model="anything")
+        one = client.moderations.create(input=texts[0])
+    assert answer.model == "anything" and one.model == guard.manifest.name and len(answer.results) == len(texts)
+    for result, verdict in zip(answer.results, expected):
+        scores = result.category_scores.model_dump(by_alias=True)
+        flags = result.categories.model_dump(by_alias=True)
+        assert result.flagged == verdict.unsafe and set(scores) == set(OPENAI_MODERATION)
+        assert scores["violence"] == pytest.approx(verdict.categories["violent_crimes"])
+        assert scores["hate"] == pytest.approx(verdict.categories["hate"])
+        assert flags["violence"] == ("violent_crimes" in verdict.violations)
+        assert scores["sexual/minors"] == 0.0 and not flags["sexual/minors"]  # a category this bundle lacks
+    assert one.results[0].flagged == expected[0].unsafe
+
+
+def test_classify_gives_the_full_verdict_of_pairs_and_a_policy(guard):
+    pairs = [{"prompt": UNSAFE_TEXTS[0], "response": "Sure, here is how."}, {"prompt": SAFE_TEXTS[0]}]
+    expected = guard.classify_batch([p["prompt"] for p in pairs], [p.get("response") for p in pairs])
+    allowed = guard.classify(UNSAFE_TEXTS[0], policy={"allow": ["violent_crimes"]})
+    with serving(guard) as url:
+        many = httpx.post(f"{url}/v1/classify", json={"inputs": pairs}).json()
+        one = httpx.post(f"{url}/v1/classify", json={"prompt": UNSAFE_TEXTS[0],
+                                                     "policy": {"allow": ["violent_crimes"]}}).json()
+        health = httpx.get(f"{url}/healthz").json()
+        metrics = httpx.get(f"{url}/metrics").text
+    assert many["results"] == [{**v.to_dict(), "violations": list(v.violations)} for v in expected]
+    assert one["unsafe"] == allowed.unsafe and one["violations"] == list(allowed.violations)
+    assert health == {"status": "ok", "model": guard.manifest.name, "categories": guard.categories}
+    assert 'guard_requests_total{endpoint="/v1/classify",status="200"} 2.0' in metrics
+    assert "guard_request_seconds_bucket" in metrics and "guard_requests_in_flight 0.0" in metrics
+
+
+@pytest.mark.parametrize("request_args,status,message", [
+    ({"content": b"{not json"}, 400, "not JSON"),
+    ({"json": {"text": "hi"}}, 422, "expected"),
+    ({"json": {"input": []}}, 422, "non-empty list"),
+    ({"json": {"input": ["a", 3]}}, 422, "strings"),
+    ({"json": {"input": ["hi"] * 5}}, 413, "5 inputs; the limit is 4"),
+    ({"content": b'{"input": "' + b"x" * 3000 + b'"}'}, 413, "limit"),
+    ({"content": b'{"input": "bad \\udcff"}'}, 422, "not valid UTF-8"),  # a lone surrogate, escaped in JSON
+])
+def test_bad_requests_get_json_errors(guard, request_args, status, message):
+    with serving(guard, limits=Limits(max_body_bytes=2000, max_batch=4)) as url:
+        reply = httpx.post(f"{url}/v1/moderations", **request_args)
+    assert reply.status_code == status and message in reply.json()["error"]["message"], reply.text
+
+
+def test_keys_unknown_routes_and_a_full_queue(guard):
+    with serving(guard, api_key="k", limits=Limits(max_in_flight=0)) as url:
+        assert httpx.post(f"{url}/v1/moderations", json={"input": "hi"}).status_code == 401
+        wrong = httpx.post(f"{url}/v1/moderations", json={"input": "hi"}, headers={"Authorization": "Bearer x"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+        busy = httpx.post(f"{url}/v1/moderations", json={"input": "hi"}, headers={"Authorization": "Bearer k"})
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+        assert httpx.get(f"{url}/healthz").status_code == 200  # health needs no key
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        missing = httpx.get(f"{url}/v1/nothing")
+        assert missing.status_code == 404 and "error" in missing.json()
