@@ -45,6 +45,7 @@ from guard_sdk.views import views
 
 if TYPE_CHECKING:
     from guard_sdk.signing import TrustedKeys
+    from guard_sdk.stream import StreamGuard
 
 # "auto" precision takes the first of these that the bundle holds: smallest and fastest first.
 PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
@@ -306,12 +307,7 @@ class Guard:
         if responses is not None and (isinstance(responses, str) or not isinstance(responses, Sequence)
                                       or len(responses) != len(prompts)):
             raise InputError("responses must be a sequence as long as prompts, with None where there is none")
-        if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)):
-            raise InputTypeError(f"threshold must be a number in [0, 1] or None, got {type(threshold).__name__}")
-        cut = self.threshold if threshold is None else float(threshold)
-        if not 0.0 <= cut <= 1.0:
-            raise InputError(f"threshold must lie in [0, 1], got {threshold!r}")
-        rule = self.policy if policy is None else self._checked(policy)
+        cut, rule = self._cut(threshold), self.policy if policy is None else self._checked(policy)
         results: list[Verdict | InputError | None] = [None] * len(prompts)
         windows: list[tuple[str, Window]] = []
         scored: list[int] = []  # the items whose windows are in ``windows``, in owner order
@@ -328,6 +324,22 @@ class Guard:
         for i, verdict in zip(scored, self._verdicts(windows, len(scored), cut, rule)):
             results[i] = verdict
         return [r for r in results if r is not None]
+
+    def _cut(self, threshold: float | None) -> float:
+        """The threshold a call decides at: its own, checked, or the bundle's."""
+        if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)):
+            raise InputTypeError(f"threshold must be a number in [0, 1] or None, got {type(threshold).__name__}")
+        cut = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= cut <= 1.0:
+            raise InputError(f"threshold must lie in [0, 1], got {threshold!r}")
+        return cut
+
+    def stream(self, prompt: str, *, threshold: float | None = None, policy: PolicyLike = None) -> StreamGuard:
+        """Judge ``prompt``'s response as it streams: ``feed(chunk)`` after each chunk gives the verdict on the
+        response so far and the first chunk at which it was unsafe (guard_sdk.stream)."""
+        from guard_sdk.stream import StreamGuard
+
+        return StreamGuard(self, prompt, self._cut(threshold), self.policy if policy is None else self._checked(policy))
 
     def scored_windows(self, prompt: str, response: str | None = None) -> list[tuple[str, Window]]:
         """The windows ``classify`` scores for one input, each with its view (what the Android vectors record)."""
@@ -361,9 +373,19 @@ class Guard:
         """One verdict per text of ``tagged`` (owners 0 .. texts-1), each from its most unsafe window."""
         if not texts:
             return []
+        return self.judge(tagged, self.window_logits([w for _, w in tagged]), texts, cut, rule)
+
+    def window_logits(self, windows: list[Window]) -> np.ndarray:
+        """The model's logits of each window, in order (what ``judge`` decides from)."""
+        m = self.manifest
+        return run_windows(self.backend.run, windows, m.text.pad_id, m.inputs, self.batch_size)
+
+    def judge(self, tagged: list[tuple[str, Window]], logits: np.ndarray, texts: int, cut: float,
+              rule: Policy) -> list[Verdict]:
+        """One verdict per text from its windows' ``logits`` (owners 0 .. texts-1): the most unsafe window decides,
+        under threshold ``cut`` and policy ``rule`` (guard_sdk.stream scores only new windows and calls this)."""
         m = self.manifest
         windows = [w for _, w in tagged]
-        logits = run_windows(self.backend.run, windows, m.text.pad_id, m.inputs, self.batch_size)
         if logits.shape[1] != LABEL_OUTPUTS + len(m.categories):
             raise ManifestError(f"{self.path / MANIFEST_NAME}: lists {len(m.categories)} categories, but "
                                 f"{self.artifact.path} outputs {logits.shape[1]} logits (2 labels, then one a "
