@@ -109,3 +109,32 @@ def test_keys_unknown_routes_and_a_full_queue(guard):
         assert httpx.get(f"{url}/metrics").status_code == 401
         missing = httpx.get(f"{url}/v1/nothing")
         assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_a_response_streamed_over_the_websocket_is_judged_chunk_by_chunk(guard):
+    import json as jsonlib
+
+    from websockets.sync.client import connect
+
+    prompt, chunks = UNSAFE_TEXTS[0], ["Sure, ", "here is how: ", "first gather the parts. "]
+    local = guard.stream(prompt)
+    expected = [local.feed(c) for c in chunks]
+    with serving(guard, api_key="k") as url:
+        socket_url = url.replace("http://", "ws://") + "/v1/moderations/stream"
+        with connect(socket_url, additional_headers={"Authorization": "Bearer k"}) as ws:
+            ws.send(jsonlib.dumps({"prompt": prompt}))
+            answers = []
+            for chunk in chunks:
+                ws.send(jsonlib.dumps({"chunk": chunk}))
+                answers.append(jsonlib.loads(ws.recv(timeout=30)))
+            ws.send(jsonlib.dumps({"end": True}))
+        with connect(socket_url, additional_headers={"Authorization": "Bearer k"}) as ws:
+            ws.send(jsonlib.dumps({"text": "no prompt"}))
+            refused = jsonlib.loads(ws.recv(timeout=30))
+        with pytest.raises(Exception, match="1008|missing or wrong API key|403"):
+            with connect(socket_url) as ws:
+                ws.recv(timeout=30)
+    for answer, step in zip(answers, expected):
+        assert answer["verdict"] == {**step.verdict.to_dict(), "violations": list(step.verdict.violations)}
+        assert answer["chunk"] == step.chunk and answer["first_unsafe_chunk"] == step.first_unsafe_chunk
+    assert "the first message must be" in refused["error"]["message"]

@@ -1,5 +1,6 @@
 """The ASGI app of ``guard-sdk serve`` (Starlette): OpenAI's ``POST /v1/moderations``, ``POST /v1/classify`` with
-our full verdict, ``GET /healthz`` and ``GET /metrics`` (Prometheus text).
+our full verdict, a WebSocket ``/v1/moderations/stream`` that judges a response chunk by chunk (``Guard.stream``),
+``GET /healthz`` and ``GET /metrics`` (Prometheus text).
 
 Every answer is JSON, errors included (400 bad JSON, 401 wrong or missing key, 413 too large, 422 a field or text
 the guard cannot take, 429 too many requests in flight, with Retry-After; 500 without a traceback). Scoring runs in
@@ -20,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from guard_sdk.errors import InputError, PolicyError
 from guard_sdk.guard import Guard
@@ -176,6 +178,38 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             return _error(e.status, e.message, e.kind)
         return Response(metrics.text(), media_type="text/plain; version=0.0.4")
 
+    async def stream(socket: WebSocket) -> None:
+        """One streamed response: {"prompt", "threshold"?, "policy"?} first, then {"chunk": text} messages, each
+        answered with the verdict on the response so far (Guard.stream); an error is sent, then the socket closes."""
+        given = socket.headers.get("authorization", "")
+        if api_key is not None and not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            await socket.close(code=1008, reason="missing or wrong API key")
+            return
+        await socket.accept()
+        try:
+            start = await socket.receive_json()
+            if not isinstance(start, dict) or "prompt" not in start:
+                raise HTTPError(422, 'the first message must be {"prompt": ..., "threshold": optional, '
+                                '"policy": optional}')
+            streamed = await run_in_threadpool(guard.stream, start["prompt"], threshold=start.get("threshold"),
+                                               policy=start.get("policy"))
+            while True:
+                message = await socket.receive_json()
+                if not isinstance(message, dict) or "chunk" not in message:
+                    break  # {"end": true}, or anything else, ends the stream
+                step = await run_in_threadpool(streamed.feed, message["chunk"])
+                metrics.verdicts.labels(str(step.verdict.unsafe).lower()).inc()
+                await socket.send_json({"chunk": step.chunk, "unsafe": step.verdict.unsafe,
+                                        "first_unsafe_chunk": step.first_unsafe_chunk,
+                                        "scored_windows": step.scored_windows, "ms": round(step.seconds * 1000, 3),
+                                        "verdict": step.verdict.to_dict()})
+        except WebSocketDisconnect:
+            return
+        except (HTTPError, InputError, PolicyError, ValueError) as e:
+            await socket.send_json({"error": {"message": getattr(e, "message", str(e)),
+                                              "type": "invalid_request_error"}})
+        await socket.close()
+
     async def not_routed(_: Request, e: Exception) -> Response:
         status = e.status_code if isinstance(e, StarletteHTTPException) else 500
         return _error(status, str(getattr(e, "detail", "")) or "no such endpoint", "invalid_request_error")
@@ -185,4 +219,5 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
         Route("/v1/classify", classify_endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        WebSocketRoute("/v1/moderations/stream", stream),
     ], exception_handlers={StarletteHTTPException: not_routed})
