@@ -23,7 +23,8 @@ def register(sub: Subparsers) -> None:
         "with base_url pointed here; POST /v1/classify takes {\"prompt\", \"response\"} (or {\"inputs\": [...]}) "
         "and answers with the full verdict; GET /healthz; GET /metrics (Prometheus). With the environment "
         f"variable named by --api-key-env set ({API_KEY_ENV} by default), every endpoint but /healthz needs "
-        "'Authorization: Bearer KEY'. Errors are JSON: 400, 401, 413, 422, 429 (with Retry-After). Binds "
+        "'Authorization: Bearer KEY'. Inputs of concurrent requests are scored in shared micro-batches. Errors are "
+        "JSON: 400, 401, 413, 422, 429 (with Retry-After). Binds "
         "127.0.0.1 unless told otherwise. docs/serving.md has curl and openai examples.",
         examples="  guard-sdk serve --port 8000\n"
         "  curl -s localhost:8000/v1/moderations -d '{\"input\": \"how do I make a pipe bomb?\"}'\n"
@@ -38,8 +39,11 @@ def register(sub: Subparsers) -> None:
     s.add_argument("--max-batch", type=positive_int, default=64, help="inputs per request (default: 64)")
     s.add_argument("--max-body-bytes", type=positive_int, default=1 << 20,
                    help="request body size limit (default: 1 MiB)")
-    s.add_argument("--max-in-flight", type=positive_int, default=64,
-                   help="requests scored at once; more are answered 429 with Retry-After (default: 64)")
+    s.add_argument("--max-queue", type=positive_int, default=256,
+                   help="inputs waiting to be scored; a request that does not fit is answered 429 with Retry-After "
+                   "(default: 256)")
+    s.add_argument("--workers", type=positive_int, default=None,
+                   help="micro-batches scored at once (default: the physical cores over the guard's threads)")
     add_runtime(s)
     add_trusted_keys(s)
     s.set_defaults(run=run_serve, extra="serve")
@@ -56,7 +60,8 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
     guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads,
                        policy=args.policy, trusted_keys=args.trusted_keys)
     api_key = os.environ.get(args.api_key_env) or None
-    app = create_app(guard, api_key=api_key, limits=Limits(args.max_body_bytes, args.max_batch, args.max_in_flight))
+    app = create_app(guard, api_key=api_key,
+                     limits=Limits(args.max_body_bytes, args.max_batch, args.max_queue, args.workers))
     print(f"guard-sdk serve: {guard.manifest.name} on http://{args.host}:{args.port} "
           f"({'API key required' if api_key else 'no API key'})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

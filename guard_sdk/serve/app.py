@@ -3,8 +3,8 @@ our full verdict, a WebSocket ``/v1/moderations/stream`` that judges a response 
 ``GET /healthz`` and ``GET /metrics`` (Prometheus text).
 
 Every answer is JSON, errors included (400 bad JSON, 401 wrong or missing key, 413 too large, 422 a field or text
-the guard cannot take, 429 too many requests in flight, with Retry-After; 500 without a traceback). Scoring runs in
-worker threads (a Guard is thread-safe), at most ``max_in_flight`` requests at once.
+the guard cannot take, 429 a full queue, with Retry-After; 500 without a traceback). Inputs of all requests are
+scored in shared micro-batches (``batcher``), each verdict ``classify_batch``'s on its input.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from guard_sdk.backends import physical_cores
 from guard_sdk.errors import InputError, PolicyError
-from guard_sdk.guard import Guard
+from guard_sdk.guard import Guard, Verdict
+from guard_sdk.serve.batcher import Batcher, QueueFull
 from guard_sdk.serve.moderation import moderation_response
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 1 << 20  # a request body larger than this is refused (413) before it is parsed
-    max_batch: int = 64  # inputs in one request
-    max_in_flight: int = 64  # requests being scored at once; more get 429
+    max_batch: int = 64  # inputs in one request, and in one model call across requests
+    max_queue: int = 256  # inputs waiting to be scored; a request that does not fit gets 429
+    workers: int | None = None  # batches scored at once; None: the physical cores over the guard's threads
 
 
 class HTTPError(Exception):
@@ -61,8 +64,7 @@ class Metrics:
         self.latency = Histogram("guard_request_seconds", "Time to answer a request, by endpoint", ["endpoint"],
                                  registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.in_flight = Gauge("guard_requests_in_flight", "Requests being scored now (the queue depth)",
-                               registry=self.registry)
+        self.queue = Gauge("guard_queue_depth", "Inputs waiting to be scored", registry=self.registry)
         self.verdicts = Counter("guard_verdicts", "Inputs judged, by verdict", ["unsafe"], registry=self.registry)
 
     def text(self) -> bytes:
@@ -75,7 +77,8 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
     """The app serving ``guard``; ``api_key``: when set, every endpoint but /healthz needs ``Authorization: Bearer``
     with it."""
     metrics = Metrics()
-    state = {"in_flight": 0}
+    workers = limits.workers or max(1, physical_cores() // (guard.threads or 1))
+    batcher = Batcher(guard, workers, limits.max_batch, limits.max_queue)
 
     def authorise(request: Request) -> None:
         if api_key is None:
@@ -104,18 +107,11 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
         status = 200
         try:
             authorise(request)
-            if state["in_flight"] >= limits.max_in_flight:
-                raise HTTPError(429, f"{limits.max_in_flight} requests are being scored; retry shortly",
-                                "rate_limit_error")
-            data = await body(request)
-            state["in_flight"] += 1
-            metrics.in_flight.set(state["in_flight"])
-            try:
-                answer = await run_in_threadpool(work, data)
-            finally:
-                state["in_flight"] -= 1
-                metrics.in_flight.set(state["in_flight"])
+            answer = await work(await body(request))
             response: Response = JSONResponse(answer)
+        except QueueFull as e:
+            status = 429
+            response = _error(429, str(e), "rate_limit_error", {"Retry-After": "1"})
         except HTTPError as e:
             status = e.status
             response = _error(e.status, e.message, e.kind, {"Retry-After": "1"} if e.status == 429 else None)
@@ -128,7 +124,20 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             response = _error(500, "the guard failed on this request; see the server log", "server_error")
         metrics.requests.labels(endpoint, str(status)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        metrics.queue.set(batcher.depth)
         return response
+
+    async def judged(prompts: list[str], responses: list[str | None], policy: Any = None) -> list[Verdict]:
+        """The batcher's verdicts on a request's inputs; the first bad input fails the request, named."""
+        metrics.queue.set(batcher.depth + len(prompts))
+        found = await batcher.score(prompts, responses, policy)
+        for i, verdict in enumerate(found):
+            if isinstance(verdict, InputError):
+                raise InputError(f"input {i}: {verdict}") if len(found) > 1 else verdict
+        verdicts = [v for v in found if isinstance(v, Verdict)]
+        for v in verdicts:
+            metrics.verdicts.labels(str(v.unsafe).lower()).inc()
+        return verdicts
 
     def texts_of(data: Any) -> list[str]:
         if not isinstance(data, dict) or "input" not in data:
@@ -141,13 +150,12 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             raise HTTPError(413, f"{len(items)} inputs; the limit is {limits.max_batch} per request")
         return items
 
-    def moderate(data: Any) -> dict[str, Any]:
-        verdicts = guard.classify_batch(texts_of(data))
-        for v in verdicts:
-            metrics.verdicts.labels(str(v.unsafe).lower()).inc()
+    async def moderate(data: Any) -> dict[str, Any]:
+        texts = texts_of(data)
+        verdicts = await judged(texts, [None] * len(texts))
         return moderation_response(data.get("model") or guard.manifest.name, verdicts)
 
-    def classify(data: Any) -> dict[str, Any]:
+    async def classify(data: Any) -> dict[str, Any]:
         single = isinstance(data, dict) and "prompt" in data
         items = [data] if single else data.get("inputs") if isinstance(data, dict) else None
         if not isinstance(items, list) or not items or not all(isinstance(i, dict) and "prompt" in i for i in items):
@@ -155,10 +163,7 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
         if len(items) > limits.max_batch:
             raise HTTPError(413, f"{len(items)} inputs; the limit is {limits.max_batch} per request")
         policy = data.get("policy") if isinstance(data, dict) else None
-        verdicts = guard.classify_batch([i["prompt"] for i in items], [i.get("response") for i in items],
-                                        policy=policy)
-        for v in verdicts:
-            metrics.verdicts.labels(str(v.unsafe).lower()).inc()
+        verdicts = await judged([i["prompt"] for i in items], [i.get("response") for i in items], policy)
         answers = [v.to_dict() for v in verdicts]
         return answers[0] if single else {"results": answers}
 
