@@ -102,7 +102,7 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             raise HTTPError(400, f"the body is not JSON: {e}") from e
 
     async def scored(endpoint: str, request: Request, work: Any) -> Response:
-        """Run ``work(data)`` in a worker thread within the in-flight bound, with metrics and JSON errors."""
+        """Answer with ``await work(data)`` of the request's JSON body, with metrics and JSON errors."""
         start = time.perf_counter()
         status = 200
         try:
