@@ -160,3 +160,18 @@ def test_concurrent_clients_get_classifys_verdicts_each_once(guard):
     for text, answer in answers.items():
         assert answer == {**expected[text], "violations": list(expected[text]["violations"])}
     assert 'guard_requests_total{endpoint="/v1/classify",status="200"} 64.0' in metrics
+
+
+def test_the_load_test_serves_from_its_own_process_and_writes_its_table(bert_bundle, tmp_path):
+    from guard_sdk.bench.load import BEGIN, load_test, to_markdown, write_results
+
+    result = load_test(bert_bundle, threads=1, clients=(1, 4), requests=24, seconds=30)
+    rows = result["rows"]
+    assert [r["setting"] for r in rows] == ["in-process classify() loop", "guard-sdk serve, 1 client",
+                                           "guard-sdk serve, 4 clients"]
+    assert all(r["requests"] == 24 and r["errors"] == 0 and r["per_second"] > 0 for r in rows)
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmarks\n\nkept\n")
+    write_results(result, results)
+    text = results.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n") and BEGIN in text and to_markdown(result).strip() in text

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from guard_sdk import marked
 from guard_sdk.errors import InputError
 from guard_sdk.training.evaluate import category_report, metrics
 
@@ -294,34 +294,9 @@ def write_suite(result: dict[str, Any], out_dir: str | Path, sets: Sequence[Suit
     return json_path, md_path
 
 
-def update_marked(path: str | Path, block: str, heading: str = "", begin: str = BEGIN, end: str = END) -> Path:
-    """Put ``block`` between the ``begin`` and ``end`` markers of the markdown file ``path`` (the public suite's by
-    default), leaving every byte outside them as it was; a file without the markers gets them at its end (after
-    ``heading``), a missing file is created. Running it twice with the same block leaves the file unchanged."""
-    path = Path(path)
-    text = ""
-    if path.exists():
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"{path}: cannot read it as UTF-8 text ({e})") from e
-    newline = "\r\n" if "\r\n" in text else "\n"
-    marked = newline.join([begin, *block.strip("\n").split("\n"), end])
-    begins, ends = text.count(begin), text.count(end)
-    if begins == ends == 0:
-        lead = (text.rstrip("\r\n") + newline * 2) if text.strip() else ""
-        text = lead + (heading + newline * 2 if heading else "") + marked + newline
-    elif begins == ends == 1 and text.index(begin) < text.index(end):
-        start, stop = text.index(begin), text.index(end) + len(end)
-        text = text[:start] + marked + text[stop:]
-    else:
-        raise InputError(f"{path}: holds {begins} {begin!r} and {ends} {end!r} marker(s); expected one of each, "
-                         "the first before the second (or none, to have them added at the end)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(text.encode("utf-8"))
-    os.replace(tmp, path)
-    return path
+def update_marked(path: str | Path, block: str, heading: str = "") -> Path:
+    """The suite's ``block`` between its markers in ``path`` (guard_sdk.marked)."""
+    return marked.update_marked(path, block, BEGIN, END, heading)
 
 
 def update_model_card(bundle_dir: str | Path, markdown: str) -> Path:

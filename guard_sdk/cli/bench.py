@@ -20,6 +20,7 @@ from guard_sdk.cli.options import (
     positive_ints,
     training_module,
 )
+from guard_sdk.errors import InputError
 
 
 def thread_counts(value: str) -> tuple[int | None, ...]:
@@ -69,13 +70,41 @@ def register(sub: Subparsers) -> None:
     add_data_dir(b)
     b.add_argument("--quality-rows", type=positive_int, default=1000,
                    help="with --data: the first N rows (default: 1000)")
+    b.add_argument("--serve", action="store_true",
+                   help="instead, the load test of guard-sdk serve on loopback: requests per second and p50/p99 at "
+                   "each --clients count, beside one process calling classify() in a loop on the same texts; with "
+                   "--output, the table goes into OUTPUT/RESULTS.md between its markers (needs guard-sdk[serve])")
+    b.add_argument("--clients", type=positive_ints, default=(1, 8, 64),
+                   help="with --serve: concurrent clients per row (default: 1,8,64)")
+    b.add_argument("--requests", type=positive_int, default=2000,
+                   help="with --serve: at most this many requests per row (default: 2000)")
+    b.add_argument("--seconds", type=positive_int, default=60,
+                   help="with --serve: at most this many seconds per row (default: 60)")
     add_output(b, "also write results.json, RESULTS.md, latency.png (and with --data size_f1.png) here",
                legacy=("--out",))
     add_quiet(b)
     b.set_defaults(run=run_bench, extra="bench")
 
 
+def run_load(args: argparse.Namespace, out: IO[str]) -> int:
+    """bench --serve: the load test of guard-sdk serve beside the in-process loop."""
+    args.extra = "serve"
+    from guard_sdk.bench.load import load_test, to_markdown, write_results
+
+    bundles = args.bundle or [None]
+    if len(bundles) > 1:
+        raise InputError("--serve load-tests one bundle at a time")
+    threads = args.threads[0] if len(args.threads) == 1 and args.threads[0] is not None else 1
+    result = load_test(bundles[0], threads, args.clients, args.requests, float(args.seconds))
+    out.write(to_markdown(result))
+    if args.output:
+        out.write(f"wrote {write_results(result, Path(args.output) / 'RESULTS.md')}\n")
+    return EXIT_OK
+
+
 def run_bench(args: argparse.Namespace, out: IO[str]) -> int:
+    if args.serve:
+        return run_load(args, out)
     # what a missing library is brought by: --data reads datasets (train), --references loads PyTorch (export)
     args.extra = ",".join(["bench", *(["train"] if args.data else []), *(["export"] if args.references else [])])
     from guard_sdk.bench import machine, report, run

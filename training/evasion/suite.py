@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from guard_sdk.errors import InputError
+from guard_sdk.marked import update_marked
 from guard_sdk.training.evasion.transforms import TRANSFORMS, Transform
-from guard_sdk.training.public_suite import Scorer, score_once, update_marked
+from guard_sdk.training.public_suite import Scorer, score_once
 
 PROMPTS = Path(__file__).resolve().parent.parent / "data" / "evasion" / "prompts.jsonl"
 KINDS = ("harmful", "benign", "scary")
@@ -85,4 +86,4 @@ def write_evasion(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pa
 
 
 def update_docs(path: str | Path, markdown: str) -> Path:
-    return update_marked(path, markdown, begin=BEGIN, end=END)
+    return update_marked(path, markdown, BEGIN, END)
