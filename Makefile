@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup jvm-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
+.PHONY: setup jvm-setup browser-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
 	bench-results standins teacher augment-broad broad-student ablation-broad clean
 
 setup: $(VENV)/.installed
@@ -32,8 +32,14 @@ jvm-setup:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends $(JVM_PACKAGES); }
 
+# guard-sdk serve's playground page is tested in headless Chromium: Debian's package, installed when missing.
+browser-setup:
+	@dpkg -s chromium >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends chromium; }
+
 # What CI runs (through .ci/run): the static checks, then every test, with the 20 slowest named.
-test: setup jvm-setup check
+test: setup jvm-setup browser-setup check
 	$(PY) -m pytest --durations=20
 
 # Everything not marked slow (no real-sized export or training): a minute or two, for the edit-test loop.

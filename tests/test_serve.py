@@ -175,3 +175,36 @@ def test_the_load_test_serves_from_its_own_process_and_writes_its_table(bert_bun
     write_results(result, results)
     text = results.read_text()
     assert text.startswith("# Benchmarks\n\nkept\n") and BEGIN in text and to_markdown(result).strip() in text
+
+
+def test_the_playground_page_shows_the_verdict_in_headless_chromium(guard):
+    """Debian's Chromium (make browser-setup) loads the page offline, which fills the form from its URL and
+    submits it; the verdict, the view and a bar per category are in the page it leaves; the screenshot is kept
+    in build/test-artifacts/playground.png."""
+    import re
+    import shutil
+    import subprocess
+    import urllib.parse
+    from pathlib import Path
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("needs Debian's chromium: make browser-setup")
+    prompt = UNSAFE_TEXTS[0]
+    expected = guard.classify(prompt)
+    shot = Path(__file__).resolve().parents[1] / "build" / "test-artifacts" / "playground.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--virtual-time-budget=20000"]
+    with serving(guard) as url:
+        page = f"{url}/?prompt={urllib.parse.quote(prompt)}"
+        dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+        subprocess.run([*flags, "--window-size=900,900", f"--screenshot={shot}", page], capture_output=True,
+                       timeout=120)
+        raw = httpx.get(url).text
+    assert "<script src=" not in raw and "http" not in re.sub(r"<!--.*?-->", "", raw).split("<script>")[0]  # offline
+    label = re.search(r'<div id="label">(\w+)</div>', dom)
+    assert label and label.group(1) == ("Unsafe" if expected.unsafe else "Safe"), dom[-2000:]
+    assert f"P(unsafe) {expected.score:.3f}" in dom and f"view: {expected.view}" in dom
+    assert dom.count('class="bar') == len(guard.categories) and all(name in dom for name in guard.categories)
+    assert shot.is_file() and shot.stat().st_size > 10_000

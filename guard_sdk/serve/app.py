@@ -14,13 +14,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -173,6 +174,10 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
     async def classify_endpoint(request: Request) -> Response:
         return await scored("/v1/classify", request, classify)
 
+    async def playground(_: Request) -> Response:
+        page = resources.files("guard_sdk.serve").joinpath("static/playground.html").read_text(encoding="utf-8")
+        return HTMLResponse(page)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "model": guard.manifest.name, "categories": guard.categories})
 
@@ -222,6 +227,7 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
     return Starlette(routes=[
         Route("/v1/moderations", moderations, methods=["POST"]),
         Route("/v1/classify", classify_endpoint, methods=["POST"]),
+        Route("/", playground, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         WebSocketRoute("/v1/moderations/stream", stream),
