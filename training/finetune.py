@@ -113,20 +113,23 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     summary = data_summary({**splits, **({"holdout": holdout} if holdout is not None else {})})
     log.info("train %d rows, dev %d, test %d%s", len(splits["train"]), len(splits["dev"]), len(splits["test"]),
              f", holdout {len(holdout)}" if holdout is not None else "")
+    plan, heads, disguised = None, None, None
+    if recipe.categories is not None:  # planned on the rows as they are: disguised copies do not count
+        from guard_sdk.training.categories import plan_categories
+
+        plan = plan_categories(splits, recipe.categories)
     if recipe.disguises is not None:
         from guard_sdk.training.evasion.augment import with_disguises
 
         before = len(splits["train"])
         splits["train"] = with_disguises(splits["train"], recipe.disguises)
-        log.info("disguises: %d disguised copies of train rows", len(splits["train"]) - before)
-    plan, heads = None, None
-    if recipe.categories is not None:
-        from guard_sdk.training.categories import plan_categories, with_category_columns
+        disguised = len(splits["train"]) - before
+        log.info("disguises: %d disguised copies of train rows", disguised)
+    if plan is not None and plan["names"]:
+        from guard_sdk.training.categories import with_category_columns
 
-        plan = plan_categories(splits, recipe.categories)
-        if plan["names"]:
-            splits["train"] = with_category_columns(splits["train"], plan["names"])
-            heads = (plan["names"], recipe.categories.weight)
+        splits["train"] = with_category_columns(splits["train"], plan["names"])
+        heads = (plan["names"], recipe.categories.weight)
     model, tokenizer, encoder, train_metrics = train_classifier(
         resolve_model(recipe.model), recipe.gguf_file, recipe.train, splits["train"], out, progress, recipe.distill,
         heads)
@@ -155,6 +158,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
         "data": summary,
         "threshold": {"value": threshold, "rule": c.rule, "on": "dev"},
         "categories": categories,  # the category head's names, thresholds and dev figures, or None
+        "disguised_copies": disguised,  # train rows copied under a disguise (recipe disguises), or None
         "train_metrics": train_metrics,  # this run's (a resumed run's: since the resume)
         "device": device_name(),
         "dev_pytorch": dev_report,
