@@ -36,7 +36,7 @@ from guard_sdk.training.recipe import (
     recipe_dict,
 )
 from guard_sdk.training.shards import replace_dir
-from guard_sdk.training.trainer import device_name, resolve_model, train_classifier
+from guard_sdk.training.trainer import device_name, process_state, resolve_model, train_classifier
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     Under ``accelerate launch`` or ``torchrun`` every process trains its share of each batch; the main one
     alone writes the folder, scores with the teacher, calibrates and exports (the others return None).
     """
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     out = Path(output_dir or recipe.output_dir)
     # The main process pins the folder, saves the splits and fills the teacher's score cache; the others
     # then build the same splits by seed and read the cache, never loading the teacher.

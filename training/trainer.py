@@ -273,3 +273,12 @@ def _has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def process_state() -> Any:
+    """This process's place in a multi-process run (``accelerate.PartialState``), set up as the Trainer sets it
+    up. Without ``cpu=True`` on a machine with no GPU, accelerate takes every process of a ``torchrun`` for the
+    main one, and they all write the run folder at once."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not _has_cuda())
