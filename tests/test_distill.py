@@ -228,10 +228,11 @@ def test_distill_scores_the_train_split_with_the_teacher_and_adds_the_augmented_
     teacher = ClassifierTeacher(tiny_bert, max_length=64)
     cached = read_shards(tmp_path / "scores" / "train")
     direct = teacher.score(train["prompt"], train["response"])
-    assert cached["prompt"] == train["prompt"] and cached["teacher_score"] == pytest.approx(list(direct), abs=1e-6)
+    # 1e-5: on a GPU the cached scores (batched with other rows) and these differ by up to 6e-6 (measured on an H200)
+    assert cached["prompt"] == train["prompt"] and cached["teacher_score"] == pytest.approx(list(direct), abs=1e-5)
     # The augmented rows are labelled by the distillation's teacher, not by the augmentation's (0.93, 0.71, ...).
     added = read_shards(tmp_path / "scores" / "harmaug-aug")
-    assert added["teacher_score"] == pytest.approx(list(teacher.score(added["prompt"], added["response"])), abs=1e-6)
+    assert added["teacher_score"] == pytest.approx(list(teacher.score(added["prompt"], added["response"])), abs=1e-5)
     unsafe = sum(s > 0.5 for s in added["teacher_score"])
     record = json.loads((run / "model" / "guard_training.json").read_text())
     assert record["data"]["train"]["harmaug:aug"] == {k: v for k, v in (("safe", 4 - unsafe), ("unsafe", unsafe)) if v}
@@ -292,7 +293,7 @@ def test_under_torchrun_on_cpu_exactly_one_process_is_the_main_one():
 
     code = ("from guard_sdk.training.trainer import process_state; s = process_state(); "
             "print('main' if s.is_main_process else 'helper', s.num_processes, flush=True)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # CPU processes, on any machine
     done = subprocess.run([str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2",
                            "--no-python", sys.executable, "-c", code],
                           env=env, capture_output=True, text=True, timeout=300)
@@ -313,7 +314,8 @@ def test_two_processes_under_torchrun_share_the_batches_and_one_writes(tmp_path,
     from datasets import load_from_disk
 
     recipe = _distill_recipe(tmp_path, tiny_bert, [])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo, even
+    # on a one-GPU machine, where two CUDA processes would share device 0
     command = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2",
                "-m", "guard_sdk.cli", "distill", "--recipe", str(recipe), "--no-export", "-q"]
     done = first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
