@@ -203,6 +203,41 @@ def _distill_recipe(tmp_path, teacher, augmented, **changes):
     return _recipe(tmp_path, student, seed, distill=distill, train__epochs=2, **changes)
 
 
+def test_harmaug_rows_labelled_by_the_same_teacher_keep_its_scores_and_others_are_scored_again(tmp_path, tiny_bert):
+    """`augment label` with the distillation's own teacher (same path, window and weights) already gave the soft
+    labels: they are used as they are. Labels of any other teacher, here the same weights read in shorter windows,
+    are scored again."""
+    from types import SimpleNamespace
+
+    from guard_sdk.training import data as D
+    from guard_sdk.training.distill.teacher_cache import distillation_train_set
+    from guard_sdk.training.harmaug.run import pin_teacher
+    from guard_sdk.training.harmaug.teachers import ClassifierTeacher
+    from guard_sdk.training.recipe import TeacherSpec
+    from guard_sdk.training.shards import ShardWriter
+
+    spec = TeacherSpec("classifier", None, str(tiny_bert), 64, 8, 1)
+    scores = [0.93, 0.71, 0.08, 0.2]
+    folders = {"same": spec, "other": TeacherSpec("classifier", None, str(tiny_bert), 32, 8, 1)}
+    for name, labeller in folders.items():
+        pin_teacher(tmp_path / name / "labels", labeller)  # as `augment label` does before its first shard
+        with ShardWriter(tmp_path / name / "labels", shard_rows=2) as out:
+            for i, (text, score) in enumerate(zip(UNSAFE_TEXTS[:2] + SAFE_TEXTS[:2], scores)):
+                out.add({"id": str(i), "prompt": text, "response": None, "teacher_score": score, "teacher": "t"})
+    distill = SimpleNamespace(teacher=spec, score_cache=str(tmp_path / "scores"),
+                              augmented=[str(tmp_path / "same"), str(tmp_path / "other")])
+    train = D.to_dataset([D.Row(UNSAFE_TEXTS[5], None, 1, "seed"), D.Row(SAFE_TEXTS[5], None, 0, "seed")])
+    teacher = ClassifierTeacher(tiny_bert, max_length=64)
+    rows = distillation_train_set(distill, teacher, train, progress=False)
+
+    same = rows.filter(lambda r: r["source"] == "harmaug:same")
+    assert same["soft"] == pytest.approx(scores, abs=1e-12) and same["label"] == [1, 1, 0, 0]
+    assert not (tmp_path / "scores" / "harmaug-same").exists()
+    other = rows.filter(lambda r: r["source"] == "harmaug:other")
+    assert other["soft"] == pytest.approx(list(teacher.score(other["prompt"], other["response"])), abs=1e-5)
+    assert (tmp_path / "scores" / "harmaug-other").is_dir()
+
+
 @pytest.mark.slow
 def test_distill_scores_the_train_split_with_the_teacher_and_adds_the_augmented_rows(tmp_path, tiny_bert):
     import io

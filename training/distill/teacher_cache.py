@@ -45,6 +45,24 @@ def augmented_rows(folder: str) -> Any:
                          for r in read_shards(Path(folder) / "labels")])
 
 
+def labelled_by(folder: Path, spec: Any) -> bool:
+    """Whether the HarmAug run in ``folder`` was labelled by ``spec``'s very teacher: a classifier at the same
+    path and window, with the same weights (``teacher_identity``, pinned by ``augment label``). Its labels are then
+    the scores this teacher would give, and a 1.5B generator's answers, long as they are, are not scored again."""
+    import json
+
+    from guard_sdk.training.harmaug.run import teacher_identity
+
+    pinned = folder / "labels" / "recipe.json"
+    if spec.kind != "classifier" or not pinned.is_file():
+        return False
+    record = json.loads(pinned.read_text(encoding="utf-8"))
+    teacher = record.get("teacher", {})
+    same = (teacher.get("kind"), teacher.get("classifier"), teacher.get("max_length")) == (
+        spec.kind, spec.classifier, spec.max_length)
+    return same and record.get("identity") == teacher_identity(spec)
+
+
 def open_distill_teacher(distill: Any, data: Any, load: bool = True) -> Any:
     """The recipe's teacher, loaded (None without ``load``: a process that only reads the cache), after
     pinning ``distill.score_cache`` to it and the data section: called before any data is read, so a missing
@@ -66,14 +84,20 @@ def open_distill_teacher(distill: Any, data: Any, load: bool = True) -> Any:
 def distillation_train_set(distill: Any, teacher: Any, train: Any, progress: bool = True) -> Any:
     """The train split and the augmented rows, each scored by ``teacher`` (its score is the soft label; on
     augmented rows, score > 0.5 is also the hard label, so one teacher labels all they add), cached in
-    ``distill.score_cache``."""
+    ``distill.score_cache``; augmented rows this very teacher labelled keep its labels (``labelled_by``)."""
     import datasets
+
+    from guard_sdk.training.shards import read_shards
 
     cache = Path(distill.score_cache)
     parts = [with_teacher_scores(train, teacher, cache / "train", distill.teacher.batch_size, progress)]
     for folder in distill.augmented:
-        scored = with_teacher_scores(augmented_rows(folder), teacher, cache / f"harmaug-{Path(folder).name}",
-                                     distill.teacher.batch_size, progress)
+        rows = augmented_rows(folder)
+        if labelled_by(Path(folder), distill.teacher):  # its labels are this teacher's scores: not scored twice
+            scored = rows.add_column("soft", list(read_shards(Path(folder) / "labels")["teacher_score"]))
+        else:
+            scored = with_teacher_scores(rows, teacher, cache / f"harmaug-{Path(folder).name}",
+                                         distill.teacher.batch_size, progress)
         hard = [int(p > 0.5) for p in scored["soft"]]
         parts.append(scored.remove_columns("label").add_column("label", hard).cast(parts[0].features))
     return datasets.concatenate_datasets(parts)
