@@ -48,7 +48,7 @@ def test_the_category_loss_reads_only_rows_whose_categories_are_known():
 
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [9.0, 9.0]])
     targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[:2], targets[:2], reduction="none").mean(-1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[:2], targets[:2], reduction="none").sum(-1)
     # The third row's confident, wrong logits are of a row whose harm is unknown: they count for nothing.
     assert torch.isclose(category_loss(logits, targets, torch.tensor([1.0, 1.0, 0.0])), bce.mean())
     assert float(category_loss(logits, targets, torch.zeros(3))) == 0.0  # a batch of unknown rows adds nothing
