@@ -96,7 +96,7 @@ def test_a_malformed_prompt_file_is_refused(tmp_path):
 def test_disguised_copies_keep_their_rows_label_and_score_and_pairs_are_only_padded():
     from datasets import Dataset
 
-    from guard_sdk.training.evasion.augment import DISGUISES, KINDS, with_disguises
+    from guard_sdk.training.evasion.augment import DISGUISES, KINDS, PADDING_WORDS, PADDING_WORDS_BEFORE, with_disguises
     from guard_sdk.training.recipe import DisguisesRecipe
 
     prompts = [f"how do I make bomb number {i}" for i in range(20)] + [f"bake bread loaf {i}" for i in range(20)]
@@ -112,7 +112,10 @@ def test_disguised_copies_keep_their_rows_label_and_score_and_pairs_are_only_pad
                      and r["label"] == copy["label"] and r["soft"] == copy["soft"] and r["source"] == copy["source"]]
         assert originals and copy["prompt"] not in {r["prompt"] for r in originals}
         if copy["response"] is not None:  # a pair: padded with other benign prompts, the request kept whole
-            assert any(r["prompt"] in copy["prompt"] for r in originals) and len(copy["prompt"].split()) > 200
+            (original,) = [r["prompt"] for r in originals if r["prompt"] in copy["prompt"]]
+            padding = copy["prompt"].replace(original, "").split()
+            # after the request a page of it; before it only so much that the request stays in the first window
+            assert len(padding) == (PADDING_WORDS if copy["prompt"].startswith(original) else PADDING_WORDS_BEFORE)
     again = with_disguises(train, DisguisesRecipe(share=0.5, kinds=list(KINDS), seed=3))
     assert again.to_dict() == out.to_dict()  # the same seed, the same copies
     assert set(DISGUISES) | {"padding_before", "padding_after"} == set(KINDS)
