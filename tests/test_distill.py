@@ -318,22 +318,24 @@ def test_the_paper_recipe_runs_its_optimizer_steps_with_local_stand_ins(tmp_path
     assert record["threshold"] == {"value": 0.5, "rule": "fixed", "on": "dev"}
 
 
-def test_under_torchrun_on_cpu_exactly_one_process_is_the_main_one():
+def test_under_torchrun_on_cpu_exactly_one_process_is_the_main_one(tmp_path):
     """accelerate's default state takes every CPU process of a torchrun for the main one (each then checks and
-    writes the run folder at once, which failed CI); the state the runs use names one."""
+    writes the run folder at once, which failed CI); the state the runs use names one. Each process writes its
+    answer to a file of its own: two processes printing to one pipe interleave their words."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    code = ("from guard_sdk.training.trainer import process_state; s = process_state(); "
-            "print('main' if s.is_main_process else 'helper', s.num_processes, flush=True)")
+    code = ("import os, pathlib; from guard_sdk.training.trainer import process_state; s = process_state(); "
+            f"pathlib.Path({str(tmp_path)!r}, os.environ['RANK']).write_text("
+            "f\"{'main' if s.is_main_process else 'helper'} {s.num_processes}\")")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # CPU processes, on any machine
     done = subprocess.run([str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2",
                            "--no-python", sys.executable, "-c", code],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(done.stdout.split("\n")[:-1]) == ["helper 2", "main 2"]
+    assert sorted(p.read_text() for p in tmp_path.iterdir()) == ["helper 2", "main 2"]
 
 
 @pytest.mark.slow
