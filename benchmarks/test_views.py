@@ -13,7 +13,7 @@ import pytest
 
 from guard_sdk.export.lookalikes import lookalike_table
 from guard_sdk.guard import Guard, default_bundle_path
-from guard_sdk.views import VIEW_NAMES
+from guard_sdk.views import EXPORT_VIEWS
 
 ROUNDS, WARMUP = 100, 5
 PLAIN = "How do I kill a Python process that hangs when I press Ctrl+C in the terminal?"
@@ -27,7 +27,7 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     shutil.copytree(default_bundle_path(), viewed)
     data = json.loads((viewed / "guard.json").read_text())
     data.update(schema_version=3, categories=data.get("categories", []),
-                views={"names": list(VIEW_NAMES), "fold": lookalike_table()})
+                views={"names": list(EXPORT_VIEWS), "fold": lookalike_table()})
     (viewed / "guard.json").write_text(json.dumps(data))
     return {"raw only": default_bundle_path(), "with views": viewed}
 

@@ -58,7 +58,7 @@ from guard_sdk.export.parity import (
 )
 from guard_sdk.guard import category_probability, run_windows, unsafe_probability, windows_per_call
 from guard_sdk.labels import LABELS
-from guard_sdk.views import VIEW_NAMES
+from guard_sdk.views import EXPORT_VIEWS
 
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
@@ -400,7 +400,7 @@ def export_bundle(
             output="logits",
             artifacts=artifacts,
             categories=categories,
-            views=TextViews(list(VIEW_NAMES), lookalike_table()) if config.views else None,
+            views=TextViews(list(EXPORT_VIEWS), lookalike_table()) if config.views else None,
             source={
                 "checkpoint": str(checkpoint),
                 "model_type": model.config.model_type,

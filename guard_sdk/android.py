@@ -15,7 +15,8 @@ from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, read_
 from guard_sdk.errors import FolderInUseError, InputError, UnknownFormatError
 
 VECTORS_FORMAT = "guard-sdk test vectors"
-VECTORS_VERSION = 3  # 2: category scores, violations and policy decisions; 3: views (texts, tagged windows)
+VECTORS_VERSION = 4  # 2: category scores, violations and policy decisions; 3: views (texts, tagged windows);
+# 4: the payload view, and leetspeak and ROT13 cases that the views' second rules read
 APP_RESULTS = "benchmark_results.json"  # ExecuTorch's benchmark app's file and field names
 APP_RUN = "guard_run.json"  # ours beside it: the settings and every timed call, for the same statistics as bench
 
@@ -46,6 +47,10 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     ("base64", "Decode this: SG93IGRvIEkgYmFrZSBzb3VyZG91Z2ggYnJlYWQ/", None),
     ("hex_and_percent", "486f7720646f20492062616b65 then %48%6f%77%20to", None),
     ("rot13_pair", "Answer this", "Ubj qb V onxr fbheqbhtu oernq ng ubzr"),
+    ("rot13_wrapper", "Decode this ROT13 and reply: Jung vf gur orfg jnl gb onxr oernq? Or dhvpx.", None),
+    ("leetspeak_numbers", "wh47 15 7h3 b357 w4y 70 b4k3 4 c4k3 1n 45 m1nu735, 1 w0nd3r", None),
+    ("numbers_stay", "Gate B12 opens at 10:30, 3 minutes after flight 7 lands; covid19 rules apply.", None),
+    ("percent_payload", "%48%6f%77 do I bake %62%72%65%61%64?", None),
 )
 
 

@@ -69,7 +69,7 @@ class Verdict:
     ``score`` is P(unsafe) of the most unsafe window; ``unsafe`` is ``score >= threshold`` (under a policy, as
     guard_sdk.policy decides); ``windows`` says how many windows of max_length tokens were scored, over every
     view. ``view``: the view of the text that window belongs to ("raw", or one of guard_sdk.views' that the
-    bundle declares: "normalized", "decoded"). ``categories``: each harm category the bundle scores, its
+    bundle declares: "normalized", "decoded", "payload"). ``categories``: each harm category the bundle scores, its
     P(category) in the window where it is highest (empty for a bundle without categories); ``violations``:
     those at or over their thresholds that the policy enforces, most confident first.
     """

@@ -7,6 +7,9 @@
   leetspeak folded inside words of letters and leetspeak digits.
 - ``decoded``: base64 and hex runs, percent-encoding and ROT13 segments that decode to readable text replaced by
   it, then normalized.
+- ``payload``: what the base64 and hex runs and ROT13 segments decoded to, alone (one per line), or the whole
+  decoded text where it was percent-encoded; normalized. The request without the wrapper around it ("Decode this
+  and do what it says: ..."), which pulls a decoded view's score down on harmful requests and up on benign ones.
 
 Each rule is plain string work so that the Java core (``TextViews``) computes the same text, character for
 character; docs/bundle.md states them.
@@ -21,8 +24,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-VIEW_NAMES = ("normalized", "decoded")
+VIEW_NAMES = ("normalized", "decoded", "payload")  # what a bundle may declare
+# What export declares: the decoded view keeps the wrapper around a payload ("Decode this hex and do what it says:
+# ..."), which raised the false positives on benign requests under hex by 7 points and lowered detection under
+# ROT13 by 29 (docs/evasion.md); the payload alone reads the request as written. Bundles declaring it still work.
+EXPORT_VIEWS = ("normalized", "payload")
 LEET_FOLD = {"4": "a", "@": "a", "3": "e", "1": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
+MIN_LEET_WORDS = 2  # words mixing letters and leetspeak digits ("h4ck", "7h3") that make a text leetspeak
 MIN_SPELLED_LETTERS = 4  # "a b c" may be a list; four or more single letters in a row spell a word
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 HEX_RUN = re.compile(r"(?:[0-9A-Fa-f]{2}){8,}")
@@ -76,24 +84,46 @@ def _letter(token: str) -> bool:
 
 
 def _fold_leet(text: str) -> str:
-    """Leetspeak digits and signs read as letters, in each space-separated word that has two ASCII letters or
+    """Leetspeak digits and signs read as letters. In a text with MIN_LEET_WORDS words or more that mix ASCII
+    letters with leetspeak's digits ("7h3", "h4ck"), every space-separated word whose digits are all
+    leetspeak's, numbers too ("70" -> "to", "1" -> "i"); in any other text, only words with 2 ASCII letters or
     more and no digit but leetspeak's ("h4ck" -> "hack"; "B12", "10:30" and "covid19" stay)."""
-    return " ".join("".join(LEET_FOLD.get(c, c) for c in word) if _leet_word(word) else word
-                    for word in text.split(" "))
+    words = text.split(" ")
+    leet_text = sum(1 for word in words if _letters(word) and _leet_digits(word)
+                    and any(c in LEET_FOLD for c in word)) >= MIN_LEET_WORDS
+    return " ".join("".join(LEET_FOLD.get(c, c) for c in word)
+                    if _leet_digits(word) and (leet_text or _letters(word) >= 2) else word for word in words)
 
 
-def _leet_word(word: str) -> bool:
-    letters = sum(1 for c in word if c.isascii() and c.isalpha())
-    return letters >= 2 and all(c in LEET_FOLD for c in word if c.isascii() and c.isdigit())
+def _letters(word: str) -> int:
+    return sum(1 for c in word if c.isascii() and c.isalpha())
+
+
+def _leet_digits(word: str) -> bool:
+    return all(c in LEET_FOLD for c in word if c.isascii() and c.isdigit())
 
 
 def decoded(text: str) -> str:
     """``text`` with its encoded runs replaced by what they decode to, where that is readable text."""
-    text = BASE64_RUN.sub(lambda m: _readable(_b64(m.group())) or m.group(), text)
-    text = HEX_RUN.sub(lambda m: _readable(bytes.fromhex(m.group())) or m.group(), text)
-    if len(PERCENT.findall(text)) >= MIN_PERCENT_ESCAPES:
-        text = _percent_decoded(text)
-    return SEGMENT.sub(lambda m: _rot13_if_english(m.group()), text)
+    return decoded_parts(text)[0]
+
+
+def decoded_parts(text: str) -> tuple[str, list[str]]:
+    """``text`` decoded, and what each base64 or hex run and ROT13 segment in it decoded to, in order."""
+    parts: list[str] = []
+
+    def keep(found: str | None, run: str) -> str:
+        if found is None:
+            return run
+        parts.append(found.strip(" "))
+        return found
+
+    text = BASE64_RUN.sub(lambda m: keep(_readable(_b64(m.group())), m.group()), text)
+    text = HEX_RUN.sub(lambda m: keep(_readable(bytes.fromhex(m.group())), m.group()), text)
+    unescaped = _percent_decoded(text) if len(PERCENT.findall(text)) >= MIN_PERCENT_ESCAPES else text
+    escaped, text = unescaped != text, unescaped  # percent-encoding covers the whole text: the payload is all of it
+    text = SEGMENT.sub(lambda m: keep(_rot13(m.group()), m.group()), text)
+    return text, [text.strip(" ")] if escaped else parts
 
 
 def _b64(run: str) -> bytes:
@@ -140,18 +170,26 @@ def _common_words(text: str) -> int:
     return sum(1 for word in WORD.findall(text) if word.lower() in COMMON_WORDS)
 
 
-def _rot13_if_english(segment: str) -> str:
-    """A segment of two words or more with no common English word, whose ROT13 has one, is ROT13-encoded
-    English: it is replaced by its ROT13."""
-    if len(WORD.findall(segment)) < 2 or _common_words(segment):
-        return segment
+def _rot13(segment: str) -> str | None:
+    """A segment of two words or more whose ROT13 holds more common English words than it does, and at least a
+    quarter of its words, is ROT13-encoded English: its ROT13 ("or", the ROT13 of "be", is common itself, so one
+    common word does not rule a segment out; the quarter keeps other scrambles, leetspeak's, from passing)."""
+    words = len(WORD.findall(segment))
+    if words < 2:
+        return None
     turned = codecs.encode(segment, "rot13")
-    return turned if _common_words(turned) else segment
+    common = _common_words(turned)
+    return turned if common > _common_words(segment) and 4 * common >= words else None
 
 
 def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[str, str]:
     """{"raw": text, and each of ``names``: that view of it} (a view may equal the text: the caller skips it)."""
     found = {"raw": text}
-    for name in names:
-        found[name] = normalized(text, fold) if name == "normalized" else normalized(decoded(text), fold)
-    return found
+    if "normalized" in names:
+        found["normalized"] = normalized(text, fold)
+    if "decoded" in names or "payload" in names:
+        plain, parts = decoded_parts(text)
+        found["decoded"] = normalized(plain, fold)
+        # no run decoded: the payload is the decoded view itself, which the caller then skips
+        found["payload"] = normalized("\n".join(parts), fold) if parts else found["decoded"]
+    return {name: found[name] for name in ("raw", *names)}

@@ -120,8 +120,8 @@ public final class Manifest {
     List<String> viewNames =
         declared == null ? Collections.<String>emptyList() : strings(declared.getJSONArray("names"));
     for (String view : viewNames) {
-      if (!view.equals("normalized") && !view.equals("decoded")) {
-        throw malformed("views.names holds " + view + "; the views are normalized and decoded");
+      if (!TextViews.NAMES.contains(view)) {
+        throw malformed("views.names holds " + view + "; the views are " + String.join(", ", TextViews.NAMES));
       }
     }
     views = viewNames;

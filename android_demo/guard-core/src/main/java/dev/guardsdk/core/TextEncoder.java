@@ -52,7 +52,7 @@ public final class TextEncoder {
     return out;
   }
 
-  /** A window and the view of the text it was cut from ("raw", "normalized" or "decoded"). */
+  /** A window and the view of the text it was cut from ("raw", or one of TextViews.NAMES). */
   public static final class Viewed {
     public final String view;
     public final Window window;
@@ -79,10 +79,8 @@ public final class TextEncoder {
     List<List<String>> seen = new ArrayList<>();
     seen.add(Arrays.asList(prompt, response));
     for (String view : manifest.views) {
-      String p = view.equals("normalized") ? TextViews.normalized(prompt, manifest.fold)
-          : TextViews.decoded(prompt, manifest.fold);
-      String r = response == null ? null : view.equals("normalized") ? TextViews.normalized(response, manifest.fold)
-          : TextViews.decoded(response, manifest.fold);
+      String p = TextViews.view(view, prompt, manifest.fold);
+      String r = response == null ? null : TextViews.view(view, response, manifest.fold);
       List<String> pair = Arrays.asList(p, r);
       if (!seen.contains(pair)) {
         seen.add(pair);

@@ -5,10 +5,12 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.text.Normalizer;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Function;
@@ -17,12 +19,16 @@ import java.util.regex.Pattern;
 
 /**
  * The text views of guard_sdk.views, computed the same way character for character: {@code normalized} (NFKC,
- * format characters dropped, the bundle's look-alike table, spelled-out words joined, leetspeak folded) and
+ * format characters dropped, the bundle's look-alike table, spelled-out words joined, leetspeak folded),
  * {@code decoded} (base64, hex, percent-encoding and ROT13 undone where they decode to readable text, then
- * normalized). docs/bundle.md states the rules; the vectors of tests/test_android.py hold both runtimes to them.
+ * normalized) and {@code payload} (what was decoded, alone). docs/bundle.md states the rules; the vectors of
+ * tests/test_android.py hold both runtimes to them.
  */
 public final class TextViews {
   private static final Map<Character, Character> LEET = new HashMap<>();
+  /** The view names a bundle may declare. */
+  public static final List<String> NAMES = Arrays.asList("normalized", "decoded", "payload");
+  private static final int MIN_LEET_WORDS = 2;
   private static final int MIN_SPELLED_LETTERS = 4;
   private static final Pattern BASE64_RUN = Pattern.compile("[A-Za-z0-9+/]{16,}={0,2}");
   private static final Pattern HEX_RUN = Pattern.compile("(?:[0-9A-Fa-f]{2}){8,}");
@@ -64,23 +70,54 @@ public final class TextViews {
     return foldLeet(joinSpelled(out.toString()));
   }
 
-  /** The {@code decoded} view: encoded runs replaced by what they decode to where that is readable, normalized. */
-  public static String decoded(String text, Map<String, String> fold) {
-    return normalized(decode(text), fold);
+  /** The view {@code name} (one of {@link #NAMES}) of {@code text}. */
+  public static String view(String name, String text, Map<String, String> fold) {
+    if (name.equals("normalized")) {
+      return normalized(text, fold);
+    }
+    List<String> parts = new ArrayList<>();
+    String plain = decode(text, parts);
+    return normalized(name.equals("decoded") || parts.isEmpty() ? plain : String.join("\n", parts), fold);
   }
 
-  static String decode(String text) {
-    text = replace(BASE64_RUN, text, run -> orElse(readable(base64(run)), run));
-    text = replace(HEX_RUN, text, run -> orElse(readable(hex(run)), run));
+  /** {@code text} decoded; what each base64 or hex run and ROT13 segment decoded to is added to {@code parts}. */
+  static String decode(String text, List<String> parts) {
+    text = replace(BASE64_RUN, text, run -> keep(readable(base64(run)), run, parts));
+    text = replace(HEX_RUN, text, run -> keep(readable(hex(run)), run, parts));
     Matcher escapes = PERCENT.matcher(text);
     int count = 0;
     while (escapes.find()) {
       count++;
     }
-    if (count >= MIN_PERCENT_ESCAPES) {
-      text = percentDecoded(text);
+    String unescaped = count >= MIN_PERCENT_ESCAPES ? percentDecoded(text) : text;
+    boolean escaped = !unescaped.equals(text);
+    text = replace(SEGMENT, unescaped, segment -> keep(rot13(segment), segment, parts));
+    if (escaped) { // percent-encoding covers the whole text: the payload is all of it
+      parts.clear();
+      parts.add(stripSpaces(text));
     }
-    return replace(SEGMENT, text, TextViews::rot13IfEnglish);
+    return text;
+  }
+
+  private static String keep(String found, String run, List<String> parts) {
+    if (found == null) {
+      return run;
+    }
+    parts.add(stripSpaces(found));
+    return found;
+  }
+
+  /** Python's {@code str.strip(" ")}: spaces alone, not every whitespace character. */
+  private static String stripSpaces(String text) {
+    int start = 0;
+    int end = text.length();
+    while (start < end && text.charAt(start) == ' ') {
+      start++;
+    }
+    while (end > start && text.charAt(end - 1) == ' ') {
+      end--;
+    }
+    return text.substring(start, end);
   }
 
   private static String replace(Pattern pattern, String text, Function<String, String> change) {
@@ -92,10 +129,6 @@ public final class TextViews {
       last = m.end();
     }
     return out.append(text.substring(last)).toString();
-  }
-
-  private static String orElse(String value, String fallback) {
-    return value != null ? value : fallback;
   }
 
   private static String joinSpelled(String text) {
@@ -150,20 +183,18 @@ public final class TextViews {
 
   private static String foldLeet(String text) {
     String[] words = text.split(" ", -1);
+    int leetWords = 0;
+    for (String word : words) {
+      leetWords += letters(word) > 0 && leetDigits(word) && hasLeet(word) ? 1 : 0;
+    }
+    boolean leetText = leetWords >= MIN_LEET_WORDS;
     StringBuilder out = new StringBuilder();
     for (int w = 0; w < words.length; w++) {
       String word = words[w];
-      int letters = 0;
-      boolean digitsAreLeet = true;
-      for (int i = 0; i < word.length(); i++) {
-        char c = word.charAt(i);
-        letters += asciiLetter(c) ? 1 : 0;
-        digitsAreLeet &= !(c >= '0' && c <= '9') || LEET.containsKey(c);
-      }
       if (w > 0) {
         out.append(' ');
       }
-      if (letters >= 2 && digitsAreLeet) {
+      if (leetDigits(word) && (leetText || letters(word) >= 2)) {
         for (int i = 0; i < word.length(); i++) {
           char c = word.charAt(i);
           out.append(LEET.getOrDefault(c, c));
@@ -173,6 +204,33 @@ public final class TextViews {
       }
     }
     return out.toString();
+  }
+
+  private static int letters(String word) {
+    int found = 0;
+    for (int i = 0; i < word.length(); i++) {
+      found += asciiLetter(word.charAt(i)) ? 1 : 0;
+    }
+    return found;
+  }
+
+  private static boolean leetDigits(String word) {
+    for (int i = 0; i < word.length(); i++) {
+      char c = word.charAt(i);
+      if (c >= '0' && c <= '9' && !LEET.containsKey(c)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static boolean hasLeet(String word) {
+    for (int i = 0; i < word.length(); i++) {
+      if (LEET.containsKey(word.charAt(i))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static byte[] base64(String run) {
@@ -258,14 +316,16 @@ public final class TextViews {
     return found;
   }
 
-  private static String rot13IfEnglish(String segment) {
+  /** The ROT13 of a segment of two words or more that holds more common words than the segment, and at least a
+   * quarter of its words; else null. */
+  private static String rot13(String segment) {
     Matcher m = WORD.matcher(segment);
     int words = 0;
     while (m.find()) {
       words++;
     }
-    if (words < 2 || commonWords(segment) > 0) {
-      return segment;
+    if (words < 2) {
+      return null;
     }
     StringBuilder turned = new StringBuilder(segment.length());
     for (int i = 0; i < segment.length(); i++) {
@@ -277,6 +337,7 @@ public final class TextViews {
       }
       turned.append(c);
     }
-    return commonWords(turned.toString()) > 0 ? turned.toString() : segment;
+    int common = commonWords(turned.toString());
+    return common > commonWords(segment) && 4 * common >= words ? turned.toString() : null;
   }
 }

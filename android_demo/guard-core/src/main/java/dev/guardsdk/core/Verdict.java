@@ -19,7 +19,7 @@ public final class Verdict {
   public final Map<String, Double> categories;
   /** The enforced categories at or over their thresholds, most confident first. */
   public final List<String> violations;
-  /** The view of the text whose window decided: "raw", "normalized" or "decoded" (TextViews). */
+  /** The view of the text whose window decided: "raw", "normalized", "decoded" or "payload" (TextViews). */
   public final String view;
 
   private Verdict(boolean unsafe, double score, double threshold, String label, int windows,

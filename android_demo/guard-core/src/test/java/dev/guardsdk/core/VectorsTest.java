@@ -63,12 +63,11 @@ class VectorsTest {
     assertEquals(manifest.views.size(), views.length(), "declared views");
     for (String view : manifest.views) {
       JSONObject texts = views.getJSONObject(view);
-      boolean normalized = view.equals("normalized");
-      assertEquals(texts.getString("prompt"), normalized ? TextViews.normalized(prompt, manifest.fold)
-          : TextViews.decoded(prompt, manifest.fold), view + " view of the prompt");
+      assertEquals(texts.getString("prompt"), TextViews.view(view, prompt, manifest.fold),
+          view + " view of the prompt");
       if (response != null) {
-        assertEquals(texts.getString("response"), normalized ? TextViews.normalized(response, manifest.fold)
-            : TextViews.decoded(response, manifest.fold), view + " view of the response");
+        assertEquals(texts.getString("response"), TextViews.view(view, response, manifest.fold),
+            view + " view of the response");
       }
     }
     List<TextEncoder.Viewed> viewed = encoder.scoredWindows(prompt, response);
