@@ -258,6 +258,43 @@ def test_export_writes_the_kept_instructions_labelled_by_intent_for_a_training_r
     assert _cli("augment", "label", "--recipe", path, "--to", target)[0] == 2  # export's flags, export only
 
 
+def test_export_writes_the_category_of_the_kind_each_request_asked_for(tmp_path, capsys):
+    """augment-sensitive.yaml maps each kind it fills in to a taxonomy category: export names, on every row, the
+    category of the kind that generation put in that row's request."""
+    import random
+
+    from guard_sdk.training.data.taxonomy import categories_of
+    from guard_sdk.training.harmaug.requests import fill_template
+    from guard_sdk.training.shards import ShardWriter
+
+    recipe = yaml.safe_load(open("training/recipes/augment-sensitive.yaml"))
+    recipe["output_dir"] = str(tmp_path / "out")
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    i = recipe["instructions"]
+    with ShardWriter(str(tmp_path / "out" / "instructions"), 4) as shards:
+        for key in range(12):
+            shards.add({"id": key, "instruction": f"request {key}", "kept": True, "dropped": ""})
+    target = tmp_path / "sensitive.jsonl"
+    assert _cli("augment", "export", "--recipe", path, "--intent", "unsafe", "--to", target, capsys=capsys)[0] == 0
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    for row in rows:
+        asked = fill_template(i["template"], i["fill"], random.Random(f"{i['sampling']['seed']}:{row['id']}"))
+        assert row["category"] == next(c for kind, c in i["categories"].items() if kind in asked)
+    assert [r["label"] for r in rows] == [1] * 12 and len({r["category"] for r in rows}) >= 3
+    assert categories_of("sensitive", rows[0]["category"], 1) == (rows[0]["category"],)  # read as named
+    for wrong, says in [({"no such kind": "privacy"}, "no such kind: privacy"),
+                        ({i["fill"]["kind"][0]: "piracy"}, "piracy"), (None, "needs k: 0")]:
+        bad = yaml.safe_load(open("training/recipes/augment-sensitive.yaml"))
+        if wrong is None:
+            bad["instructions"]["k"] = 2
+        else:
+            bad["instructions"]["categories"] = wrong
+        path.write_text(yaml.safe_dump(bad))
+        code = _cli("augment", "export", "--recipe", path, "--intent", "unsafe", "--to", target, capsys=capsys)[0]
+        assert code == 2 and says in capsys.readouterr().err
+
+
 def test_scores_of_a_teacher_retrained_in_place_are_refused_not_reused(tmp_path):
     from guard_sdk.training.harmaug.run import pin_teacher, teacher_identity
     from guard_sdk.training.recipe import TeacherSpec

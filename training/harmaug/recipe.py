@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from guard_sdk.categories import NAMES
 from guard_sdk.training.harmaug.generators import Sampling
 from guard_sdk.training.harmaug.requests import template_fields
 from guard_sdk.training.recipe import (
@@ -36,6 +37,10 @@ class InstructionStage:
     min_words: int
     max_words: int
     near_duplicate: float  # word-trigram Jaccard at or above which an instruction repeats a kept or seed one
+    # A fill value -> the taxonomy category (guard_sdk.categories) of what it asks for, which `augment export`
+    # writes on each row asked with it ({}: "generated safe" / "generated unsafe"). Needs k: 0, so that export
+    # can redraw each request's values from its key alone.
+    categories: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,12 @@ def check(recipe: AugmentRecipe, where: str) -> None:
     if named != set(i.fill) or not all(i.fill.values()):
         raise RecipeError(f"{where}: instructions.fill must give values for exactly the template's placeholders "
                           f"({', '.join(sorted(named)) or 'none'}), got {', '.join(sorted(i.fill)) or 'none'}")
+    if i.categories:
+        values = {v for vs in i.fill.values() for v in vs}
+        wrong = [f"{v}: {c}" for v, c in i.categories.items() if v not in values or c not in NAMES]
+        if i.k or wrong:
+            raise RecipeError(f"{where}: instructions.categories maps fill values to taxonomy categories "
+                              f"({', '.join(NAMES)}) and needs k: 0; wrong: {'; '.join(wrong) or 'k'}")
     if not 0 < i.min_words <= i.max_words:
         raise RecipeError(f"{where}: instructions needs 0 < min_words <= max_words")
     if not 0 < i.near_duplicate <= 1:

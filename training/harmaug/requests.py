@@ -30,7 +30,12 @@ def template_fields(template: str) -> set[str]:
 def fill_template(template: str, fill: Mapping[str, Sequence[str]], rng: random.Random) -> str:
     """``template`` with each ``{name}`` replaced by a value drawn from ``fill[name]``: one request asks for a
     harmless question about one topic with one alarming word, the next for another pair."""
-    return template.format_map({name: rng.choice(list(fill[name])) for name in sorted(fill)}) if fill else template
+    return template.format_map(drawn_fill(fill, rng)) if fill else template
+
+
+def drawn_fill(fill: Mapping[str, Sequence[str]], rng: random.Random) -> dict[str, str]:
+    """The value of each placeholder for one request, in the order fill_template draws them."""
+    return {name: rng.choice(list(fill[name])) for name in sorted(fill)}
 
 
 def prefilled_text(tokenizer: Any, messages: list[dict[str, str]], prefix: str) -> str:

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from guard_sdk.training.finetune import build_splits
 from guard_sdk.training.harmaug.causal_lm import load_causal_lm
 from guard_sdk.training.harmaug.filters import InstructionFilter
 from guard_sdk.training.harmaug.generators import TransformersGenerator
-from guard_sdk.training.harmaug.recipe import AugmentRecipe
+from guard_sdk.training.harmaug.recipe import AugmentRecipe, InstructionStage
+from guard_sdk.training.harmaug.requests import drawn_fill
 from guard_sdk.training.harmaug.stages import generate_instructions, generate_responses, label
 from guard_sdk.training.recipe import ModelSpec, TeacherSpec, pin_record
 from guard_sdk.training.shards import SHARD_GLOB, read_shards, write_json
@@ -125,7 +127,8 @@ def pin_teacher(folder: Path, spec: TeacherSpec) -> None:
 
 # How a run goes, not what it makes: these may change between a killed run and its rerun.
 HOW_IT_RUNS = frozenset({"output_dir", "shard_rows", "count", "backend", "base_url", "api_key_env", "batch_size",
-                         "concurrency", "timeout_s", "retries"})
+                         "concurrency", "timeout_s", "retries",
+                         "categories"})  # instructions.categories: what export writes, not what the stages make
 
 
 def _what_it_makes(record: Any) -> Any:
@@ -136,7 +139,8 @@ def _what_it_makes(record: Any) -> Any:
 
 def pin_recipe(recipe: AugmentRecipe) -> Path:
     """``recipe.pin_record`` of what the recipe makes: how the run goes (``HOW_IT_RUNS``: servers, batch
-    sizes, timeouts, shard size, instructions.count) may differ between runs of one folder."""
+    sizes, timeouts, shard size, instructions.count) and the categories export names may differ between runs of
+    one folder."""
     out = Path(recipe.output_dir)
     pin_record(out, _what_it_makes(dataclasses.asdict(recipe)))
     return out
@@ -213,10 +217,23 @@ def export_instructions(recipe: AugmentRecipe, label: int, path: str | Path) -> 
     with partial.open("w", encoding="utf-8") as f:
         for key, text in rows:
             # A data file's rows are named by its file name when a recipe reads it: no source column.
-            f.write(json.dumps({"prompt": text, "label": label, "category": f"generated {LABELS[label]}", "id": key},
-                               ensure_ascii=False) + "\n")
+            f.write(json.dumps({"prompt": text, "label": label, "category": _category(recipe.instructions, key, label),
+                                "id": key}, ensure_ascii=False) + "\n")
     os.replace(partial, target)
     return {"rows": len(rows), "label": LABELS[label], "file": str(target)}
+
+
+def _category(i: InstructionStage, key: int, label: int) -> str:
+    """The taxonomy category of the fill values request ``key`` was asked with (redrawn as generate_instructions
+    drew them: k is 0, so nothing else was drawn first), where the recipe maps one; else "generated <label>"."""
+    from guard_sdk.training.data.schema import LABELS
+
+    if label and i.categories:
+        drawn = drawn_fill(i.fill, random.Random(f"{i.sampling.seed}:{key}")).values()
+        found = [i.categories[v] for v in drawn if v in i.categories]
+        if found:
+            return found[0]
+    return f"generated {LABELS[label]}"
 
 
 def run_responses(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any]:
