@@ -257,7 +257,7 @@ class _ShippedGuard:
     threshold = 0.5
     backend = type("Backend", (), {"name": "onnxruntime"})
     manifest = type("Manifest", (), {"name": "old-default", "categories": []})
-    artifact = type("Artifact", (), {"path": Path("model.int8.onnx")})
+    artifact = type("Artifact", (), {"path": "model.int8.onnx"})  # a bundle-relative path, as guard.json has it
 
     def classify_batch(self, prompts, responses):
         return [type("Verdict", (), {"score": SCORES["a"][p]}) for p in prompts]
