@@ -238,8 +238,9 @@ def _bundle_row(label: str, bundle: str, suite: str, data_dir: str | None, loade
                                     guard.threshold, public_suite.SUITES[suite])
     empty = dict.fromkeys(("parameters", "sources", "train_rows", "harmaug_rows", "rows_seen", "dev_f1", "dev_auprc",
                            "test_f1", "test_auprc"))
-    return {"label": label, "recipe": None, "model": f"{bundle} ({guard.manifest.name}, {Path(guard.artifact.path).name})",
-            **empty, "threshold": guard.threshold, "suite": _suite_figures({"sets": sets}, suite)}
+    artifact = Path(guard.artifact.path).name
+    return {"label": label, "recipe": None, "model": f"{bundle} ({guard.manifest.name}, {artifact})", **empty,
+            "threshold": guard.threshold, "suite": _suite_figures({"sets": sets}, suite)}
 
 
 def _row_scorer(label: str, recipes: dict[str, Recipe], rows: Sequence[AblationRow], progress: bool,
