@@ -96,15 +96,16 @@ standins: setup
 # each resumes from its last checkpoint when rerun.
 broad-student: setup
 	$(VENV)/bin/guard-sdk finetune --recipe training/recipes/broad-student.yaml
-# The teacher trains on the generated benign look-alikes too (augment-lookalikes.yaml: alarming words about everyday
-# topics; augment-contrast.yaml: the kinds of harmless message guards over-refuse), labelled safe by their request's
-# intent. About 45 minutes of generation, then the teacher's 45 minutes.
+# The teacher trains on generated rows too, labelled by their request's intent: benign look-alikes (augment-
+# lookalikes.yaml: alarming words about everyday topics; augment-contrast.yaml: the kinds of harmless message guards
+# over-refuse; augment-counterspeech.yaml: messages about groups that are not hate) safe, and augment-sensitive.yaml's
+# harmful kinds (privacy, copyright, misinformation) unsafe. About 70 minutes of generation, then the teacher's 50.
 TEACHER := build/finetune/teacher-mpnet/model
-LOOKALIKES := lookalikes contrast
+LOOKALIKES := lookalikes:safe contrast:safe counterspeech:safe sensitive:unsafe
 teacher: standins
-	for name in $(LOOKALIKES); do \
+	for pair in $(LOOKALIKES); do name=$${pair%%:*}; \
 	  $(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-$$name.yaml && \
-	  $(VENV)/bin/guard-sdk augment export --recipe training/recipes/augment-$$name.yaml --intent safe \
+	  $(VENV)/bin/guard-sdk augment export --recipe training/recipes/augment-$$name.yaml --intent $${pair##*:} \
 	    --to build/augment/$$name/$$name.jsonl || exit 1; done
 	test -f $(TEACHER)/config.json || $(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-mpnet.yaml
 
