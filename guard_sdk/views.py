@@ -189,7 +189,8 @@ def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[st
         found["normalized"] = normalized(text, fold)
     if "decoded" in names or "payload" in names:
         plain, parts = decoded_parts(text)
-        found["decoded"] = normalized(plain, fold)
+        decoded_view = normalized(plain, fold) if "decoded" in names or not parts else ""
+        found["decoded"] = decoded_view
         # no run decoded: the payload is the decoded view itself, which the caller then skips
-        found["payload"] = normalized("\n".join(parts), fold) if parts else found["decoded"]
+        found["payload"] = normalized("\n".join(parts), fold) if parts else decoded_view
     return {name: found[name] for name in ("raw", *names)}
