@@ -295,6 +295,42 @@ def test_export_writes_the_category_of_the_kind_each_request_asked_for(tmp_path,
         assert code == 2 and says in capsys.readouterr().err
 
 
+def test_labels_name_the_harm_each_request_asked_for_where_the_teacher_names_none(tmp_path, monkeypatch):
+    """A classifier teacher gives P(unsafe) alone: the rows of augment-sensitive.yaml that it judges unsafe are
+    labelled with the category of the kind their request asked for (the one export writes), the safe ones with
+    none, so the category head learns privacy and copyright from them."""
+    from guard_sdk.training.harmaug import run
+    from guard_sdk.training.harmaug.recipe import load_augment_recipe
+    from guard_sdk.training.shards import ShardWriter
+
+    recipe = yaml.safe_load(open("training/recipes/augment-sensitive.yaml"))
+    recipe["output_dir"] = str(tmp_path / "out")
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    loaded = load_augment_recipe(path)
+    run.pin_recipe(loaded)
+    with ShardWriter(str(tmp_path / "out" / "instructions"), 4) as shards:
+        for key in range(12):
+            shards.add({"id": key, "instruction": f"request {key}", "kept": True, "dropped": ""})
+
+    class ScoresAlone:  # a classifier teacher: no categories method
+        name = "stub"
+
+        def score(self, prompts, responses):
+            return [0.1 if int(p.split()[1]) % 3 == 0 else 0.9 for p in prompts]
+
+    monkeypatch.setattr(run, "open_teacher", lambda spec: ScoresAlone())
+    monkeypatch.setattr(run, "pin_teacher", lambda folder, spec: None)
+    summary = run.run_labels(loaded, progress=False)
+    run.export_instructions(loaded, 1, tmp_path / "asked.jsonl")
+    asked = {str(r["id"]): r["category"] for r in map(json.loads, (tmp_path / "asked.jsonl").read_text().splitlines())}
+    rows = read_shards(tmp_path / "out" / "labels")
+    assert sorted(rows["id"], key=int) == [str(k) for k in range(12)]
+    for row in rows:
+        assert row["categories"] == (None if int(row["id"]) % 3 == 0 else asked[row["id"]])
+    assert sum(summary["unsafe_per_category"].values()) == 8 and len(summary["unsafe_per_category"]) >= 2
+
+
 def test_scores_of_a_teacher_retrained_in_place_are_refused_not_reused(tmp_path):
     from guard_sdk.training.harmaug.run import pin_teacher, teacher_identity
     from guard_sdk.training.recipe import TeacherSpec

@@ -224,16 +224,20 @@ def export_instructions(recipe: AugmentRecipe, label: int, path: str | Path) -> 
 
 
 def _category(i: InstructionStage, key: int, label: int) -> str:
-    """The taxonomy category of the fill values request ``key`` was asked with (redrawn as generate_instructions
-    drew them: k is 0, so nothing else was drawn first), where the recipe maps one; else "generated <label>"."""
+    """The taxonomy category request ``key`` asked for (``asked_category``) of an unsafe row; else
+    "generated <label>"."""
     from guard_sdk.training.data.schema import LABELS
 
-    if label and i.categories:
-        drawn = drawn_fill(i.fill, random.Random(f"{i.sampling.seed}:{key}")).values()
-        found = [i.categories[v] for v in drawn if v in i.categories]
-        if found:
-            return found[0]
-    return f"generated {LABELS[label]}"
+    return (asked_category(i, key) if label else None) or f"generated {LABELS[label]}"
+
+
+def asked_category(i: InstructionStage, key: int) -> str | None:
+    """The taxonomy category of the fill values request ``key`` was asked with (redrawn as generate_instructions
+    drew them: k is 0, so nothing else was drawn first), where the recipe maps one."""
+    if not i.categories:
+        return None
+    drawn = drawn_fill(i.fill, random.Random(f"{i.sampling.seed}:{key}")).values()
+    return next((i.categories[v] for v in drawn if v in i.categories), None)
 
 
 def run_responses(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any]:
@@ -254,11 +258,13 @@ def run_responses(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any
 def run_labels(recipe: AugmentRecipe, progress: bool = True) -> dict[str, Any]:
     """Score each kept instruction as a prompt, and each response (if that stage ran) as a response."""
     out = pin_recipe(recipe)
-    rows: list[dict[str, Any]] = [{"id": str(key), "prompt": text, "response": None}
-                                  for key, text in kept_instructions(out)]
+    kept = kept_instructions(out)
+    asked = {str(key): asked_category(recipe.instructions, key) for key, _ in kept}  # the harm each request named
+    rows: list[dict[str, Any]] = [{"id": str(key), "prompt": text, "response": None, "category": asked[str(key)]}
+                                  for key, text in kept]
     if (out / "responses").is_dir():
-        rows += [{"id": r["id"], "prompt": r["prompt"], "response": r["response"]}
-                 for r in read_shards(out / "responses")]
+        rows += [{"id": r["id"], "prompt": r["prompt"], "response": r["response"],
+                  "category": asked.get(r["id"].partition(":")[0])} for r in read_shards(out / "responses")]
     else:
         log.warning("%s: no responses yet; labelling the instructions alone", out)
     pin_teacher(out / "labels", recipe.teacher)

@@ -114,9 +114,10 @@ def content_key(prompt: str, response: str | None) -> str:
 def label(teacher: Any, rows: Sequence[dict[str, Any]], out_dir: str, batch_size: int, shard_rows: int,
           progress: bool = True) -> dict[str, Any]:
     """Score every row (``id``, ``prompt``, ``response`` or None) with ``teacher`` into resumable shards:
-    the soft score, the teacher's categories of a row it judges unsafe (comma-separated taxonomy names; null from
-    a teacher that names none) and the teacher's name, under the text's ``content_key``, so a text already on
-    disk (or repeated in ``rows``) is scored once, wherever it stands; ``id`` is kept as the first such row's own.
+    the soft score, the categories of a row it judges unsafe (comma-separated taxonomy names: the teacher's, else
+    the row's own ``category``, the harm its request asked for; null where neither names one) and the teacher's
+    name, under the text's ``content_key``, so a text already on disk (or repeated in ``rows``) is scored once,
+    wherever it stands; ``id`` is kept as the first such row's own.
     The summary gives the label balance at 0.5 and the unsafe rows per category."""
     import pyarrow as pa
     from tqdm import tqdm
@@ -139,9 +140,9 @@ def label(teacher: Any, rows: Sequence[dict[str, Any]], out_dir: str, batch_size
             scores = teacher.score([r["prompt"] for _, r in batch], [r.get("response") for _, r in batch])
             harms = _categories(named, [r for (_, r), s in zip(batch, scores) if s > 0.5])
             for (key, row), score in zip(batch, scores):
+                named_here = (harms.get(key) or row.get("category")) if score > 0.5 else None
                 out.add({CONTENT_KEY: key, "id": row["id"], "prompt": row["prompt"], "response": row.get("response"),
-                         "teacher_score": float(score), "categories": harms.get(key) if score > 0.5 else None,
-                         "teacher": teacher.name})
+                         "teacher_score": float(score), "categories": named_here, "teacher": teacher.name})
             bar.update(len(batch))
         bar.close()
     labelled = read_shards(out_dir)
