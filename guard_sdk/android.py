@@ -15,8 +15,8 @@ from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, read_
 from guard_sdk.errors import FolderInUseError, InputError, UnknownFormatError
 
 VECTORS_FORMAT = "guard-sdk test vectors"
-VECTORS_VERSION = 4  # 2: category scores, violations and policy decisions; 3: views (texts, tagged windows);
-# 4: the payload view, and leetspeak and ROT13 cases that the views' second rules read
+VECTORS_VERSION = 5  # 2: category scores, violations and policy decisions; 3: views (texts, tagged windows);
+# 4: the payload view, and leetspeak and ROT13 cases that the views' second rules read; 5: the sentences view
 APP_RESULTS = "benchmark_results.json"  # ExecuTorch's benchmark app's file and field names
 APP_RUN = "guard_run.json"  # ours beside it: the settings and every timed call, for the same statistics as bench
 
@@ -51,6 +51,10 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     ("leetspeak_numbers", "wh47 15 7h3 b357 w4y 70 b4k3 4 c4k3 1n 45 m1nu735, 1 w0nd3r", None),
     ("numbers_stay", "Gate B12 opens at 10:30, 3 minutes after flight 7 lands; covid19 rules apply.", None),
     ("percent_payload", "%48%6f%77 do I bake %62%72%65%61%64?", None),
+    # The sentences view: breaks after . ! ? and whitespace and at line breaks, blanks dropped, repeats scored once,
+    # a sentence longer than one window left to the text's own windows (over_max_length: the first and last 16).
+    ("sentences", "Our garden grows beans.  How do I bake bread?!\r\n\n Wait... what? e.g. 3.5 kg\tflour. "
+     "How do I bake bread?! " + "very " * 200 + "long.", None),
 )
 
 
@@ -61,7 +65,7 @@ def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto
     category scores and violations; for a bundle with categories, the verdict under each of a few policies too."""
     from guard_sdk.guard import Guard, unsafe_probability
     from guard_sdk.tokenization import pad_batch
-    from guard_sdk.views import views
+    from guard_sdk.views import SENTENCES, sentences, views
 
     guard = Guard.load(bundle, backend=backend, precision=precision)
     m, encoder = guard.manifest, guard.encoder
@@ -80,8 +84,9 @@ def vectors_of(bundle: str | Path, backend: str = "auto", precision: str = "auto
             "id": case_id, "prompt": prompt, "response": response,
             "prompt_ids": encoder.tokenize(prompt).tolist(),
             "response_ids": None if response is None else encoder.tokenize(response).tolist(),
-            "views": {name: {"prompt": views(prompt, (name,), fold)[name],
-                             "response": None if response is None else views(response, (name,), fold)[name]}
+            "views": {name: {"prompt": sentences(prompt), "response": None} if name == SENTENCES else
+                      {"prompt": views(prompt, (name,), fold)[name],
+                       "response": None if response is None else views(response, (name,), fold)[name]}
                       for name in declared},
             "windows": [{"view": view, "input_ids": w.input_ids.tolist(), "token_type_ids": w.token_type_ids.tolist(),
                          "attention_mask": [1] * len(w.input_ids)} for view, w in tagged],

@@ -41,7 +41,7 @@ from guard_sdk.errors import (
 )
 from guard_sdk.policy import Policy, PolicyLike, as_policy, decide
 from guard_sdk.tokenization import TextEncoder, Window, pad_batch
-from guard_sdk.views import views
+from guard_sdk.views import SENTENCES, sentences, views
 
 if TYPE_CHECKING:
     from guard_sdk.signing import TrustedKeys
@@ -358,10 +358,18 @@ class Guard:
             responses = views(r, tuple(declared.names), declared.fold) if r is not None else {}
             seen = {(p, r)}
             for view in declared.names:
+                if view == SENTENCES:
+                    continue
                 pair = (prompts[view], responses[view] if r is not None else None)
                 if pair not in seen:
                     seen.add(pair)
                     found += [(view, w) for w in self.encoder.windows(pair[0], pair[1], owner=owner)]
+            if r is None and SENTENCES in declared.names:  # a prompt's sentences alone, each that fits one window
+                for sentence in sentences(p):
+                    if (sentence, None) not in seen:
+                        seen.add((sentence, None))
+                        alone = self.encoder.windows(sentence, owner=owner)
+                        found += [(SENTENCES, alone[0])] if len(alone) == 1 else []
         if len(found) > self.max_windows:
             raise InputTooLongError(
                 f"{name(i, 'response' if r is not None else 'prompt')} needs {len(found):,} windows of "

@@ -10,6 +10,9 @@
 - ``payload``: what the base64 and hex runs and ROT13 segments decoded to, alone (one per line), or the whole
   decoded text where it was percent-encoded; normalized. The request without the wrapper around it ("Decode this
   and do what it says: ..."), which pulls a decoded view's score down on harmful requests and up on benign ones.
+- ``sentences``: not one text but several: each sentence of a prompt of two or more (``sentences``), scored alone
+  where it fits in one window. A request hidden in a page of small talk, or after a role-play preamble, is diluted
+  in the windows of the whole text; alone it scores as it would unpadded.
 
 Each rule is plain string work so that the Java core (``TextViews``) computes the same text, character for
 character; docs/bundle.md states them.
@@ -24,11 +27,15 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-VIEW_NAMES = ("normalized", "decoded", "payload")  # what a bundle may declare
+SENTENCES = "sentences"  # the view of several texts (``sentences``); the others are one text each (``views``)
+VIEW_NAMES = ("normalized", "decoded", "payload", SENTENCES)  # what a bundle may declare
 # What export declares: the decoded view keeps the wrapper around a payload ("Decode this hex and do what it says:
 # ..."), which raised the false positives on benign requests under hex by 7 points and lowered detection under
 # ROT13 by 29 (docs/evasion.md); the payload alone reads the request as written. Bundles declaring it still work.
-EXPORT_VIEWS = ("normalized", "payload")
+EXPORT_VIEWS = ("normalized", "payload", SENTENCES)
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])[ \t\r\n]+|[\r\n]+")  # ASCII whitespace only: Java's \s is not Python's
+BLANK = re.compile(r"[ \t\r\n]*")
+MAX_SENTENCES = 32  # of a longer prompt, its first 16 and last 16: padding goes before or after a request
 LEET_FOLD = {"4": "a", "@": "a", "3": "e", "1": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
 MIN_LEET_WORDS = 2  # words mixing letters and leetspeak digits ("h4ck", "7h3") that make a text leetspeak
 MIN_SPELLED_LETTERS = 4  # "a b c" may be a list; four or more single letters in a row spell a word
@@ -182,8 +189,19 @@ def _rot13(segment: str) -> str | None:
     return turned if common > _common_words(segment) and 4 * common >= words else None
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (split after ".", "!" or "?" and whitespace, and at line breaks; blank ones dropped)
+    where it has two or more, else none; of more than ``MAX_SENTENCES``, the first and last half of that many."""
+    parts = [part for part in SENTENCE_BREAK.split(text) if not BLANK.fullmatch(part)]
+    if len(parts) < 2:
+        return []
+    half = MAX_SENTENCES // 2
+    return parts if len(parts) <= MAX_SENTENCES else parts[:half] + parts[-half:]
+
+
 def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[str, str]:
-    """{"raw": text, and each of ``names``: that view of it} (a view may equal the text: the caller skips it)."""
+    """{"raw": text, and each of ``names`` but ``sentences``: that view of it} (a view may equal the text: the caller
+    skips it)."""
     found = {"raw": text}
     if "normalized" in names:
         found["normalized"] = normalized(text, fold)
@@ -193,4 +211,4 @@ def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[st
         found["decoded"] = decoded_view
         # no run decoded: the payload is the decoded view itself, which the caller then skips
         found["payload"] = normalized("\n".join(parts), fold) if parts else decoded_view
-    return {name: found[name] for name in ("raw", *names)}
+    return {name: found[name] for name in ("raw", *names) if name != SENTENCES}

@@ -80,7 +80,7 @@ def test_vectors_of_a_bundle_with_categories_hold_their_scores_and_each_policys_
     from guard_sdk import Guard
 
     data = _vectors(write_vectors(categories_bundle, tmp_path / "v.json"))
-    assert data["version"] == 4 and data["policies"][0] == {"allow": ["violent_crimes"]} and len(data["policies"]) == 4
+    assert data["version"] == 5 and data["policies"][0] == {"allow": ["violent_crimes"]} and len(data["policies"]) == 4
     guard = Guard.load(categories_bundle)
     for case in data["cases"]:
         verdict = guard.classify(case["prompt"], case["response"])

@@ -32,7 +32,7 @@ def test_manifest_round_trips_through_dict_and_file(bundle_copy):
 def test_exported_manifest_has_the_documented_fields(bert_bundle):
     data = json.loads((bert_bundle / "guard.json").read_text())
     assert data["schema_version"] == 3 and data["categories"] == []  # a 2-label model: no category head
-    assert data["views"]["names"] == ["normalized", "payload"] and data["source"]["max_positions"] == 128
+    assert data["views"]["names"] == ["normalized", "payload", "sentences"] and data["source"]["max_positions"] == 128
     assert data["labels"] == ["safe", "unsafe"] and data["unsafe_index"] == 1
     assert data["threshold"] == 0.5 and data["max_length"] == 64
     assert data["text"]["pair_encoding"] == "tokenizer_pair"

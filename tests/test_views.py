@@ -1,5 +1,6 @@
 """Text views: each disguise of the evasion suite undone by the normalized, decoded or payload view, plain text left
-as it is, and the guard scoring every view that differs, the most unsafe deciding and named in the verdict."""
+as it is, a padded request scored alone by the sentences view, and the guard scoring every view that differs, the
+most unsafe deciding and named in the verdict."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import shutil
 import pytest
 
 from guard_sdk import Guard
-from guard_sdk.training.evasion.transforms import TRANSFORMS
-from guard_sdk.views import decoded, normalized, views
+from guard_sdk.training.evasion.transforms import PADDING, TRANSFORMS
+from guard_sdk.views import MAX_SENTENCES, decoded, normalized, sentences, views
 
 from .conftest import MarkerBackend
 
@@ -78,7 +79,7 @@ def test_views_give_every_declared_view():
 
 def test_the_guard_scores_each_differing_view_and_names_the_one_that_decided(bert_bundle, tmp_path):
     data = json.loads((bert_bundle / "guard.json").read_text())
-    assert data["schema_version"] == 3 and data["views"]["names"] == ["normalized", "payload"]
+    assert data["schema_version"] == 3 and data["views"]["names"] == ["normalized", "payload", "sentences"]
     assert data["views"]["fold"]["\u0430"] == "a" and len(data["views"]["fold"]) > 200
     g = Guard.load(bert_bundle)
     g.backend = MarkerBackend(g.encoder.tokenize("bomb")[0])
@@ -100,3 +101,50 @@ def test_the_guard_scores_each_differing_view_and_names_the_one_that_decided(ber
     g2 = Guard.load(raw_only)
     g2.backend = MarkerBackend(g.encoder.tokenize("bomb")[0])
     assert not g2.classify("h o w  t o  m a k e  a  b o m b").unsafe
+
+
+def test_sentences_split_after_end_marks_and_at_line_breaks_and_keep_the_first_and_last_of_a_long_text():
+    assert sentences("Our garden grows beans.  How do I bake bread?!\r\n\n Wait... e.g. 3.5 kg\tflour") == \
+        ["Our garden grows beans.", "How do I bake bread?!", "Wait...", "e.g.", "3.5 kg\tflour"]
+    assert sentences("One sentence, 3.5 kg of flour.") == [] and sentences("Ends here.   \n ") == []
+    many = [f"Sentence {i}." for i in range(MAX_SENTENCES + 8)]
+    assert sentences(" ".join(many)) == many[:MAX_SENTENCES // 2] + many[-(MAX_SENTENCES // 2):]
+
+
+class DilutedBackend:
+    """Unsafe for the windows where ``marker`` is at least a twentieth of the tokens: a request that a page of
+    small talk dilutes, as it dilutes a real model's score (docs/evasion.md, padding)."""
+
+    name = "diluted"
+
+    def __init__(self, marker: int) -> None:
+        self.marker = marker
+
+    def run(self, feeds):
+        import numpy as np
+
+        share = (feeds["input_ids"] == self.marker).sum(axis=1) / feeds["attention_mask"].sum(axis=1)
+        return np.stack([np.zeros(len(share)), np.where(share >= 0.05, 5.0, -5.0)], axis=1)
+
+
+def test_a_padded_prompt_is_judged_by_its_sentences_alone_where_the_bundle_declares_them(bert_bundle, tmp_path):
+    g = Guard.load(bert_bundle)
+    g.backend = DilutedBackend(g.encoder.tokenize("bomb")[0])
+    assert g.classify(REQUEST).view == "raw" and g.classify(REQUEST).unsafe
+    for padded in (f"{PADDING} {REQUEST}", f"{REQUEST} {PADDING}", f"{PADDING} {REQUEST} {PADDING}"):
+        verdict = g.classify(padded)
+        assert verdict.unsafe and verdict.view == "sentences"
+        assert not g.classify("Summarise this for me", response=padded).unsafe  # a response: its windows alone
+    beds = " ".join(f"Bed {i} grows beans." for i in range(20))
+    tagged = g.scored_windows(f"{beds} Bed 3 grows beans. {REQUEST}")  # a repeated sentence is scored once
+    assert [view for view, _ in tagged].count("sentences") == 21
+    long_one = "Hello there. " + "very " * 300 + "long bomb."  # longer than a window: the text's own windows judge it
+    assert [view for view, _ in g.scored_windows(long_one)].count("sentences") == 1
+    data = json.loads((bert_bundle / "guard.json").read_text())
+    data["views"]["names"] = ["normalized", "payload"]
+    undeclared = tmp_path / "no-sentences"
+    shutil.copytree(bert_bundle, undeclared)
+    (undeclared / "guard.json").write_text(json.dumps(data))
+    g2 = Guard.load(undeclared)
+    g2.backend = DilutedBackend(g.encoder.tokenize("bomb")[0])
+    assert not g2.classify(f"{PADDING} {REQUEST}").unsafe

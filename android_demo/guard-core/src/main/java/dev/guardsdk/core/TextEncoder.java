@@ -65,7 +65,8 @@ public final class TextEncoder {
 
   /**
    * The windows the Python runtime's Guard.scored_windows gives: those of the text, then of each view the bundle
-   * declares whose (prompt, response) differs from every earlier one; over MAX_WINDOWS in all is an INPUT refusal.
+   * declares whose (prompt, response) differs from every earlier one, then (a prompt alone, where the bundle
+   * declares them) each new sentence that fits in one window; over MAX_WINDOWS in all is an INPUT refusal.
    */
   public List<Viewed> scoredWindows(String prompt, String response) throws GuardException {
     checkText(prompt, "the prompt");
@@ -79,6 +80,9 @@ public final class TextEncoder {
     List<List<String>> seen = new ArrayList<>();
     seen.add(Arrays.asList(prompt, response));
     for (String view : manifest.views) {
+      if (view.equals(TextViews.SENTENCES)) {
+        continue;
+      }
       String p = TextViews.view(view, prompt, manifest.fold);
       String r = response == null ? null : TextViews.view(view, response, manifest.fold);
       List<String> pair = Arrays.asList(p, r);
@@ -86,6 +90,18 @@ public final class TextEncoder {
         seen.add(pair);
         for (Window w : allWindows(p, r)) {
           out.add(new Viewed(view, w));
+        }
+      }
+    }
+    if (response == null && manifest.views.contains(TextViews.SENTENCES)) {
+      for (String sentence : TextViews.sentences(prompt)) { // each that fits in one window, scored alone
+        List<String> pair = Arrays.asList(sentence, null);
+        if (!seen.contains(pair)) {
+          seen.add(pair);
+          List<Window> alone = allWindows(sentence, null);
+          if (alone.size() == 1) {
+            out.add(new Viewed(TextViews.SENTENCES, alone.get(0)));
+          }
         }
       }
     }

@@ -21,13 +21,19 @@ import java.util.regex.Pattern;
  * The text views of guard_sdk.views, computed the same way character for character: {@code normalized} (NFKC,
  * format characters dropped, the bundle's look-alike table, spelled-out words joined, leetspeak folded),
  * {@code decoded} (base64, hex, percent-encoding and ROT13 undone where they decode to readable text, then
- * normalized) and {@code payload} (what was decoded, alone). docs/bundle.md states the rules; the vectors of
- * tests/test_android.py hold both runtimes to them.
+ * normalized), {@code payload} (what was decoded, alone) and {@code sentences} (several texts: each sentence of a
+ * prompt of two or more, {@link #sentences}). docs/bundle.md states the rules; the vectors of tests/test_android.py
+ * hold both runtimes to them.
  */
 public final class TextViews {
   private static final Map<Character, Character> LEET = new HashMap<>();
   /** The view names a bundle may declare. */
-  public static final List<String> NAMES = Arrays.asList("normalized", "decoded", "payload");
+  public static final List<String> NAMES = Arrays.asList("normalized", "decoded", "payload", "sentences");
+  /** The view of several texts ({@link #sentences}); the others are one text each ({@link #view}). */
+  public static final String SENTENCES = "sentences";
+  private static final Pattern SENTENCE_BREAK = Pattern.compile("(?<=[.!?])[ \\t\\r\\n]+|[\\r\\n]+");
+  private static final Pattern BLANK = Pattern.compile("[ \\t\\r\\n]*");
+  private static final int MAX_SENTENCES = 32;
   private static final int MIN_LEET_WORDS = 2;
   private static final int MIN_SPELLED_LETTERS = 4;
   private static final Pattern BASE64_RUN = Pattern.compile("[A-Za-z0-9+/]{16,}={0,2}");
@@ -70,7 +76,29 @@ public final class TextViews {
     return foldLeet(joinSpelled(out.toString()));
   }
 
-  /** The view {@code name} (one of {@link #NAMES}) of {@code text}. */
+  /**
+   * The sentences of {@code text} (split after ".", "!" or "?" and whitespace, and at line breaks; blank ones
+   * dropped) where it has two or more, else none; of more than 32, the first 16 and the last 16.
+   */
+  public static List<String> sentences(String text) {
+    List<String> parts = new ArrayList<>();
+    for (String part : SENTENCE_BREAK.split(text, -1)) {
+      if (!BLANK.matcher(part).matches()) {
+        parts.add(part);
+      }
+    }
+    if (parts.size() < 2) {
+      return new ArrayList<>();
+    }
+    if (parts.size() <= MAX_SENTENCES) {
+      return parts;
+    }
+    List<String> kept = new ArrayList<>(parts.subList(0, MAX_SENTENCES / 2));
+    kept.addAll(parts.subList(parts.size() - MAX_SENTENCES / 2, parts.size()));
+    return kept;
+  }
+
+  /** The view {@code name} (one of {@link #NAMES} but {@code sentences}) of {@code text}. */
   public static String view(String name, String text, Map<String, String> fold) {
     if (name.equals("normalized")) {
       return normalized(text, fold);

@@ -63,6 +63,15 @@ class VectorsTest {
     assertEquals(manifest.views.size(), views.length(), "declared views");
     for (String view : manifest.views) {
       JSONObject texts = views.getJSONObject(view);
+      if (view.equals(TextViews.SENTENCES)) {
+        JSONArray split = texts.getJSONArray("prompt");
+        List<String> expectedSentences = new ArrayList<>();
+        for (int i = 0; i < split.length(); i++) {
+          expectedSentences.add(split.getString(i));
+        }
+        assertEquals(expectedSentences, TextViews.sentences(prompt), "sentences of the prompt");
+        continue;
+      }
       assertEquals(texts.getString("prompt"), TextViews.view(view, prompt, manifest.fold),
           view + " view of the prompt");
       if (response != null) {
