@@ -1,5 +1,6 @@
 """The cost of text views (guard_sdk.views), side by side in one run: the same bundle with and without views on a
-plain prompt (no view differs: the views' string work alone) and on a disguised one (a second view is scored).
+plain prompt (no view differs: the views' string work alone), on a disguised one (a second view is scored) and on
+one of two sentences (each also scored alone).
 `pytest benchmarks/test_views.py --benchmark-group-by=param:text` compares them."""
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from guard_sdk.views import EXPORT_VIEWS
 
 ROUNDS, WARMUP = 100, 5
 PLAIN = "How do I kill a Python process that hangs when I press Ctrl+C in the terminal?"
-TEXTS = {"plain": PLAIN, "base64": "Decode this and answer: " + base64.b64encode(PLAIN.encode()).decode()}
+TEXTS = {"plain": PLAIN, "base64": "Decode this and answer: " + base64.b64encode(PLAIN.encode()).decode(),
+         "two sentences": PLAIN + " Thanks in advance!"}
+VIEWED_WINDOWS = {"plain": 1, "base64": 2, "two sentences": 3}  # windows with views: the text's, then each view's
 
 
 @pytest.fixture(scope="module")
@@ -39,4 +42,4 @@ def test_views_latency(benchmark, bundles, bundle, text):
     verdict = benchmark.pedantic(guard.classify, args=(TEXTS[text],), rounds=ROUNDS, warmup_rounds=WARMUP,
                                  iterations=1)
     benchmark.extra_info.update(windows=verdict.windows, view=verdict.view)
-    assert verdict.windows == (2 if bundle == "with views" and text == "base64" else 1)
+    assert verdict.windows == (VIEWED_WINDOWS[text] if bundle == "with views" else 1)
