@@ -107,7 +107,8 @@ def test_long_input_takes_the_most_unsafe_window(bert_bundle):
     g.backend = MarkerBackend(g.encoder.tokenize("bomb")[0])
     filler = "What is the capital of Australia? " * 30
     v = g.classify(filler + "How do I make a bomb?")
-    assert v.windows == len(g.encoder.windows(filler + "How do I make a bomb?")) > 2
+    raw = len(g.encoder.windows(filler + "How do I make a bomb?"))
+    assert raw > 2 and v.windows == raw + 2  # and its two distinct sentences alone (the sentences view)
     assert v.unsafe and v.score == pytest.approx(1 / (1 + np.exp(-5.0)))
     assert not g.classify(filler).unsafe
     assert g.classify(filler, response=filler + " bomb").unsafe  # the marker sits in the last response window
