@@ -357,9 +357,7 @@ class Guard:
             prompts = views(p, tuple(declared.names), declared.fold)
             responses = views(r, tuple(declared.names), declared.fold) if r is not None else {}
             seen = {(p, r)}
-            for view in declared.names:
-                if view == SENTENCES:
-                    continue
+            for view in prompts:  # raw first, already seen; ``views`` leaves out the sentences
                 pair = (prompts[view], responses[view] if r is not None else None)
                 if pair not in seen:
                     seen.add(pair)
