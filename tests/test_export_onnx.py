@@ -287,7 +287,7 @@ def test_bundles_written_before_the_parity_sample_still_read(bundle_copy):
 def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_run(tiny_bert, tmp_path):
     import datasets
 
-    from guard_sdk.training.evaluate import levels_of, report
+    from guard_sdk.training.evaluate import calibrate, levels_of, report, score_with_guard
     from guard_sdk.training.finetune import export_and_evaluate
 
     model_dir = Path(shutil.copytree(tiny_bert, tmp_path / "run" / "model"))
@@ -297,7 +297,8 @@ def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_ru
     dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), 0.5)
     export = SimpleNamespace(bundle=str(tmp_path / "run"), name="tiny", formats=["onnx"], precisions=["fp32"],
                              max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98)
-    recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32))
+    recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32),
+                             calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None))
     with pytest.raises(FolderInUseError, match="is the checkpoint being exported or holds it"):
         export_and_evaluate(recipe, model_dir, {"dev": dev}, scores, dev_report, False)
     assert (model_dir / "config.json").is_file()
@@ -305,6 +306,11 @@ def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_ru
     export_and_evaluate(recipe, model_dir, {"dev": dev}, scores, dev_report, False)
     parity = read_manifest(tmp_path / "bundle").artifacts[0].parity
     assert parity.sample_texts == 24 and parity.sample_quality["rows"] == 24
+    # the threshold is the rule applied to the bundle's own dev scores (its views, its artifact), not PyTorch's 0.5
+    guard = Guard.load(tmp_path / "bundle")
+    assert guard.threshold == calibrate(dev["label"], score_with_guard(guard, dev, False), "max_f1") != 0.5
+    assert f"The threshold, {guard.threshold:.4g}, is the calibration rule (max_f1)" in (
+        tmp_path / "bundle" / "MODEL_CARD.md").read_text()
 
 
 @pytest.mark.parametrize("config,message", [

@@ -180,9 +180,13 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
 
 def export_and_evaluate(recipe: Recipe, model_dir: Path, eval_sets: dict[str, Any], dev_scores: np.ndarray,
                         dev_report: dict[str, Any], progress: bool) -> tuple[Path, dict[str, dict[str, Any]]]:
-    """Export the recipe's bundle at the calibrated threshold, score the eval sets through the runtime, and
-    put those figures in the model card, beside the PyTorch model's dev figures and how often the two agree.
+    """Export the recipe's bundle, calibrate its threshold on dev as users run it, score the eval sets through
+    the runtime, and put those figures in the model card, beside the PyTorch model's dev figures and how often
+    the two agree.
 
+    The bundle decides on its most unsafe view (the text, its normalised and decoded forms, its sentences alone),
+    which can only raise a row's score over the PyTorch model's: so the recipe's calibration rule is applied
+    again to the bundle's own dev scores, and the bundle is written again at that threshold where it differs.
     Parity is checked on the dev split too (up to ExportConfig.parity_rows of its rows), so the export's agreement
     bound is measured on the data the threshold was calibrated on, not on 22 fixed windows alone.
     """
@@ -190,36 +194,55 @@ def export_and_evaluate(recipe: Recipe, model_dir: Path, eval_sets: dict[str, An
     from guard_sdk.export import ExportConfig, export_bundle
     from guard_sdk.export.model_card import EvaluationTable, write_model_card
 
-    e = recipe.export
+    e, c = recipe.export, recipe.calibration
     bundle = Path(e.bundle)
     dev = eval_sets["dev"]
-    manifest = export_bundle(model_dir, bundle, ExportConfig(
-        formats=tuple(e.formats), precisions=tuple(e.precisions), name=e.name, max_length=e.max_length,
-        int8_tolerance=e.int8_tolerance, int8_min_agreement=e.int8_min_agreement, overwrite=True,
-        parity_data=tuple(zip(dev["prompt"], dev["response"], dev["label"]))))
-    guard = Guard.load(bundle)
+
+    def write(threshold: float | None) -> Any:
+        return export_bundle(model_dir, bundle, ExportConfig(
+            formats=tuple(e.formats), precisions=tuple(e.precisions), name=e.name, max_length=e.max_length,
+            int8_tolerance=e.int8_tolerance, int8_min_agreement=e.int8_min_agreement, overwrite=True,
+            threshold=threshold, parity_data=tuple(zip(dev["prompt"], dev["response"], dev["label"]))))
+
+    manifest, guard = write(None), Guard.load(bundle)
+    log.info("scoring dev (%d rows) with the %s bundle ...", len(dev), guard.artifact.precision)
+    scores = {"dev": score_with_guard(guard, dev, progress)}
+    calibrated = ""
+    if c.rule != "fixed":
+        threshold = calibrate(dev["label"], scores["dev"], c.rule, c.threshold, c.max_fpr)
+        calibrated = (f"The threshold, {threshold:.4g}, is the calibration rule ({c.rule}) applied to this bundle's "
+                      f"own dev scores (its views and `{guard.artifact.path}`); the PyTorch model's is "
+                      f"{dev_report['threshold']:.4g}. ")
+        if threshold != guard.threshold:
+            log.info("threshold %.4f on the bundle's dev scores (the PyTorch model's: %.4f); exporting again ...",
+                     threshold, dev_report["threshold"])
+            manifest, guard = write(threshold), Guard.load(bundle)
     reports: dict[str, dict[str, Any]] = {}
     agreement = ""
     for name, ds in eval_sets.items():
         if ds is None:
             continue
-        log.info("scoring %s (%d rows) with the %s bundle ...", name, len(ds), guard.artifact.precision)
-        scores = score_with_guard(guard, ds, progress)
-        reports[name] = report(ds["label"], scores, ds["source"], levels_of(ds), guard.threshold)
+        if name not in scores:
+            log.info("scoring %s (%d rows) with the %s bundle ...", name, len(ds), guard.artifact.precision)
+            scores[name] = score_with_guard(guard, ds, progress)
+        reports[name] = report(ds["label"], scores[name], ds["source"], levels_of(ds), guard.threshold)
         write_report(reports[name], model_dir.parent, f"eval_{name}_bundle", f"{name}, {guard.artifact.path}")
         if name == "dev":
-            agreement = _agreement_note(scores, dev_scores, guard, recipe.train.max_length)
+            agreement = _agreement_note(scores[name], dev_scores, dev_report["threshold"], guard,
+                                        recipe.train.max_length)
             log.info("%s", agreement)
     titled = {"dev (PyTorch model, before export)": dev_report,
               **{f"{k} ({guard.artifact.path})": v for k, v in reports.items()}}
     tables = [EvaluationTable(title, result["overall"], to_markdown(result, title)) for title, result in titled.items()]
-    write_model_card(bundle, manifest, evaluation=tables, note=agreement)
+    write_model_card(bundle, manifest, evaluation=tables, note=calibrated + agreement)
     return bundle, reports
 
 
-def _agreement_note(bundle_scores: np.ndarray, torch_scores: np.ndarray, guard: Any, train_max_length: int) -> str:
-    """How far the exported artifact strays from the PyTorch model on dev, in words for the model card."""
-    same = float(np.mean((bundle_scores >= guard.threshold) == (torch_scores >= guard.threshold)))
+def _agreement_note(bundle_scores: np.ndarray, torch_scores: np.ndarray, torch_threshold: float, guard: Any,
+                    train_max_length: int) -> str:
+    """How far the exported bundle strays from the PyTorch model on dev, each at its own threshold, in words for
+    the model card."""
+    same = float(np.mean((bundle_scores >= guard.threshold) == (torch_scores >= torch_threshold)))
     diff = np.abs(bundle_scores - torch_scores)
     return (f"On the {len(diff):,} dev rows, `{guard.artifact.path}` (windows of {guard.manifest.max_length} tokens) "
             f"and the PyTorch model (windows of {train_max_length}) make the same decision on {100 * same:.2f}% "
