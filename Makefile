@@ -110,12 +110,14 @@ teacher: standins
 	test -f $(TEACHER)/config.json || $(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-mpnet.yaml
 
 # HarmAug at the paper's roles on a CPU: the 1.5B generator writes harmful instructions (augment-qwen.yaml) and
-# answers each both ways, and the mpnet teacher labels every row, the look-alikes' prompts too.
+# answers each both ways, and the mpnet teacher labels every row, the look-alikes' prompts too, and the plain
+# everyday questions that only the student reads (augment-everyday.yaml).
 # Hours on 2 CPU cores (generation runs at about 35 tokens/s); every stage resumes where a killed run stopped.
 augment-broad: standins teacher
 	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-qwen.yaml
 	$(VENV)/bin/guard-sdk augment responses --recipe training/recipes/augment-qwen.yaml
-	for name in qwen $(LOOKALIKES); do \
+	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-everyday.yaml
+	for name in qwen everyday $(LOOKALIKES); do \
 	  $(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-$$name.yaml || exit 1; done
 
 # HarmAug's ablation on the broad mix, judged on the public evaluation sets (training/recipes/ablation-broad.yaml):

@@ -92,7 +92,8 @@ def test_the_shipped_ablations_load_before_their_harmaug_rows_are_built(monkeypa
                                     recipes["(e) teacher"])
     assert harmaug.distill.augmented == ["build/augment/qwen"]  # kept, built or not
     assert lookalikes.distill.augmented == ["build/augment/qwen", "build/augment/lookalikes", "build/augment/contrast",
-                                            "build/augment/sensitive", "build/augment/counterspeech"]
+                                            "build/augment/sensitive", "build/augment/counterspeech",
+                                            "build/augment/everyday"]
     assert harmaug.distill.teacher.classifier == lookalikes.distill.teacher.classifier == f"{teacher.output_dir}/model"
     assert len(recipes["(a) student, seed data"].data.sources) < len(recipes["(b) student, broad data"].data.sources)
 
