@@ -117,8 +117,8 @@ augment-broad: standins teacher
 	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-qwen.yaml
 	$(VENV)/bin/guard-sdk augment responses --recipe training/recipes/augment-qwen.yaml
 	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-everyday.yaml
-	for name in qwen everyday $(LOOKALIKES); do \
-	  $(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-$$name.yaml || exit 1; done
+	for pair in qwen everyday $(LOOKALIKES); do \
+	  $(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-$${pair%%:*}.yaml || exit 1; done
 
 # HarmAug's ablation on the broad mix, judged on the public evaluation sets (training/recipes/ablation-broad.yaml):
 # (a) the seed-only student, (b) the student on the broad mix, (c) + distillation from the mpnet teacher,
