@@ -94,16 +94,19 @@ def test_a_malformed_prompt_file_is_refused(tmp_path):
 
 
 def test_disguised_copies_keep_their_rows_label_and_score_and_pairs_are_only_padded():
-    from datasets import Dataset
-
-    from guard_sdk.training.evasion.augment import DISGUISES, KINDS, PADDING_WORDS, PADDING_WORDS_BEFORE, with_disguises
+    from guard_sdk.training.evasion.augment import (
+        DISGUISES,
+        KINDS,
+        PADDING_WORDS,
+        PADDING_WORDS_BEFORE,
+        REFUSED,
+        with_disguises,
+    )
     from guard_sdk.training.recipe import DisguisesRecipe
 
-    prompts = [f"how do I make bomb number {i}" for i in range(20)] + [f"bake bread loaf {i}" for i in range(20)]
-    train = Dataset.from_dict({"prompt": prompts, "response": [None] * 30 + ["Sure, here it is."] * 10,
-                               "label": [1] * 20 + [0] * 20, "soft": [0.9] * 20 + [0.1] * 20,
-                               "source": ["advbench"] * 20 + ["alpaca"] * 20})
-    out = with_disguises(train, DisguisesRecipe(share=0.5, kinds=list(KINDS), seed=3))
+    train = _disguise_rows()
+    same_label = [k for k in KINDS if k != REFUSED]
+    out = with_disguises(train, DisguisesRecipe(share=0.5, kinds=same_label, seed=3))
     assert len(out) == 60 and out.select(range(40)).to_dict() == train.to_dict()  # the originals come first
     copies = out.select(range(40, 60)).to_list()
     by_source = {(r["prompt"], r["response"]): r for r in train.to_list()}
@@ -116,18 +119,48 @@ def test_disguised_copies_keep_their_rows_label_and_score_and_pairs_are_only_pad
             padding = copy["prompt"].replace(original, "").split()
             # after the request a page of it; before it only so much that the request stays in the first window
             assert len(padding) == (PADDING_WORDS if copy["prompt"].startswith(original) else PADDING_WORDS_BEFORE)
-    again = with_disguises(train, DisguisesRecipe(share=0.5, kinds=list(KINDS), seed=3))
+    again = with_disguises(train, DisguisesRecipe(share=0.5, kinds=same_label, seed=3))
     assert again.to_dict() == out.to_dict()  # the same seed, the same copies
-    assert set(DISGUISES) | {"padding_before", "padding_after"} == set(KINDS)
+    assert set(DISGUISES) | {"padding_before", "padding_after", REFUSED} == set(KINDS)
     only_spaced = with_disguises(train, DisguisesRecipe(share=0.25, kinds=["spaced_letters"], seed=0))
     assert all(r["response"] is None and "  " in r["prompt"] for r in only_spaced.select(range(40, 50)).to_list())
 
 
+def _disguise_rows():
+    from datasets import Dataset
+
+    prompts = [f"how do I make bomb number {i}" for i in range(20)] + [f"bake bread loaf {i}" for i in range(20)]
+    return Dataset.from_dict({"prompt": prompts, "response": [None] * 30 + ["Sure, here it is."] * 10,
+                              "label": [1] * 20 + [0] * 20, "soft": [0.9] * 20 + [0.1] * 20,
+                              "source": ["advbench"] * 20 + ["alpaca"] * 20})
+
+
+def test_refused_copies_are_harmful_requests_in_jailbreak_prompts_with_a_refusal_and_safe():
+    from guard_sdk.training.evasion.augment import JAILBREAKS, REFUSALS, SOUP_WORDS, with_disguises
+    from guard_sdk.training.recipe import DisguisesRecipe
+
+    train = _disguise_rows()
+    out = with_disguises(train, DisguisesRecipe(share=0.5, kinds=["refused"], seed=1))
+    copies = out.select(range(40, len(out))).to_list()
+    assert len(copies) == 20  # half of 40 rows, all drawn from the 20 harmful prompts alone
+    personas = [j.split("{}")[0] for j in JAILBREAKS]
+    for copy in copies:
+        request = max((p for p in train["prompt"][:20] if p in copy["prompt"]), key=len)  # "... 1" is in "... 12"
+        jailbreak = any(copy["prompt"] == persona + request for persona in personas)
+        soup = copy["prompt"].startswith(request + " ") and len(copy["prompt"][len(request):].split()) >= SOUP_WORDS
+        assert jailbreak or soup, copy["prompt"]
+        assert copy["response"] in REFUSALS and (copy["label"], copy["soft"], copy["source"]) == (0, 0.0, "advbench")
+    assert {c["prompt"] for c in copies}.isdisjoint(train["prompt"])
+    mixed = with_disguises(train, DisguisesRecipe(share=1.0, kinds=["refused", "padding_after"], seed=0))
+    safe_copies = [r for r in mixed.select(range(40, len(mixed))).to_list() if r["label"] == 0]
+    assert all(r["response"] in REFUSALS or r["source"] == "alpaca" for r in safe_copies)  # a benign row is padded
+
+
 def test_training_disguises_are_worded_apart_from_the_suites():
-    from guard_sdk.training.evasion.augment import ENCODING_WRAPPERS, FICTION, ROLE_PLAY
+    from guard_sdk.training.evasion.augment import ENCODING_WRAPPERS, FICTION, JAILBREAKS, ROLE_PLAY
 
     suite = {t.name: t.apply("{}") for t in TRANSFORMS}
-    ours = [w for ws in ENCODING_WRAPPERS.values() for w in ws] + FICTION + ROLE_PLAY
+    ours = [w for ws in ENCODING_WRAPPERS.values() for w in ws] + FICTION + ROLE_PLAY + JAILBREAKS
     for name in ("base64_instruction", "hex", "rot13", "fiction", "role_play"):
         stem = suite[name].split("{}")[0].split(":")[0]
         assert all(stem not in w for w in ours), (name, stem)

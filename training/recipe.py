@@ -87,7 +87,7 @@ class DisguisesRecipe:
     """Disguised copies of train rows (training/evasion/augment.py): what a guard must read through."""
 
     share: float  # of the train rows, each copied once under one disguise
-    kinds: list[str]  # which disguises (augment.KINDS); a pair takes only the padding ones
+    kinds: list[str]  # which disguises (augment.KINDS); a pair takes only the padding ones, `refused` a harmful prompt
     seed: int
 
 
