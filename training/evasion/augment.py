@@ -5,7 +5,8 @@ characters, encodings or framings alone never mean unsafe, and a harmful request
 One kind changes the label: ``refused`` copies a harmful request inside a long jailbreak prompt (a persona that
 "never refuses", or a suffix of token soup) and pairs it with a refusal, safe (score 0): a response that refuses
 is safe whatever the prompt. The generated refusals answer short, plain requests; after a long jailbreak prompt
-the student judged the pair by its prompt (22 of JailbreakBench's 60 refused pairs on the old default's dev split).
+the student judged the pair by its prompt (11 of the 60 JailbreakBench pairs judged not jailbroken on the old
+default's dev split were plain refusals that it flagged).
 
 The disguises are those of the evasion suite (``transforms``), but every wrapper, framing and padding text here
 is worded differently from the suite's, and padding is drawn from other benign train prompts: the suite measures
