@@ -313,6 +313,53 @@ def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_ru
         tmp_path / "bundle" / "MODEL_CARD.md").read_text()
 
 
+def test_a_bundle_exported_again_to_other_bytes_is_judged_on_its_own_dev_scores(tiny_bert, tmp_path, monkeypatch):
+    import datasets
+    import torch
+    import transformers
+
+    import guard_sdk.export
+    from guard_sdk.training.evaluate import levels_of, report, score_with_guard
+    from guard_sdk.training.finetune import export_and_evaluate
+
+    # the second export (at the calibrated threshold) comes out of a checkpoint with other classifier weights, as
+    # if quantization had landed elsewhere: the figures written must be that artifact's, not the first one's
+    shifted = tmp_path / "shifted"
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.randn(model.classifier.weight.shape,
+                                                  generator=torch.Generator().manual_seed(0)))
+    model.save_pretrained(shifted)
+    shutil.copy(Path(tiny_bert) / "tokenizer.json", shifted)
+    real, calls = guard_sdk.export.export_bundle, []
+
+    def export_twice(checkpoint, out, config):
+        calls.append(config.threshold)
+        return real(shifted if len(calls) > 1 else checkpoint, out, config)
+
+    monkeypatch.setattr(guard_sdk.export, "export_bundle", export_twice)
+    model_dir = Path(shutil.copytree(tiny_bert, tmp_path / "run" / "model"))
+    dev = datasets.Dataset.from_dict({"prompt": TEXTS, "response": [None] * 24, "label": [1] * 12 + [0] * 12,
+                                      "source": ["tiny"] * 24})
+    scores = np.array([0.9] * 12 + [0.1] * 12)
+    dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), 0.5)
+    export = SimpleNamespace(bundle=str(tmp_path / "bundle"), name="tiny", formats=["onnx"], precisions=["fp32"],
+                             max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98)
+    recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32),
+                             calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None))
+    _, reports = export_and_evaluate(recipe, model_dir, {"dev": dev}, scores, dev_report, False)
+    assert len(calls) == 2 and calls[0] is None
+    guard = Guard.load(tmp_path / "bundle")
+    own = score_with_guard(guard, dev, False)
+    real(tiny_bert, tmp_path / "first", ExportConfig(formats=("onnx",), precisions=("fp32",), max_length=32))
+    before = score_with_guard(Guard.load(tmp_path / "first"), dev, False)
+    assert not np.allclose(before, own, atol=1e-3)  # the second artifact does score otherwise
+    assert reports["dev"]["overall"] == report(dev["label"], own, dev["source"], levels_of(dev),
+                                               guard.threshold)["overall"]
+    written = json.loads((tmp_path / "run" / "eval_dev_bundle.json").read_text())
+    assert written["overall"] == reports["dev"]["overall"]
+
+
 @pytest.mark.parametrize("config,message", [
     (ExportConfig(formats=("tflite",)), "unknown format 'tflite'"),
     (ExportConfig(precisions=("fp16",)), "no format named has precision 'fp16': onnx has fp32, int8"),

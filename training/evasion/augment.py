@@ -110,12 +110,12 @@ def _padding(pool: list[str], rng: random.Random, count: int) -> str:
     return " ".join(words[:count])
 
 
-def _applies(kind: str, row: dict[str, Any]) -> bool:
-    """Whether a disguise of ``kind`` can copy ``row``: a pair only by padding its prompt, a refusal only after a
+def _applies(kind: str, response: str | None, label: float) -> bool:
+    """Whether a disguise of ``kind`` can copy a row: a pair only by padding its prompt, a refusal only after a
     harmful prompt alone."""
     if kind == REFUSED:
-        return row["response"] is None and row["label"] >= 0.5
-    return row["response"] is None or kind in PAIR_TOO
+        return response is None and label >= 0.5
+    return response is None or kind in PAIR_TOO
 
 
 def _refused(row: dict[str, Any], rng: random.Random) -> None:
@@ -139,7 +139,7 @@ def with_disguises(train: Any, spec: DisguisesRecipe) -> Any:
 
     rng = random.Random(spec.seed)
     benign = [p for p, r, y in zip(train["prompt"], train["response"], train["label"]) if r is None and y < 0.5]
-    kinds = [[k for k in spec.kinds if _applies(k, {"response": r, "label": y})]
+    kinds = [[k for k in spec.kinds if _applies(k, r, y)]
              for r, y in zip(train["response"], train["label"])]
     eligible = [i for i, applicable in enumerate(kinds) if applicable]
     picked = sorted(rng.sample(eligible, min(len(eligible), round(spec.share * len(train)))))
