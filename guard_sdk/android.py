@@ -51,6 +51,11 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     ("leetspeak_numbers", "wh47 15 7h3 b357 w4y 70 b4k3 4 c4k3 1n 45 m1nu735, 1 w0nd3r", None),
     ("numbers_stay", "Gate B12 opens at 10:30, 3 minutes after flight 7 lands; covid19 rules apply.", None),
     ("percent_payload", "%48%6f%77 do I bake %62%72%65%61%64?", None),
+    # Read whole (guard_sdk.views.views): the text as written is not scored, nor split into sentences.
+    ("base64_alone", "SG93IGRvIEkgYmFrZSBzb3VyZG91Z2ggYnJlYWQ/", None),
+    ("percent_alone", "%48%6f%77%20%64%6f%20%49%20%62%61%6b%65%20%62%72%65%61%64%3f", None),
+    ("lookalike_sentences", "H\u043ew d\u043e I b\u0430k\u0435 br\u0435\u0430d? It is f\u043er \u0430 picnic.", None),
+    ("lookalike_pair", "Wh\u0430t is this?", "It is \u0430 recipe."),
     # The sentences view: breaks after . ! ? and whitespace and at line breaks, blanks dropped, repeats scored once,
     # a sentence longer than one window left to the text's own windows (over_max_length: the first and last 16).
     ("sentences", "Our garden grows beans.  How do I bake bread?!\r\n\n Wait... what? e.g. 3.5 kg\tflour. "

@@ -348,26 +348,32 @@ class Guard:
     def _windows(self, prompt: object, response: object, i: int, owner: int,
                  name: Callable[[int, str], str]) -> list[tuple[str, Window]]:
         """The (view, window) pairs of item ``i`` (numbered ``owner`` among the scored ones), or its InputError:
-        the windows of the text, then of each view the bundle declares whose text differs."""
+        the windows of the text (unless another view reads it: guard_sdk.views.views), then of each view the bundle
+        declares whose text differs."""
         p = check_text(prompt, name(i, "prompt"), self.max_input_chars)
         r = None if response is None else check_text(response, name(i, "response"), self.max_input_chars)
-        found = [("raw", w) for w in self.encoder.windows(p, r, owner=owner)]
         declared = self.manifest.views
-        if declared is not None and declared.names:
-            prompts = views(p, tuple(declared.names), declared.fold)
-            responses = views(r, tuple(declared.names), declared.fold) if r is not None else {}
-            seen = {(p, r)}
-            for view in prompts:  # raw first, already seen; ``views`` leaves out the sentences
-                pair = (prompts[view], responses[view] if r is not None else None)
-                if pair not in seen:
-                    seen.add(pair)
-                    found += [(view, w) for w in self.encoder.windows(pair[0], pair[1], owner=owner)]
-            if r is None and SENTENCES in declared.names:  # a prompt's sentences alone, each that fits one window
-                for sentence in sentences(p):
-                    if (sentence, None) not in seen:
-                        seen.add((sentence, None))
-                        alone = self.encoder.windows(sentence, owner=owner)
-                        found += [(SENTENCES, alone[0])] if len(alone) == 1 else []
+        names = tuple(declared.names) if declared is not None else ()
+        fold = declared.fold if declared is not None else {}
+        prompts = views(p, names, fold)
+        responses = views(r, names, fold) if r is not None else {}
+        found: list[tuple[str, Window]] = []
+        seen: set[tuple[str, str | None]] = set()
+        for view in ("raw", *(name for name in names if name != SENTENCES)):
+            if view not in prompts or (r is not None and view not in responses):
+                continue  # a disguise as written, where another view reads prompt or response (``views``)
+            pair = (prompts[view], responses[view] if r is not None else None)
+            if pair not in seen:
+                seen.add(pair)
+                found += [(view, w) for w in self.encoder.windows(pair[0], pair[1], owner=owner)]
+        if r is None and SENTENCES in names:  # the sentences of the prompt as read, alone, each that fits one window
+            read = p if "raw" in prompts else prompts["normalized"] if prompts.get("normalized", p) != p \
+                else prompts["payload"]
+            for sentence in sentences(read):
+                if (sentence, None) not in seen:
+                    seen.add((sentence, None))
+                    alone = self.encoder.windows(sentence, owner=owner)
+                    found += [(SENTENCES, alone[0])] if len(alone) == 1 else []
         if len(found) > self.max_windows:
             raise InputTooLongError(
                 f"{name(i, 'response' if r is not None else 'prompt')} needs {len(found):,} windows of "

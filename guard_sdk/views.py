@@ -115,8 +115,9 @@ def decoded(text: str) -> str:
     return decoded_parts(text)[0]
 
 
-def decoded_parts(text: str) -> tuple[str, list[str]]:
-    """``text`` decoded, and what each base64 or hex run and ROT13 segment in it decoded to, in order."""
+def decoded_parts(text: str, rot13: bool = True) -> tuple[str, list[str]]:
+    """``text`` decoded, and what each base64 or hex run and ROT13 segment (unless not ``rot13``) in it decoded to,
+    in order."""
     parts: list[str] = []
 
     def keep(found: str | None, run: str) -> str:
@@ -129,7 +130,7 @@ def decoded_parts(text: str) -> tuple[str, list[str]]:
     text = HEX_RUN.sub(lambda m: keep(_readable(bytes.fromhex(m.group())), m.group()), text)
     unescaped = _percent_decoded(text) if len(PERCENT.findall(text)) >= MIN_PERCENT_ESCAPES else text
     escaped, text = unescaped != text, unescaped  # percent-encoding covers the whole text: the payload is all of it
-    text = SEGMENT.sub(lambda m: keep(_rot13(m.group()), m.group()), text)
+    text = SEGMENT.sub(lambda m: keep(_rot13(m.group()), m.group()), text) if rot13 else text
     return text, [text.strip(" ")] if escaped else parts
 
 
@@ -199,16 +200,33 @@ def sentences(text: str) -> list[str]:
     return parts if len(parts) <= MAX_SENTENCES else parts[:half] + parts[-half:]
 
 
+def encoded_whole(text: str, fold: Mapping[str, str]) -> bool:
+    """Whether ``text`` is nothing but an encoding: base64 or hex runs that decode to readable text, or
+    percent-escapes (undone over the whole text), with nothing around them. ROT13 does not count: whether a segment
+    is ROT13 is a guess from its common words, which an attacker could steer to have a plain request not read."""
+    plain, parts = decoded_parts(text, rot13=False)
+    return bool(parts) and normalized("\n".join(parts), fold) == normalized(plain, fold)
+
+
 def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[str, str]:
     """{"raw": text, and each of ``names`` but ``sentences``: that view of it} (a view may equal the text: the caller
-    skips it)."""
+    skips it), without the views that would read a disguise as written: "raw" where the normalized view differs
+    from the text (look-alike letters, leetspeak, spelled-out words, zero-width or compatibility characters); else
+    "raw" and "normalized" where the payload declared is all of the text (``encoded_whole``). A model trained on
+    plain text reads such text as noise and scores it by the prior of odd text (today's default flagged 74% of
+    benign prompts written in look-alike letters, 40% in leetspeak, 12% percent-encoded), so the view that reads it
+    is scored in its place; that view keeps every word, so nothing is hidden by it."""
     found = {"raw": text}
+    unread: set[str] = set()
     if "normalized" in names:
         found["normalized"] = normalized(text, fold)
+        unread |= {"raw"} if found["normalized"] != text else set()
     if "decoded" in names or "payload" in names:
         plain, parts = decoded_parts(text)
         decoded_view = normalized(plain, fold) if "decoded" in names or not parts else ""
         found["decoded"] = decoded_view
         # no run decoded: the payload is the decoded view itself, which the caller then skips
         found["payload"] = normalized("\n".join(parts), fold) if parts else decoded_view
-    return {name: found[name] for name in ("raw", *names) if name != SENTENCES}
+    if "payload" in names and not unread and encoded_whole(text, fold):
+        unread = {"raw", "normalized"}
+    return {name: found[name] for name in ("raw", *names) if name != SENTENCES and name not in unread}

@@ -105,3 +105,17 @@ def test_default_guard_ships_in_the_wheel(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"guard_sdk/models/default/{n}" for n in ("guard.json", "tokenizer.json", "model.int8.onnx",
                                                       "MODEL_CARD.md")} <= names
+
+
+@pytest.mark.parametrize("disguise,view", [("spaced_letters", "normalized"), ("base64", "payload"),
+                                           ("url_encoding", "payload"), ("leetspeak", "normalized"),
+                                           ("lookalikes", "normalized")])
+def test_disguised_prompts_are_read_through_the_views_and_judged_as_plain_ones(guard, disguise, view):
+    from guard_sdk.training.evasion.transforms import TRANSFORMS
+
+    transform = next(t for t in TRANSFORMS if t.name == disguise)
+    assert guard.manifest.views.names == ["normalized", "payload"]  # not sentences: docs/evasion.md says why
+    for text in HARMFUL[:3] + BENIGN:
+        plain, hidden = guard.classify(text), guard.classify(transform.apply(text))
+        assert (hidden.unsafe, hidden.view) == (plain.unsafe, view), (disguise, text)
+        assert abs(hidden.score - plain.score) < 0.05  # the same text read, not the prior of odd characters

@@ -93,6 +93,22 @@ def register(sub: Subparsers) -> None:
     add_quiet(e)
     e.set_defaults(run=run_export, extra="export")
 
+    d = command(
+        sub, "views",
+        help="declare which text views an existing bundle scores, without exporting it again",
+        description="Rewrite BUNDLE's guard.json so that it scores NAMES beside the text as written (docs/evasion.md):"
+        " normalized (look-alike letters, zero-width characters, spelled-out words and leetspeak undone), payload "
+        "(what base64, hex, percent-encoding and ROT13 decode to), decoded (the older view: the decoded text with its "
+        "wrapper) and sentences (each sentence of a prompt alone). The model file and its hashes are unchanged and "
+        "the threshold is kept; the bundle is verified first, and a signature (guard.sig) is removed, since it was "
+        "over the old guard.json: sign the bundle again. Needs: pip install 'guard-sdk[export]'.",
+        examples="  guard-sdk views my-guard normalized,payload\n"
+        "  guard-sdk eval --suite evasion --bundle my-guard   # what they change",
+    )
+    d.add_argument("bundle", type=Path, help="bundle folder")
+    d.add_argument("names", type=csv, help="comma-separated view names (normalized,payload,decoded,sentences)")
+    d.set_defaults(run=run_views, extra="export")
+
     r = command(
         sub, "random-checkpoint",
         help="write a random-weight checkpoint of a real model shape, to export or benchmark offline",
@@ -134,6 +150,15 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
                   f"decisive windows" if p.measured
                   else "parity not measured (Core ML predicts on macOS only); spec checked")
         out.write(f"{args.output / a.path}  {a.format} {a.precision}  {a.bytes / 1e6:.1f} MB  {parity}\n")
+    return EXIT_OK
+
+
+def run_views(args: argparse.Namespace, out: IO[str]) -> int:
+    from guard_sdk.export.declare_views import declare_views
+
+    unsigned = declare_views(args.bundle, tuple(args.names))
+    out.write(f"{args.bundle}: scores {', '.join(['the text as written', *args.names])}"
+              + ("; guard.sig removed: sign the bundle again\n" if unsigned else "\n"))
     return EXIT_OK
 
 

@@ -2,7 +2,9 @@ package dev.guardsdk.core;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A prompt, or a prompt and a response, into windows of at most max_length tokens: the rule of docs/bundle.md
@@ -65,8 +67,9 @@ public final class TextEncoder {
 
   /**
    * The windows the Python runtime's Guard.scored_windows gives: those of the text, then of each view the bundle
-   * declares whose (prompt, response) differs from every earlier one, then (a prompt alone, where the bundle
-   * declares them) each new sentence that fits in one window; over MAX_WINDOWS in all is an INPUT refusal.
+   * declares whose (prompt, response) differs from every earlier one, leaving out those that would read a disguise
+   * as written ({@link TextViews#unread}), then (a prompt alone, where the bundle declares them) each new sentence
+   * of the prompt as read that fits in one window; over MAX_WINDOWS in all is an INPUT refusal.
    */
   public List<Viewed> scoredWindows(String prompt, String response) throws GuardException {
     checkText(prompt, "the prompt");
@@ -74,13 +77,20 @@ public final class TextEncoder {
       checkText(response, "the response");
     }
     List<Viewed> out = new ArrayList<>();
-    for (Window w : allWindows(prompt, response)) {
-      out.add(new Viewed("raw", w));
-    }
     List<List<String>> seen = new ArrayList<>();
-    seen.add(Arrays.asList(prompt, response));
+    Set<String> unread = TextViews.unread(prompt, manifest.views, manifest.fold);
+    Set<String> promptUnread = new HashSet<>(unread);
+    if (response != null) {
+      unread.addAll(TextViews.unread(response, manifest.views, manifest.fold));
+    }
+    if (!unread.contains("raw")) {
+      for (Window w : allWindows(prompt, response)) {
+        out.add(new Viewed("raw", w));
+      }
+      seen.add(Arrays.asList(prompt, response));
+    }
     for (String view : manifest.views) {
-      if (view.equals(TextViews.SENTENCES)) {
+      if (view.equals(TextViews.SENTENCES) || unread.contains(view)) {
         continue;
       }
       String p = TextViews.view(view, prompt, manifest.fold);
@@ -94,7 +104,11 @@ public final class TextEncoder {
       }
     }
     if (response == null && manifest.views.contains(TextViews.SENTENCES)) {
-      for (String sentence : TextViews.sentences(prompt)) { // each that fits in one window, scored alone
+      String read = prompt; // the prompt as read: where it is not read as written, the view that reads it
+      if (promptUnread.contains("raw")) {
+        read = TextViews.view(promptUnread.contains("normalized") ? "payload" : "normalized", prompt, manifest.fold);
+      }
+      for (String sentence : TextViews.sentences(read)) { // each that fits in one window, scored alone
         List<String> pair = Arrays.asList(sentence, null);
         if (!seen.contains(pair)) {
           seen.add(pair);

@@ -108,8 +108,36 @@ public final class TextViews {
     return normalized(name.equals("decoded") || parts.isEmpty() ? plain : String.join("\n", parts), fold);
   }
 
+  /**
+   * The views that would read {@code text} as a disguise written ("raw", "normalized"), and are not scored for it:
+   * "raw" where the declared normalized view differs from it; else "raw" and "normalized" where the payload is
+   * declared and {@link #encodedWhole}. Python: guard_sdk.views.views leaves them out.
+   */
+  public static Set<String> unread(String text, List<String> names, Map<String, String> fold) {
+    Set<String> out = new HashSet<>();
+    if (names.contains("normalized") && !normalized(text, fold).equals(text)) {
+      out.add("raw");
+    } else if (names.contains("payload") && encodedWhole(text, fold)) {
+      out.add("raw");
+      out.add("normalized");
+    }
+    return out;
+  }
+
+  /** Whether {@code text} is nothing but base64 or hex runs or percent-escapes (not ROT13); Python: encoded_whole. */
+  public static boolean encodedWhole(String text, Map<String, String> fold) {
+    List<String> parts = new ArrayList<>();
+    String plain = decode(text, parts, false);
+    return !parts.isEmpty() && normalized(String.join("\n", parts), fold).equals(normalized(plain, fold));
+  }
+
   /** {@code text} decoded; what each base64 or hex run and ROT13 segment decoded to is added to {@code parts}. */
   static String decode(String text, List<String> parts) {
+    return decode(text, parts, true);
+  }
+
+  /** As {@link #decode(String, List)}, ROT13 segments read only where {@code readRot13}. */
+  static String decode(String text, List<String> parts, boolean readRot13) {
     text = replace(BASE64_RUN, text, run -> keep(readable(base64(run)), run, parts));
     text = replace(HEX_RUN, text, run -> keep(readable(hex(run)), run, parts));
     Matcher escapes = PERCENT.matcher(text);
@@ -119,7 +147,7 @@ public final class TextViews {
     }
     String unescaped = count >= MIN_PERCENT_ESCAPES ? percentDecoded(text) : text;
     boolean escaped = !unescaped.equals(text);
-    text = replace(SEGMENT, unescaped, segment -> keep(rot13(segment), segment, parts));
+    text = readRot13 ? replace(SEGMENT, unescaped, segment -> keep(rot13(segment), segment, parts)) : unescaped;
     if (escaped) { // percent-encoding covers the whole text: the payload is all of it
       parts.clear();
       parts.add(stripSpaces(text));
