@@ -36,7 +36,8 @@ def test_a_category_needs_its_train_and_dev_rows_to_be_scored():
 
     train = (np.array([[1, 0], [1, 1], [0, 1], [1, 0]], dtype=np.float32), np.array([True, True, False, True]))
     dev = (np.array([[1, 0], [0, 1]], dtype=np.float32), np.array([True, True]))
-    names, counts = supported(train, dev, CategoriesRecipe(min_train_rows=2, min_dev_rows=1, weight=1.0), ["a", "b"])
+    names, counts = supported(train, dev, CategoriesRecipe(min_train_rows=2, min_dev_rows=1, weight=1.0,
+                                                                      balance="none"), ["a", "b"])
     # b's second train row is unknown: it does not count
     assert names == ["a"] and counts == {"a": {"train": 3, "dev": 1}, "b": {"train": 1, "dev": 1}}
 
@@ -54,6 +55,31 @@ def test_the_category_loss_reads_only_rows_whose_categories_are_known():
     assert float(category_loss(logits, targets, torch.zeros(3))) == 0.0  # a batch of unknown rows adds nothing
 
 
+def test_balance_sqrt_weighs_a_rare_categorys_positives_and_the_loss_applies_it():
+    import torch
+
+    from guard_sdk.training.categories import MAX_POS_WEIGHT, category_loss, positive_weights
+
+    # 2,000 known rows: category a on 500 (sqrt(1500/500)), b on 20 (sqrt(1980/20)), c on 1 (sqrt(1999): capped);
+    # the unknown row's categories do not count
+    targets = np.zeros((2001, 3), dtype=np.float32)
+    targets[:500, 0] = 1
+    targets[500:520, 1] = 1
+    targets[520, 2] = 1
+    targets[2000] = 1
+    known = np.array([True] * 2000 + [False])
+    weights = positive_weights(targets, known, "sqrt")
+    assert weights == [round(float(np.sqrt(3)), 4), round(float(np.sqrt(99)), 4), MAX_POS_WEIGHT]
+    assert positive_weights(targets, known, "none") is None
+    logits = torch.tensor([[0.3, -1.0, 2.0], [-0.5, 0.7, 0.1]])
+    truth = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    w = torch.tensor(weights)
+    manual = -(w * truth * torch.nn.functional.logsigmoid(logits)
+               + (1 - truth) * torch.nn.functional.logsigmoid(-logits)).sum(-1).mean()
+    assert torch.isclose(category_loss(logits, truth, torch.ones(2), weights), manual)
+    assert category_loss(logits, truth, torch.ones(2), weights) > category_loss(logits, truth, torch.ones(2))
+
+
 def test_joint_training_teaches_several_categories_at_once(tmp_path):
     """Rows about weapons, about breaking into someone's account, about both, and safe ones: after training, each
     row's categories are the ones over 0.5, and the unsafe logits stay the first two."""
@@ -62,7 +88,7 @@ def test_joint_training_teaches_several_categories_at_once(tmp_path):
     from transformers import DataCollatorWithPadding, TrainingArguments
 
     from guard_sdk.export.checkpoint import checkpoint_categories, load_checkpoint
-    from guard_sdk.training.categories import KNOWN, TARGETS, add_category_outputs
+    from guard_sdk.training.categories import KNOWN, TARGETS, CategoryLoss, add_category_outputs
     from guard_sdk.training.losses import loss_trainer_class
 
     model, tokenizer = load_checkpoint(build_tiny_checkpoint(tmp_path / "tiny", "bert", probe=False))
@@ -78,8 +104,9 @@ def test_joint_training_teaches_several_categories_at_once(tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path / "run"), per_device_train_batch_size=8, learning_rate=2e-3,
                              max_steps=120, report_to=[], use_cpu=True, save_strategy="no", seed=0,
                              disable_tqdm=True)
-    loss_trainer_class(category_weight=1.0)(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
-                                            data_collator=DataCollatorWithPadding(tokenizer)).train()
+    trainer = loss_trainer_class(categories=CategoryLoss(1.0))
+    trainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer)).train()
     model.eval()
     with torch.inference_mode():
         logits = model(**tokenizer(list(texts), padding=True, return_tensors="pt")).logits
@@ -123,7 +150,7 @@ def test_finetune_trains_the_head_and_records_it(tmp_path, tiny_bert):
             for i in range(4) for k, t in enumerate(UNSAFE_TEXTS)]
     rows += [{"prompt": f"{t} ({i})", "label": 0} for i in range(4) for t in SAFE_TEXTS]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = {"min_train_rows": 6, "min_dev_rows": 1, "weight": 1.0}
+    spec = {"min_train_rows": 6, "min_dev_rows": 1, "weight": 1.0, "balance": "none"}
     recipe = load_recipe(_recipe(tmp_path, tiny_bert, data, categories=spec, train__epochs=1,
                                  data__splits={"train": 0.6, "dev": 0.3, "test": 0.1}))
     result = finetune(recipe, progress=False)

@@ -393,11 +393,13 @@ def test_distill_trains_categories_from_sources_and_teacher_labels_with_disguise
                                                           for i in range(3) for t in SAFE_TEXTS]
     seed.write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = _distill_recipe(tmp_path, tiny_bert, [augmented],
-                             categories={"min_train_rows": 4, "min_dev_rows": 1, "weight": 1.0},
+                             categories={"min_train_rows": 4, "min_dev_rows": 1, "weight": 1.0, "balance": "sqrt"},
                              disguises={"share": 0.3, "kinds": ["leetspeak", "base64", "padding_after"], "seed": 0},
                              data__sources=[str(seed)], data__splits={"train": 0.6, "dev": 0.3, "test": 0.1})
     result = finetune(load_recipe(recipe), export=False, progress=False)
     record = json.loads((result.model_dir / "guard_training.json").read_text())
     assert record["categories"]["names"] == ["non_violent_crimes"] and record["disguised_copies"] > 0
+    assert record["categories"]["balance"] == "sqrt" and len(record["categories"]["pos_weight"]) == 1
+    assert 1.0 <= record["categories"]["pos_weight"][0] < 2.0  # about as many unsafe rows as safe ones
     model, _ = load_checkpoint(result.model_dir)
     assert checkpoint_categories(model.config) == ["non_violent_crimes"] and model.config.num_labels == 3

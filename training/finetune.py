@@ -124,10 +124,10 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
         disguised = len(splits["train"]) - before
         log.info("disguises: %d disguised copies of train rows", disguised)
     if plan is not None and plan["names"]:
-        from guard_sdk.training.categories import with_category_columns
+        from guard_sdk.training.categories import CategoryLoss, with_category_columns
 
         splits["train"] = with_category_columns(splits["train"], plan["names"])
-        heads = (plan["names"], recipe.categories.weight)
+        heads = (plan["names"], CategoryLoss(recipe.categories.weight, plan["pos_weight"]))
     model, tokenizer, encoder, train_metrics = train_classifier(
         resolve_model(recipe.model), recipe.gguf_file, recipe.train, splits["train"], out, progress, recipe.distill,
         heads)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from guard_sdk.training.categories import KNOWN, TARGETS, category_loss
+from guard_sdk.training.categories import KNOWN, TARGETS, CategoryLoss, category_loss
 from guard_sdk.training.distill.loss import distillation_loss
 from guard_sdk.training.recipe import DistillRecipe
 
 
 def loss_trainer_class(sampler: Any = None, distill: DistillRecipe | None = None,
-                       category_weight: float | None = None) -> type:
+                       categories: CategoryLoss | None = None) -> type:
     """A ``transformers.Trainer`` whose loss is the unsafe head's on logits 0 and 1 (``distillation_loss`` on the
-    batch's ``soft`` column where ``distill`` is given, else cross-entropy), plus ``category_weight`` x
+    batch's ``soft`` column where ``distill`` is given, else cross-entropy), plus ``categories``' weight x
     ``category_loss`` on logits 2.. where it is given, drawing training rows from ``sampler`` (class-balanced)
     when one is given. Everything else (mixed precision, gradient accumulation, checkpoints and resume,
     ``accelerate launch`` / ``torchrun``) is the Trainer's; with neither loss it is the Trainer itself."""
@@ -22,9 +22,9 @@ def loss_trainer_class(sampler: Any = None, distill: DistillRecipe | None = None
     from guard_sdk.guard import LABEL_OUTPUTS
     from guard_sdk.training.trainer import sampled_trainer_class
 
-    if distill is None and category_weight is None:
+    if distill is None and categories is None:
         return sampled_trainer_class(Trainer, sampler)
-    columns = (["soft"] if distill is not None else []) + ([TARGETS, KNOWN] if category_weight is not None else [])
+    columns = (["soft"] if distill is not None else []) + ([TARGETS, KNOWN] if categories is not None else [])
 
     class GuardTrainer(Trainer):
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
@@ -38,9 +38,9 @@ def loss_trainer_class(sampler: Any = None, distill: DistillRecipe | None = None
             loss = (F.cross_entropy(unsafe.float(), labels) if distill is None else
                     distillation_loss(unsafe, labels, extra["soft"], distill.ce_weight, distill.kl_weight,
                                       distill.temperature))
-            if category_weight is not None:
-                loss = loss + category_weight * category_loss(outputs.logits[:, LABEL_OUTPUTS:], extra[TARGETS],
-                                                              extra[KNOWN])
+            if categories is not None:
+                loss = loss + categories.weight * category_loss(outputs.logits[:, LABEL_OUTPUTS:], extra[TARGETS],
+                                                                extra[KNOWN], categories.pos_weight)
             return (loss, outputs) if return_outputs else loss
 
         def _set_signature_columns_if_needed(self) -> None:

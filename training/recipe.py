@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from guard_sdk.errors import FolderInUseError, InputError
 
 CALIBRATION_RULES = ("max_f1", "fixed")
+CATEGORY_BALANCE = ("none", "sqrt")
 BACKENDS = ("local", "openai", "llamacpp")
 TEACHERS = ("llama_guard", "classifier")
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp32 weights throughout, or the Trainer's mixed precision
@@ -80,6 +81,7 @@ class CategoriesRecipe:
     min_train_rows: int  # unsafe train rows of a category it takes to score it ...
     min_dev_rows: int  # ... and unsafe dev rows to calibrate its threshold on; the others are listed as unsupported
     weight: float  # the categories' binary cross-entropy is added to the unsafe loss times this
+    balance: str  # none: every known row alike; sqrt: a category's positive rows weighted (training/categories.py)
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,9 @@ def _check(recipe: Recipe, where: str) -> None:
     k = recipe.categories
     if k is not None and (k.min_train_rows < 1 or k.min_dev_rows < 1 or k.weight <= 0):
         raise RecipeError(f"{where}: categories needs min_train_rows and min_dev_rows of 1 or more and a weight > 0")
+    if k is not None and k.balance not in CATEGORY_BALANCE:
+        raise RecipeError(f"{where}: categories.balance must be one of {', '.join(CATEGORY_BALANCE)}, "
+                          f"got {k.balance!r}")
     d = recipe.disguises
     if d is not None:
         from guard_sdk.training.evasion.augment import KINDS

@@ -24,7 +24,7 @@ from guard_sdk.export.checkpoint import (
     unsafe_index,
 )
 from guard_sdk.training import data as D
-from guard_sdk.training.categories import KNOWN, TARGETS
+from guard_sdk.training.categories import KNOWN, TARGETS, CategoryLoss
 from guard_sdk.training.data.schema import LABELS
 from guard_sdk.training.recipe import (
     DistillRecipe,
@@ -192,9 +192,9 @@ def _without_categories(source: str) -> tuple[Any, Any]:
 
 def train_classifier(source: str, gguf_file: str | None, t: TrainRecipe, rows: Any, out: Path, progress: bool,
                      distill: DistillRecipe | None = None,
-                     categories: tuple[list[str], float] | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+                     categories: tuple[list[str], CategoryLoss] | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Fine-tune ``source`` on ``rows`` with the Trainer, resuming from the last checkpoint under
-    ``out``/checkpoints. ``categories``: (names, weight) of a category head trained alongside, from the rows'
+    ``out``/checkpoints. ``categories``: (names, its loss) of a category head trained alongside, from the rows'
     ``with_category_columns``. Returns the model, its tokenizer and encoder, and the Trainer's figures of this
     run."""
     model, tokenizer = load_classifier(source, gguf_file)
@@ -211,7 +211,7 @@ def train_classifier(source: str, gguf_file: str | None, t: TrainRecipe, rows: A
 
 
 def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: float, checkpoints: Path,
-        progress: bool, distill: DistillRecipe | None = None, category_weight: float | None = None) -> dict[str, Any]:
+        progress: bool, distill: DistillRecipe | None = None, categories: CategoryLoss | None = None) -> dict[str, Any]:
     """Train ``model`` on the encoded rows ``train`` with the Trainer under the knobs of ``t`` (the losses of
     ``loss_trainer_class``), resuming from the last checkpoint in ``checkpoints``; the Trainer's figures of this
     run, with the mean tokens per row."""
@@ -222,7 +222,7 @@ def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: f
 
     sampler = (balanced_sampler(train["labels"], train["length"], t.batch_size, t.seed)
                if t.class_balanced else None)
-    trainer_class = loss_trainer_class(sampler, distill, category_weight)
+    trainer_class = loss_trainer_class(sampler, distill, categories)
     args = TrainingArguments(
         output_dir=str(checkpoints), per_device_train_batch_size=t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps, bf16=t.precision == "bf16",
