@@ -63,7 +63,7 @@ android-assets: setup
 	(about 3 hours on 2 CPU cores), or copy any bundle with model.int8.pte: guard-sdk android assets -b BUNDLE"; exit 2; }
 	test -d $(ANDROID_DEFAULT) || $(VENV)/bin/guard-sdk export $(DEFAULT_CHECKPOINT) -o $(ANDROID_DEFAULT) \
 	  --formats executorch --precision int8 --name guard-sdk-default --max-length 128 \
-	  --int8-tolerance 0.3 --int8-min-agreement 0.98
+	  --int8-tolerance 0.3 --int8-min-agreement 0.98 --views normalized,payload
 	$(VENV)/bin/guard-sdk android assets -b $(ANDROID_DEFAULT)
 
 demo: setup

@@ -208,6 +208,14 @@ def encoded_whole(text: str, fold: Mapping[str, str]) -> bool:
     return bool(parts) and normalized("\n".join(parts), fold) == normalized(plain, fold)
 
 
+def check_view_names(names: tuple[str, ...]) -> str | None:
+    """What is wrong with ``names`` as a bundle's declared views (each of VIEW_NAMES at most once), or None."""
+    unknown = [n for n in names if n not in VIEW_NAMES]
+    if unknown or len(set(names)) != len(names):
+        return f"views must name each of {', '.join(VIEW_NAMES)} at most once; got {', '.join(names) or 'none'}"
+    return None
+
+
 def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[str, str]:
     """{"raw": text, and each of ``names`` but ``sentences``: that view of it} (a view may equal the text: the caller
     skips it), without the views that would read a disguise as written: "raw" where the normalized view differs

@@ -108,6 +108,11 @@ def test_export_and_verify_commands(tiny_bert, tmp_path, capsys):
     assert code == 0 and (out / "guard.json").is_file()
     code, _ = run("verify", out)
     assert code == 0
+    assert json.loads((out / "guard.json").read_text())["views"]["names"] == ["normalized", "payload", "sentences"]
+    for flags, names in ((["--views", "payload,normalized"], ["payload", "normalized"]), (["--no-views"], None)):
+        code, _ = run("export", tiny_bert, "-o", tmp_path / "v", "--precision", "fp32", "--overwrite", *flags, "-q")
+        assert code == 0 and json.loads((tmp_path / "v" / "guard.json").read_text()).get("views", {}).get("names") \
+            == names
     code, _ = run("export", tiny_bert, "-o", tmp_path / "strict", "--int8-tolerance", "0", "-q")
     assert code == 1 and "export failed" in capsys.readouterr().err and not (tmp_path / "strict").exists()
 

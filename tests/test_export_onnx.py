@@ -296,7 +296,8 @@ def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_ru
     scores = np.array([0.9] * 12 + [0.1] * 12)
     dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), 0.5)
     export = SimpleNamespace(bundle=str(tmp_path / "run"), name="tiny", formats=["onnx"], precisions=["fp32"],
-                             max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98)
+                             max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98,
+                             views=["normalized", "payload"])
     recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32),
                              calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None))
     with pytest.raises(FolderInUseError, match="is the checkpoint being exported or holds it"):
@@ -344,7 +345,8 @@ def test_a_bundle_exported_again_to_other_bytes_is_judged_on_its_own_dev_scores(
     scores = np.array([0.9] * 12 + [0.1] * 12)
     dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), 0.5)
     export = SimpleNamespace(bundle=str(tmp_path / "bundle"), name="tiny", formats=["onnx"], precisions=["fp32"],
-                             max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98)
+                             max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98,
+                             views=["normalized", "payload"])
     recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32),
                              calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None))
     _, reports = export_and_evaluate(recipe, model_dir, {"dev": dev}, scores, dev_report, False)
@@ -365,6 +367,7 @@ def test_a_bundle_exported_again_to_other_bytes_is_judged_on_its_own_dev_scores(
     (ExportConfig(precisions=("fp16",)), "no format named has precision 'fp16': onnx has fp32, int8"),
     (ExportConfig(threshold=1.5), "threshold must lie in"),
     (ExportConfig(window_overlap=500), "window_overlap 500"),
+    (ExportConfig(views=("normalized", "normalized")), "views must name each of normalized, decoded, payload"),
 ])
 def test_bad_export_settings_are_refused(tiny_bert, tmp_path, config, message):
     with pytest.raises(ExportError, match=message):

@@ -35,7 +35,8 @@ def _recipe(tmp_path, checkpoint, data_file, **changes):
         "categories": None,
         "disguises": None,
         "export": {"bundle": str(tmp_path / "bundle"), "name": "tiny-finetuned", "formats": ["onnx"],
-                   "precisions": ["fp32"], "max_length": 32, "int8_tolerance": 0.05, "int8_min_agreement": 0.98},
+                   "precisions": ["fp32"], "max_length": 32, "int8_tolerance": 0.05, "int8_min_agreement": 0.98,
+                   "views": ["normalized", "payload", "sentences"]},
         "distill": None,
     }
     for dotted, value in changes.items():
@@ -92,6 +93,9 @@ def test_exactly_one_shipped_recipe_writes_the_embedded_default_guard():
     ({"data__sources": [{"data": "x.csv", "colums": {}}]}, r"sources\[0\]: unknown field\(s\) colums"),
     ({"train__precision": "int8"}, "train.precision must be one of fp32, bf16, fp16"),
     ({"train__gradient_accumulation_steps": 0}, "train.gradient_accumulation_steps must be positive"),
+    ({"export__views": ["normalized", "rot47"]}, "export.views must name each of normalized, decoded, payload"),
+    ({"categories": {"min_train_rows": 1, "min_dev_rows": 1, "weight": 1.0, "balance": "log"}},
+     "categories.balance must be one of none, sqrt"),
 ])
 def test_bad_recipes_are_refused_with_the_field(tmp_path, seed_file, tiny_bert, change, message):
     with pytest.raises(RecipeError, match=message):

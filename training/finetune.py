@@ -201,7 +201,8 @@ def export_and_evaluate(recipe: Recipe, model_dir: Path, eval_sets: dict[str, An
     def write(threshold: float | None) -> Any:
         return export_bundle(model_dir, bundle, ExportConfig(
             formats=tuple(e.formats), precisions=tuple(e.precisions), name=e.name, max_length=e.max_length,
-            int8_tolerance=e.int8_tolerance, int8_min_agreement=e.int8_min_agreement, overwrite=True,
+            int8_tolerance=e.int8_tolerance, int8_min_agreement=e.int8_min_agreement, views=tuple(e.views),
+            overwrite=True,
             threshold=threshold, parity_data=tuple(zip(dev["prompt"], dev["response"], dev["label"]))))
 
     manifest, guard = write(None), Guard.load(bundle)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from guard_sdk.errors import FolderInUseError, InputError
+from guard_sdk.views import check_view_names
 
 CALIBRATION_RULES = ("max_f1", "fixed")
 CATEGORY_BALANCE = ("none", "sqrt")
@@ -102,6 +103,7 @@ class ExportRecipe:
     max_length: int
     int8_tolerance: float  # max |ΔP(unsafe)| of int8 against PyTorch on the parity windows
     int8_min_agreement: float  # least share of the same decisions there
+    views: list[str]  # the text views the bundle declares (guard_sdk.views; docs/evasion.md says which help)
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,8 @@ def _check(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: calibration.threshold is a number in [0, 1] with rule fixed, and null otherwise")
     if c.max_fpr is not None and (c.rule != "max_f1" or not 0 <= c.max_fpr <= 1):
         raise RecipeError(f"{where}: calibration.max_fpr is a number in [0, 1] with rule max_f1, or null")
+    if recipe.export is not None and (problem := check_view_names(tuple(recipe.export.views))):
+        raise RecipeError(f"{where}: export.{problem}")
     k = recipe.categories
     if k is not None and (k.min_train_rows < 1 or k.min_dev_rows < 1 or k.weight <= 0):
         raise RecipeError(f"{where}: categories needs min_train_rows and min_dev_rows of 1 or more and a weight > 0")

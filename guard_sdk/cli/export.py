@@ -18,6 +18,7 @@ from guard_sdk.cli.options import (
     show_progress,
 )
 from guard_sdk.errors import InputError
+from guard_sdk.views import EXPORT_VIEWS
 
 
 def register(sub: Subparsers) -> None:
@@ -83,10 +84,13 @@ def register(sub: Subparsers) -> None:
                    help="ExecuTorch int8/int4: keep the embedding table in fp32 (default: int8 rows)")
     e.add_argument("--opset", type=positive_int, help="ONNX opset (default: optimum's for the architecture)")
     e.add_argument("--threads", type=positive_int, help="threads for the parity runs (default: all)")
-    e.add_argument("--no-views", dest="views", action="store_false",
-                   help="score the raw text only: leave out the normalized and decoded views (look-alike letters, "
-                   "spaced-out words, leetspeak, base64, hex, percent-encoding and ROT13 undone; docs/bundle.md) "
-                   "that the bundle declares by default")
+    e.add_argument("--views", type=csv, default=EXPORT_VIEWS, metavar="NAMES",
+                   help="the text views the bundle scores beside the text as written (docs/evasion.md): normalized "
+                   "(look-alike letters, spaced-out words, leetspeak, zero-width characters undone), payload (what "
+                   "base64, hex, percent-encoding and ROT13 decode to), decoded (the older view: decoded with its "
+                   f"wrapper), sentences (each sentence of a prompt alone) (default: {','.join(EXPORT_VIEWS)})")
+    e.add_argument("--no-views", dest="views", action="store_const", const=(),
+                   help="score the text as written only: declare no view")
     e.add_argument("--overwrite", action="store_true",
                    help="replace the guard bundle at --output (a folder that holds guard.json; any other "
                    "non-empty folder is refused)")
