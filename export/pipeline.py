@@ -58,7 +58,7 @@ from guard_sdk.export.parity import (
 )
 from guard_sdk.guard import category_probability, run_windows, unsafe_probability, windows_per_call
 from guard_sdk.labels import LABELS
-from guard_sdk.views import EXPORT_VIEWS
+from guard_sdk.views import EXPORT_VIEWS, check_view_names
 
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
@@ -110,11 +110,13 @@ class ExportConfig:
     allow_untrained_head: bool = False  # export even where the checkpoint's files lack weights (no trained head)
     parity_data: tuple[ParityRow, ...] = ()  # labelled rows whose windows parity is checked on beside the fixed texts
     parity_rows: int = 500  # at most this many rows of parity_data, drawn with a fixed seed
-    views: bool = True  # declare guard_sdk.views' normalized and decoded views (with the look-alike table)
+    views: tuple[str, ...] = EXPORT_VIEWS  # the guard_sdk.views the bundle declares (with the look-alike table)
 
     def validate(self) -> None:
         if not self.formats or self.precisions == ():
             raise ExportError("name at least one format and one precision")
+        if problem := check_view_names(self.views):
+            raise ExportError(problem)
         for fmt in self.formats:
             if fmt not in FORMATS:
                 raise ExportError(f"unknown format {fmt!r}; this guard-sdk exports: {', '.join(FORMATS)}")
@@ -400,7 +402,7 @@ def export_bundle(
             output="logits",
             artifacts=artifacts,
             categories=categories,
-            views=TextViews(list(EXPORT_VIEWS), lookalike_table()) if config.views else None,
+            views=TextViews(list(config.views), lookalike_table()) if config.views else None,
             source={
                 "checkpoint": str(checkpoint),
                 "model_type": model.config.model_type,

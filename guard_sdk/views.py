@@ -235,6 +235,6 @@ def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[st
         found["decoded"] = decoded_view
         # no run decoded: the payload is the decoded view itself, which the caller then skips
         found["payload"] = normalized("\n".join(parts), fold) if parts else decoded_view
-    if "payload" in names and not unread and encoded_whole(text, fold):
-        unread = {"raw", "normalized"}
+        if "payload" in names and not unread and parts and encoded_whole(text, fold):  # no parts: nothing encoded
+            unread = {"raw", "normalized"}
     return {name: found[name] for name in ("raw", *names) if name != SENTENCES and name not in unread}
