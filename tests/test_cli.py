@@ -305,3 +305,12 @@ def test_flags_read_the_same_on_every_command():
                 "dapt-experiment", "eval", "bench"]
     assert [c for c in progress if not {"-q", "--quiet"} <= flags(c)] == []
     assert parser.parse_args(["label", "--recipe", "r.yaml"]).stage == "label"  # the old name still runs it
+
+
+def test_verify_says_what_the_bundle_scores(categories_bundle):
+    out = io.StringIO()
+    assert main(["verify", "default"], out=out) == 0
+    assert out.getvalue().splitlines()[-1] == "  threshold 0.9716, views normalized, payload, categories none"
+    out = io.StringIO()
+    assert main(["verify", str(categories_bundle)], out=out) == 0
+    assert out.getvalue().splitlines()[-1].endswith("categories violent_crimes, privacy, hate")

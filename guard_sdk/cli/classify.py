@@ -204,6 +204,9 @@ def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
               f"{signed}\n")
     for a in manifest.artifacts:
         out.write(f"  {a.path}  {a.format} {a.precision}  {a.bytes:,} bytes  sha256 {a.sha256[:12]}\n")
+    views = ", ".join(manifest.views.names) if manifest.views is not None else "none"
+    categories = ", ".join(c.name for c in manifest.categories) or "none"
+    out.write(f"  threshold {manifest.threshold:.4g}, views {views}, categories {categories}\n")
     return EXIT_OK
 
 
