@@ -284,22 +284,32 @@ def test_bundles_written_before_the_parity_sample_still_read(bundle_copy):
     assert Guard.load(bundle_copy).classify("What is the capital of Australia?").windows == 1
 
 
-def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_run(tiny_bert, tmp_path):
+def _recipe_export(tiny_bert, tmp_path, bundle):
+    """A run's model folder, its dev split (the 24 test texts), PyTorch's dev scores and report, and a recipe that
+    exports to ``bundle``: what ``export_and_evaluate`` takes."""
     import datasets
 
-    from guard_sdk.training.evaluate import calibrate, levels_of, report, score_with_guard
-    from guard_sdk.training.finetune import export_and_evaluate
+    from guard_sdk.training.evaluate import levels_of, report
 
     model_dir = Path(shutil.copytree(tiny_bert, tmp_path / "run" / "model"))
     dev = datasets.Dataset.from_dict({"prompt": TEXTS, "response": [None] * 24, "label": [1] * 12 + [0] * 12,
                                       "source": ["tiny"] * 24})
     scores = np.array([0.9] * 12 + [0.1] * 12)
     dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), 0.5)
-    export = SimpleNamespace(bundle=str(tmp_path / "run"), name="tiny", formats=["onnx"], precisions=["fp32"],
+    export = SimpleNamespace(bundle=str(bundle), name="tiny", formats=["onnx"], precisions=["fp32"],
                              max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98,
                              views=["normalized", "payload"])
     recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32),
                              calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None))
+    return model_dir, dev, scores, dev_report, recipe
+
+
+def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_run(tiny_bert, tmp_path):
+    from guard_sdk.training.evaluate import calibrate, score_with_guard
+    from guard_sdk.training.finetune import export_and_evaluate
+
+    model_dir, dev, scores, dev_report, recipe = _recipe_export(tiny_bert, tmp_path, tmp_path / "run")
+    export = recipe.export
     with pytest.raises(FolderInUseError, match="is the checkpoint being exported or holds it"):
         export_and_evaluate(recipe, model_dir, {"dev": dev}, scores, dev_report, False)
     assert (model_dir / "config.json").is_file()
@@ -315,7 +325,6 @@ def test_recipe_exports_check_parity_on_their_dev_split_and_never_replace_the_ru
 
 
 def test_a_bundle_exported_again_to_other_bytes_is_judged_on_its_own_dev_scores(tiny_bert, tmp_path, monkeypatch):
-    import datasets
     import torch
     import transformers
 
@@ -339,16 +348,7 @@ def test_a_bundle_exported_again_to_other_bytes_is_judged_on_its_own_dev_scores(
         return real(shifted if len(calls) > 1 else checkpoint, out, config)
 
     monkeypatch.setattr(guard_sdk.export, "export_bundle", export_twice)
-    model_dir = Path(shutil.copytree(tiny_bert, tmp_path / "run" / "model"))
-    dev = datasets.Dataset.from_dict({"prompt": TEXTS, "response": [None] * 24, "label": [1] * 12 + [0] * 12,
-                                      "source": ["tiny"] * 24})
-    scores = np.array([0.9] * 12 + [0.1] * 12)
-    dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), 0.5)
-    export = SimpleNamespace(bundle=str(tmp_path / "bundle"), name="tiny", formats=["onnx"], precisions=["fp32"],
-                             max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98,
-                             views=["normalized", "payload"])
-    recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32),
-                             calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None))
+    model_dir, dev, scores, dev_report, recipe = _recipe_export(tiny_bert, tmp_path, tmp_path / "bundle")
     _, reports = export_and_evaluate(recipe, model_dir, {"dev": dev}, scores, dev_report, False)
     assert len(calls) == 2 and calls[0] is None
     guard = Guard.load(tmp_path / "bundle")
