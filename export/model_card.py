@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from guard_sdk.bundle import Artifact, Manifest
+from guard_sdk.licences import builtin_of, licence_of, non_commercial
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCardData
@@ -46,6 +47,21 @@ def _artifact_row(a: Artifact) -> str:
             f"{100 * p.agreement:.1f}% | {p.windows} windows of {p.texts} texts{sampled}{counted} |")
 
 
+def licence_section(training: dict[str, Any]) -> str:
+    """The licence of each source the model trained on, and a warning where one forbids commercial use: a model
+    carries its training data's terms, so its card must say which."""
+    train = training.get("data", {}).get("train", {})
+    by_base = {builtin_of(source): licence_of(source) for source in sorted(train)}
+    lines = ["Licences of the training sources (as the data folder's README gives them; the model carries their "
+             "terms):", "", "| source | licence |", "|---|---|"]
+    lines += [f"| `{base}` | {licence} |" for base, licence in by_base.items()]
+    banned = non_commercial(train)
+    if banned:
+        lines += ["", f"**Not for commercial use**: trained on {', '.join(f'`{b}`' for b in banned)}, whose licences "
+                  "(CC BY-NC, CC BY-NC-SA) forbid it."]
+    return "\n".join(lines) + "\n"
+
+
 def _slug(title: str) -> str:
     """A dataset id for a table's title: model-index groups results by it, so each table keeps its own."""
     return "-".join(re.findall(r"[a-z0-9]+", title.lower())) or "evaluation"
@@ -75,7 +91,8 @@ def render_model_card(manifest: Manifest, evaluation: list[EvaluationTable] | No
         threshold=manifest.threshold, max_length=manifest.max_length, window_overlap=manifest.text.window_overlap,
         created=src.get("created"), artifact_rows=[_artifact_row(a) for a in manifest.artifacts],
         unmeasured=sorted({a.parity.note for a in manifest.artifacts if not a.parity.measured}),
-        training=src.get("training"), evaluation=evaluation or [], note=note)
+        training=src.get("training"), evaluation=evaluation or [], note=note,
+        licences=licence_section(src["training"]) if src.get("training") else "")
     return str(card)
 
 

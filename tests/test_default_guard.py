@@ -86,6 +86,15 @@ def test_model_card_gives_data_quality_parity_size_and_the_rebuild_command():
     assert "| `model.int8.onnx` | onnx | int8 |" in card and " MB |" in card
 
 
+def test_model_card_lists_the_licences_of_what_it_trained_on_and_bars_commercial_use():
+    from guard_sdk.export.model_card import licence_section
+
+    card = (default_bundle_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
+    section = licence_section(verify_bundle(default_bundle_path()).source["training"])
+    assert section in card and "| `alpaca_eval` | CC BY-NC 4.0 |" in section
+    assert "**Not for commercial use**: trained on `alpaca_eval`, `refusal_direction`, whose" in section
+
+
 def test_cli_classifies_with_the_default_guard():
     out = io.StringIO()
     assert main(["classify", HARMFUL[0]], out=out) == 0
@@ -119,3 +128,14 @@ def test_disguised_prompts_are_read_through_the_views_and_judged_as_plain_ones(g
         plain, hidden = guard.classify(text), guard.classify(transform.apply(text))
         assert (hidden.unsafe, hidden.view) == (plain.unsafe, view), (disguise, text)
         assert abs(hidden.score - plain.score) < 0.05  # the same text read, not the prior of odd characters
+
+
+def test_a_harmful_request_padded_before_a_compliant_reply_is_still_read(guard):
+    """Issue 19's long pair: the prompt's first window is cut from the left, so without prompt windows the request
+    before 300 benign words is never read (0 of 100 of the suite's harmful prompts flagged; 0.80 with them)."""
+    from guard_sdk.training.evasion.transforms import COMPLIANT, PADDING
+
+    assert guard.manifest.text.prompt_windows
+    padded = guard.classify_batch([f"{p} {PADDING}" for p in HARMFUL[:3] + BENIGN[:2]], [COMPLIANT] * 5)
+    assert [v.label for v in padded] == ["unsafe"] * 3 + ["safe"] * 2
+    assert all(v.windows > 1 for v in padded)

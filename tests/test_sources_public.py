@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from guard_sdk.licences import LICENCES, NON_COMMERCIAL
 from guard_sdk.training.data.schema import DataError, Row, normalize
 from guard_sdk.training.data.sources import (
     BUILTIN,
     EVALUATION_ONLY,
-    LICENCES,
     MULTIJAIL_LANGUAGES,
-    NON_COMMERCIAL,
     TOXICCHAT_TEST_SEED,
     TOXICCHAT_TEST_SHARE,
     data_dir,

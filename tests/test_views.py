@@ -182,7 +182,7 @@ def test_views_declares_views_on_an_exported_bundle_in_place(bert_bundle, tmp_pa
     shutil.copytree(bert_bundle, old)
     data = json.loads((old / "guard.json").read_text())
     del data["views"]
-    data["schema_version"] = 2
+    data["schema_version"], data["text"]["prompt_windows"] = 2, False
     (old / "guard.json").write_text(json.dumps(data))
     generate_keys(tmp_path / "key.pem", tmp_path / "key.pub.pem")
     sign_bundle(old, tmp_path / "key.pem")
@@ -197,6 +197,7 @@ def test_views_declares_views_on_an_exported_bundle_in_place(bert_bundle, tmp_pa
     assert m.schema_version == 3 and m.views.names == ["normalized", "payload"] and m.views.fold["\u0430"] == "a"
     assert [a.sha256 for a in m.artifacts] == [a["sha256"] for a in data["artifacts"]]
     assert m.threshold == data["threshold"] and not (old / "guard.sig").exists()
+    assert m.text.prompt_windows  # a harmful request before padding and an answer is read too
     after = Guard.load(old)
     after.backend = MarkerBackend(after.encoder.tokenize("bomb")[0])
     assert after.classify(spelled).unsafe and after.classify(spelled).view == "normalized"

@@ -69,7 +69,7 @@ def register(sub: Subparsers) -> None:
                       ".parquet), saved dataset folders, or hub ids")
     what.add_argument("--suite", choices=("public", "evasion"),
                       help="public: every public evaluation set in the data folder, one row each (see above); "
-                      "evasion: 300 prompts of our own (harmful, benign, benign but alarming) under 15 disguises "
+                      "evasion: 300 prompts of our own (harmful, benign, benign but alarming) under 17 disguises "
                       "(spaced letters, base64, leetspeak, look-alike letters, role-play, padding, ...): detection "
                       "and false positives per disguise")
     ev.add_argument("--checkpoint", help="score a PyTorch checkpoint instead of a bundle")

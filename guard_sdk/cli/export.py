@@ -103,8 +103,10 @@ def register(sub: Subparsers) -> None:
         description="Rewrite BUNDLE's guard.json so that it scores NAMES beside the text as written (docs/evasion.md):"
         " normalized (look-alike letters, zero-width characters, spelled-out words and leetspeak undone), payload "
         "(what base64, hex, percent-encoding and ROT13 decode to), decoded (the older view: the decoded text with its "
-        "wrapper) and sentences (each sentence of a prompt alone). The model file and its hashes are unchanged and "
-        "the threshold is kept; the bundle is verified first, and a signature (guard.sig) is removed, since it was "
+        "wrapper) and sentences (each sentence of a prompt alone); and turn prompt windows on, as export does (a pair "
+        "whose prompt is cut also reads each window of the prompt, so a request before a page of padding and an "
+        "answer is still read). The model file and its hashes are unchanged and the threshold is kept; the bundle "
+        "is verified first, and a signature (guard.sig) is removed, since it was "
         "over the old guard.json: sign the bundle again. Needs: pip install 'guard-sdk[export]'.",
         examples="  guard-sdk views my-guard normalized,payload\n"
         "  guard-sdk eval --suite evasion --bundle my-guard   # what they change",

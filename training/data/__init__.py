@@ -22,8 +22,6 @@ from guard_sdk.training.data.sources import (
     BUILTIN,
     DATA_DIR_ENV,
     EVALUATION_ONLY,
-    LICENCES,
-    NON_COMMERCIAL,
     UNLABELLED,
     data_dir,
     load_builtin,
@@ -31,6 +29,6 @@ from guard_sdk.training.data.sources import (
 from guard_sdk.training.data.splits import cap_per_source, data_summary, make_splits, overlap, split_of
 
 __all__ = ["BUILTIN", "COLUMNS", "DATA_DIR_ENV", "EVALUATION_ONLY", "FILE_FORMATS", "LABELS", "LABEL_VALUES",
-           "LICENCES", "NON_COMMERCIAL", "SPLITS", "UNLABELLED", "DataError", "Row", "cap_per_source", "concat",
+           "SPLITS", "UNLABELLED", "DataError", "Row", "cap_per_source", "concat",
            "data_dir", "data_summary", "features", "label_value", "load_builtin", "load_data", "make_splits",
            "normalize", "overlap", "read_records", "rows_from_records", "split_of", "to_dataset"]

@@ -7,17 +7,10 @@ from collections import Counter
 from typing import Any
 
 from guard_sdk.categories import TAXONOMY
-from guard_sdk.training.data.sources import LICENCES
+from guard_sdk.licences import LICENCES, UNKNOWN, builtin_of, licence_of
 from guard_sdk.training.data.taxonomy import categories_of
 
 TOP_CATEGORIES = 3
-USERS = "as its owner gives it"  # a user's file or hub dataset: no licence known here
-
-
-def _builtin(source: str) -> str:
-    """The built-in reader a row's source came from ("refusal_direction:harmful" → "refusal_direction")."""
-    return source.split(":", 1)[0]
-
 
 def mix_table(splits: dict[str, Any], holdout: Any | None = None) -> str:
     """Markdown: one line per source with its train rows by label, dev and test rows, its most common train
@@ -31,8 +24,7 @@ def mix_table(splits: dict[str, Any], holdout: Any | None = None) -> str:
     lines = ["| source | licence | train safe | train unsafe | " + " | ".join(other) + " | top train categories |",
              "|---|---|---|---|" + "---|" * len(other) + "---|"]
     for source in sorted({s for s, _ in labels} | {s for c in other.values() for s in c}):
-        base = _builtin(source)
-        licence = LICENCES.get(base, USERS)
+        licence = licence_of(source)
         top = ", ".join(f"{c} {n}" for c, n in categories.get(source, Counter()).most_common(TOP_CATEGORIES))
         lines.append(f"| `{source}` | {licence} | {labels[(source, 0)]} | {labels[(source, 1)]} | "
                      + " | ".join(str(counts[source]) for counts in other.values()) + f" | {top} |")
@@ -40,10 +32,10 @@ def mix_table(splits: dict[str, Any], holdout: Any | None = None) -> str:
     lines.append(f"| **all** | | {totals[0]} | {totals[1]} | "
                  + " | ".join(str(len(ds)) for name, ds in splits.items() if name != "train") + " | |")
     if holdout is not None:
-        held = Counter(zip(map(_builtin, holdout["source"]), holdout["label"]))
+        held = Counter(zip(map(builtin_of, holdout["source"]), holdout["label"]))
         lines += ["", "Evaluation only (never trained on; their near-duplicates are removed from train and dev):", "",
                   "| source | licence | safe | unsafe |", "|---|---|---|---|"]
-        lines += [f"| `{s}` | {LICENCES.get(s, USERS)} | {held[(s, 0)]} | {held[(s, 1)]} |"
+        lines += [f"| `{s}` | {LICENCES.get(s, UNKNOWN)} | {held[(s, 0)]} | {held[(s, 1)]} |"
                   for s in sorted({s for s, _ in held})]
     return "\n".join(lines + ["", category_table({**splits, "evaluation only": holdout})]) + "\n"
 

@@ -408,47 +408,6 @@ EVALUATION_ONLY = frozenset({"xstest", "xstest_responses", "hatecheck", "coconot
                              "diasafety_test", "convabuse_test", "toxicchat_test"})
 
 
-# Each source's licence, as the data README gives it: a model card lists those its model was trained on.
-LICENCES: dict[str, str] = {
-    "refusal_direction": "Apache-2.0; Alpaca text CC BY-NC 4.0",
-    "advbench": "MIT",
-    "harmbench": "MIT",
-    "strongreject": "MIT",
-    "malicious_instruct": "MIT",
-    "simplesafetytests": "CC-BY-4.0",
-    "xstest": "CC-BY-4.0",
-    "xstest_responses": "CC-BY-4.0 (responses under the models' terms)",
-    "jbb": "MIT",
-    "alpaca_eval": "CC BY-NC 4.0",
-    "hh_harmless_base": "MIT",
-    "do_not_answer": "CC BY-NC-SA 4.0 (NC, SA)",
-    "diasafety": "Apache-2.0",
-    "diasafety_test": "Apache-2.0",
-    "toxicchat": "CC BY-NC 4.0 (NC)",
-    "toxicchat_test": "CC BY-NC 4.0 (NC)",
-    "dices": "CC BY 4.0",
-    "coconot": "MIT (repo); Hub card ODC-BY",
-    "coconot_contrast": "MIT (repo); Hub card ODC-BY",
-    "harmfulqa": "Apache-2.0",
-    "catqa": "Apache-2.0",
-    "dangerousqa": "Apache-2.0",
-    "hatecheck": "CC BY 4.0",
-    "toxigen": "CDLA-Permissive-2.0 (data), MIT (code)",
-    "alert": "CC BY-NC-SA 4.0 (NC, SA)",
-    "davidson": "MIT",
-    "convabuse": "CC BY 4.0",
-    "convabuse_test": "CC BY 4.0",
-    "surge": "MIT",
-    "multijail": "MIT",
-}
-
-
-# No commercial use of a model trained on these: CC BY-NC or CC BY-NC-SA data (refusal_direction through its
-# benign Alpaca instructions).
-NON_COMMERCIAL = frozenset({"do_not_answer", "alert", "toxicchat", "toxicchat_test", "refusal_direction",
-                            "alpaca_eval"})
-
-
 def load_builtin(name: str, root: str | Path | None = None) -> Any:
     """One built-in source from the shared data folder, as a Dataset."""
     if name not in BUILTIN:
