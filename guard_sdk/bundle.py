@@ -217,6 +217,9 @@ def _check(data: dict[str, Any], where: Path) -> None:
     if data["unsafe_index"] >= len(data["labels"]):
         raise ManifestError(f"{where}: unsafe_index {data['unsafe_index']} is outside labels", where)
     unsafe, other = data["labels"][data["unsafe_index"]], data["labels"][1 - data["unsafe_index"]]
+    if label_value(unsafe) is None or label_value(other) is None:  # names that say nothing cannot be checked
+        raise ManifestError(f"{where}: labels {data['labels']} must name one safe and one unsafe class in guard-sdk's "
+                            "label vocabulary (safe / unsafe, benign / harmful, ...), as export writes them", where)
     if label_value(unsafe) == 0 or label_value(other) == 1:  # it would flag the safe texts and pass the harmful
         raise ManifestError(f"{where}: unsafe_index {data['unsafe_index']} names the label {unsafe!r} unsafe and "
                             f"{other!r} safe; the guard would be inverted", where)

@@ -32,7 +32,9 @@ from guard_sdk.bundle import (
 )
 from guard_sdk.errors import (
     BackendUnavailableError,
+    BundleError,
     DefaultGuardMissingError,
+    GuardError,
     InputError,
     InputTooLongError,
     InputTypeError,
@@ -96,7 +98,7 @@ def check_text(value: object, what: str, max_chars: int) -> str:
     if not isinstance(value, str):
         raise InputTypeError(f"{what} must be a str, got {type(value).__name__}")
     if len(value) > max_chars:
-        raise InputError(f"{what} has {len(value):,} characters; the limit is {max_chars:,}")
+        raise InputTooLongError(f"{what} has {len(value):,} characters; the limit is {max_chars:,}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -388,9 +390,20 @@ class Guard:
         return self.judge(tagged, self.window_logits([w for _, w in tagged]), texts, cut, rule)
 
     def window_logits(self, windows: list[Window]) -> np.ndarray:
-        """The model's logits of each window, in order (what ``judge`` decides from)."""
+        """The model's logits of each window, in order (what ``judge`` decides from).
+
+        A model that fails on its input is a bundle fault, typed as one: a bundle without ``source.max_positions``
+        (exported before export recorded it) cannot have its max_length checked against the model at load."""
         m = self.manifest
-        return run_windows(self.backend.run, windows, m.text.pad_id, m.inputs, self.batch_size)
+        try:
+            return run_windows(self.backend.run, windows, m.text.pad_id, m.inputs, self.batch_size)
+        except (GuardError, MemoryError):
+            raise
+        except Exception as e:  # each backend's own error types (ONNX Runtime's Fail, ExecuTorch's RuntimeError)
+            longest = max(len(w.input_ids) for w in windows)
+            raise BundleError(f"{self.artifact.path}: the model failed on windows of up to {longest} tokens; does "
+                              f"max_length {m.max_length} fit its positions? ({type(e).__name__}: {e})",
+                              self.path / self.artifact.path) from e
 
     def judge(self, tagged: list[tuple[str, Window]], logits: np.ndarray, texts: int, cut: float,
               rule: Policy) -> list[Verdict]:

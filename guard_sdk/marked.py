@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from guard_sdk.errors import InputError
@@ -37,3 +38,13 @@ def update_marked(path: str | Path, block: str, begin: str, end: str, heading: s
     tmp.write_bytes(text.encode("utf-8"))
     os.replace(tmp, path)
     return path
+
+
+# A generated block, with the "## " heading that update_marked put before it where it has one.
+_BLOCK = re.compile(r"^(?:## [^\n]*\n\s*)?(<!-- (.+?): BEGIN -->)$.*?^<!-- \2: END -->$", re.M | re.S)
+
+
+def marked_blocks(text: str) -> list[str]:
+    """Every generated block of ``text``, markers and heading included: what a writer that rewrites the whole file
+    (guard-sdk bench's RESULTS.md) carries over, so another command's block is not lost."""
+    return [m.group(0) for m in _BLOCK.finditer(text)]

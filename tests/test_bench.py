@@ -107,6 +107,11 @@ def test_a_failing_configuration_is_recorded_not_fatal(tmp_path):
 
 def test_cli_writes_json_markdown_and_a_plot(bert_bundle, tmp_path):
     pytest.importorskip("matplotlib")
+    kept = ("## Serving under load\n\n<!-- guard-sdk bench --serve: BEGIN -->\n| load |\n"
+            "<!-- guard-sdk bench --serve: END -->")
+    evasion = ("<!-- guard-sdk eval --suite evasion: BEGIN -->\n| evasion |\n"
+               "<!-- guard-sdk eval --suite evasion: END -->")
+    (tmp_path / "RESULTS.md").write_text(f"old table\n\n{kept}\n\nold words\n{evasion}\n")
     out = io.StringIO()
     code = main(["bench", "-b", str(bert_bundle), "--precisions", "int8", "--tokens", "16,64", "--threads", "1",
                  "--runs", "3", "--warmup", "1", "--out", str(tmp_path), "-q"], out=out)
@@ -118,6 +123,7 @@ def test_cli_writes_json_markdown_and_a_plot(bert_bundle, tmp_path):
     assert 0 < short["flops_per_call"] < long["flops_per_call"] and short["gflops_per_s"] > 0
     table = (tmp_path / "RESULTS.md").read_text()
     assert table.startswith("Machine: ") and table.count("| tiny-bert-guard | `model.int8.onnx` |") == 2
+    assert table.endswith(f"\n\n{kept}\n\n{evasion}\n") and "old " not in table  # the other commands' blocks stay
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.getvalue().startswith("Machine: ") and f"wrote {tmp_path / 'latency.png'}" in out.getvalue()
 

@@ -101,6 +101,22 @@ def test_tampered_bundle_exit_2_and_named(bundle_copy, capsys):
     assert run("verify", bundle_copy)[0] == 2
 
 
+def test_keygen_sign_and_verify_with_the_public_key(bundle_copy, tmp_path, capsys):
+    key, other = tmp_path / "release.pem", tmp_path / "other.pem"
+    assert run("keygen", key)[0] == run("keygen", other)[0] == 0
+    assert run("keygen", key)[0] == 2  # never overwrites a key
+    assert run("verify", bundle_copy, "--key", tmp_path / "release.pub.pem")[0] == 2  # unsigned: refused
+    assert run("sign", bundle_copy, "--key", key)[0] == 0 and (bundle_copy / "guard.sig").is_file()
+    capsys.readouterr()
+    assert run("verify", bundle_copy, "--key", tmp_path / "release.pub.pem")[0] == 0
+    assert run("verify", bundle_copy, "--trusted-key", tmp_path / "other.pub.pem")[0] == 2
+    assert "which is not among the 1 trusted key(s)" in capsys.readouterr().err
+    assert run("classify", "hi", "--bundle", bundle_copy, "--key", tmp_path / "release.pub.pem")[0] == 0
+    (bundle_copy / "guard.json").write_text((bundle_copy / "guard.json").read_text().replace('"threshold": ',
+                                                                                              '"threshold":  '))
+    assert run("verify", bundle_copy, "--key", tmp_path / "release.pub.pem")[0] == 2  # one byte: refused
+
+
 def test_export_and_verify_commands(tiny_bert, tmp_path, capsys):
     out = tmp_path / "cli-guard"
     code, _ = run("export", tiny_bert, "-o", out, "--int8-tolerance", str(TINY_INT8["int8_tolerance"]),

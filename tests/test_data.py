@@ -174,6 +174,19 @@ def test_holdout_twins_are_removed_from_train_and_dev():
     assert all(D.overlap(s, holdout) == 0 for s in splits.values())
 
 
+def test_the_evasion_suites_prompts_never_enter_a_split():
+    from guard_sdk.training.evasion.suite import every_prompt
+
+    suite = every_prompt()
+    pool = D.concat([_pool(), D.to_dataset([D.Row(f" {suite[0].upper()} ", None, 1, "x"),
+                                            D.Row(suite[-1], None, 0, "y")])])
+    splits = D.make_splits(pool, 0, {"train": 0.8, "dev": 0.1, "test": 0.1}, None, suite)
+    kept = {D.normalize(p) for s in splits.values() for p in s["prompt"]}
+    assert len(suite) == 300 and kept.isdisjoint(D.normalize(p) for p in suite)
+    assert sum(len(s) for s in splits.values()) == sum(len(s) for s in D.make_splits(
+        _pool(), 0, {"train": 0.8, "dev": 0.1, "test": 0.1}).values())  # those two rows alone went
+
+
 def test_unlabelled_rows_and_bad_fractions_are_refused():
     unlabelled = D.to_dataset([D.Row("hello", None, None, "hh")])
     with pytest.raises(DataError, match="1 rows have no label"):

@@ -117,6 +117,28 @@ def test_backends_give_the_same_verdicts_within_the_parity_bounds(request, fixtu
         assert [x.windows for x in a] == [y.windows for y in b]
 
 
+def test_mobile_artifacts_carry_the_category_outputs_with_their_parity(categories_checkpoint, tmp_path):
+    """Issue 18: every format carries P(category) beside P(unsafe); ExecuTorch's are checked against PyTorch and
+    run to the same category scores as ONNX Runtime's, Core ML's outputs are spec-checked off macOS."""
+    from .conftest import CATEGORY_HEADS, _export
+
+    bundle = _export(categories_checkpoint, tmp_path / "b", formats=("onnx", "executorch", "coreml"),
+                     precisions=("fp32", "fp16"))  # fp16: Core ML's float precision
+    manifest = verify_bundle(bundle)
+    assert [c.name for c in manifest.categories] == list(CATEGORY_HEADS)
+    got = {(a.format, a.precision): a for a in manifest.artifacts}
+    pte = got[("executorch", "fp32")].parity
+    assert pte.measured and pte.category_max_abs_diff < 1e-4 and pte.category_agreement == 1.0
+    if sys.platform != "darwin":
+        assert [o["name"] for o in got[("coreml", "fp16")].spec["outputs"]] == [manifest.output]
+    onnx = Guard.load(bundle, backend="onnxruntime", precision="fp32").classify_batch(TEXTS)
+    et = Guard.load(bundle, backend="executorch", precision="fp32").classify_batch(TEXTS)
+    for a, b in zip(onnx, et):
+        assert a.categories.keys() == b.categories.keys() == set(CATEGORY_HEADS)
+        assert max(abs(a.categories[n] - b.categories[n]) for n in CATEGORY_HEADS) < 2e-4
+        assert a.violations == b.violations
+
+
 def test_executorch_runs_any_length_up_to_max_and_long_inputs_in_windows(bert_mobile):
     guard = Guard.load(bert_mobile, backend="executorch", precision="fp32")
     reference = Guard.load(bert_mobile, backend="onnxruntime", precision="fp32")

@@ -96,6 +96,8 @@ def test_exactly_one_shipped_recipe_writes_the_embedded_default_guard():
     ({"export__views": ["normalized", "rot47"]}, "export.views must name each of normalized, decoded, payload"),
     ({"categories": {"min_train_rows": 1, "min_dev_rows": 1, "weight": 1.0, "balance": "log"}},
      "categories.balance must be one of none, sqrt"),
+    ({"data__sources": ["advbench", "xstest", "hatecheck"]},
+     "data.sources names hatecheck, xstest, kept for evaluation only"),
 ])
 def test_bad_recipes_are_refused_with_the_field(tmp_path, seed_file, tiny_bert, change, message):
     with pytest.raises(RecipeError, match=message):

@@ -95,10 +95,24 @@ def test_lone_surrogate_is_refused_as_invalid_utf8(guard):
         guard.classify("bad \udcff byte")
 
 
+def test_a_max_length_past_the_models_positions_fails_as_a_bundle_error_naming_it(bundle_copy):
+    from guard_sdk.errors import BundleError
+
+    data = json.loads((bundle_copy / "guard.json").read_text())
+    data["source"].pop("max_positions", None)  # as in bundles exported before export recorded it
+    data["max_length"] = 4096
+    (bundle_copy / "guard.json").write_text(json.dumps(data))
+    g = Guard.load(bundle_copy)
+    assert g.classify("short").windows == 1  # a short text fits the positions
+    with pytest.raises(BundleError, match="does max_length 4096 fit its positions") as e:
+        g.classify("word " * 3000)
+    assert e.value.path == bundle_copy / g.artifact.path
+
+
 def test_text_over_the_size_limit_is_refused(bert_bundle):
     g = Guard.load(bert_bundle)
     g.max_input_chars = 100
-    with pytest.raises(InputError, match="101 characters; the limit is 100"):
+    with pytest.raises(InputTooLongError, match="101 characters; the limit is 100"):
         g.classify("x" * 101)
 
 

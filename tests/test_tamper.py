@@ -121,6 +121,9 @@ def mutations(other_model: Path, other_tokenizer: Path) -> dict[str, Mutation]:
         "threshold Infinity": _raw(lambda t: t.replace('"threshold": ', '"threshold": Infinity, "_": ')),
         "unsafe_index 0 (inverted)": _set(("unsafe_index",), 0),
         "labels swapped (inverted)": _set(("labels",), ["unsafe", "safe"]),
+        "labels renamed, unsafe_index 0 (inverted)": _raw(lambda t: t.replace('"safe"', '"A"').replace(
+            '"unsafe"', '"B"').replace('"unsafe_index": 1', '"unsafe_index": 0')),
+        "labels renamed": _set(("labels",), ["LABEL_0", "LABEL_1"]),
         "max_length 128.0": _set(("max_length",), 128.0), "max_length past the positions": _set(("max_length",), 4096),
         "max_length 8": _set(("max_length",), 8), "window_overlap = max_length": _set(("text", "window_overlap"), 64),
         "schema_version 4": _set(("schema_version",), 4), "schema_version '2'": _set(("schema_version",), "2"),

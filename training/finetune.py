@@ -57,10 +57,12 @@ def _load(specs: list[SourceSpec], root: str | None) -> Any:
 def build_splits(data: DataRecipe, data_dir: str | None) -> tuple[Any, Any]:
     """(train/dev/test DatasetDict, holdout Dataset or None), built by seed: the same rows for every recipe
     that names the same data section."""
+    from guard_sdk.training.evasion.suite import every_prompt
+
     root = data_dir or data.data_dir
     pool = _load(data.sources, root)
     holdout = _load(data.holdout, root) if data.holdout else None
-    splits = D.make_splits(pool, data.seed, data.splits, holdout)
+    splits = D.make_splits(pool, data.seed, data.splits, holdout, every_prompt())
     splits["train"] = D.cap_per_source(splits["train"], data.max_train_rows_per_source, data.seed)
     return splits, holdout
 

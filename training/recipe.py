@@ -242,9 +242,15 @@ def check_splits(splits: dict[str, float], where: str) -> None:
 
 
 def check_data(data: DataRecipe, where: str) -> None:
+    from guard_sdk.training.data.sources import EVALUATION_ONLY
+
     check_splits(data.splits, where)
     if not data.sources:
         raise RecipeError(f"{where}: data.sources is empty")
+    trained = sorted({s.data for s in data.sources} & EVALUATION_ONLY)
+    if trained:
+        raise RecipeError(f"{where}: data.sources names {', '.join(trained)}, kept for evaluation only (the public "
+                          "suite's sets never enter training): list them under data.holdout")
 
 
 def check_positive(values: dict[str, float], where: str) -> None:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from guard_sdk.marked import marked_blocks
+
 MB = 1e6
 
 
@@ -242,6 +244,8 @@ def write(records: list[dict[str, Any]], machine: dict[str, Any], out: Path,
     written = [out / "results.json", out / "RESULTS.md"]
     data = {"machine": machine, "records": records, "quality": quality or []}
     written[0].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(full_markdown(records, machine, quality), encoding="utf-8")
+    kept = marked_blocks(written[1].read_text(encoding="utf-8")) if written[1].is_file() else []
+    written[1].write_text("\n\n".join([full_markdown(records, machine, quality).rstrip("\n"), *kept]) + "\n",
+                          encoding="utf-8")
     plots = [plot_latency(records, out / "latency.png"), plot_size_f1(quality or [], out / "size_f1.png")]
     return written + [p for p in plots if p]

@@ -95,7 +95,7 @@ def add_runtime(p: argparse.ArgumentParser, threads: bool = True) -> None:
 
 
 def add_trusted_keys(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trusted-key", type=Path, action="append", default=None, metavar="PUBLIC.pem",
+    p.add_argument("--trusted-key", "--key", type=Path, action="append", default=None, metavar="PUBLIC.pem",
                    dest="trusted_keys",
                    help="an Ed25519 public key (PEM) one of which must have signed the bundle (guard-sdk sign); "
                    "repeat for several (default: signatures are not checked)")

@@ -35,12 +35,13 @@ def make_splits(
     seed: int,
     fractions: Mapping[str, float],
     holdout: Any | None = None,
+    evaluation_prompts: Sequence[str] = (),
 ) -> Any:
     """train/dev/test (the names of ``fractions``) by group, then the leftovers removed.
 
     Drops rows that repeat another's normalised (prompt, response, label) within a split, and every
-    train or dev row that shares a group or a normalised prompt with a ``holdout`` row (a source kept for
-    evaluation only). Unlabelled rows are refused.
+    row that shares a group or a normalised prompt with a ``holdout`` row (a source kept for evaluation only), or
+    whose normalised prompt is one of ``evaluation_prompts`` (a suite of our own). Unlabelled rows are refused.
     """
     import datasets
 
@@ -49,9 +50,9 @@ def make_splits(
     unlabelled = sum(label is None for label in dataset["label"])
     if unlabelled:
         raise DataError(f"{unlabelled} rows have no label; label them with a teacher before splitting")
-    banned: set[str] = set()
+    banned = {normalize(p) for p in evaluation_prompts}
     if holdout is not None:
-        banned = set(holdout["group"]) | {normalize(p) for p in holdout["prompt"]}
+        banned |= set(holdout["group"]) | {normalize(p) for p in holdout["prompt"]}
     names = list(fractions)
     shares = [fractions[n] for n in names]
     chosen: dict[str, list[int]] = {n: [] for n in names}

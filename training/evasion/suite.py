@@ -40,6 +40,11 @@ def load_prompts(path: Path = PROMPTS) -> dict[str, list[str]]:
     return found
 
 
+def every_prompt() -> list[str]:
+    """The suite's 300 prompts, every kind: no training split or generated row may repeat one."""
+    return [prompt for prompts in load_prompts().values() for prompt in prompts]
+
+
 def run_evasion(scorer: Scorer, threshold: float, guard: str, transforms: Sequence[Transform] = TRANSFORMS,
                 prompts: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Every prompt under every transform, scored once each: flagged shares per transform and kind."""

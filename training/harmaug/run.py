@@ -158,7 +158,8 @@ def _record(out: Path, stage: str, summary: dict[str, Any], seconds: float) -> d
 
 
 def seed_prompts(recipe: AugmentRecipe, data_dir: str | None) -> tuple[list[str], list[str]]:
-    """(exemplars: the harmful prompt-only rows of the train split, every other seed and holdout prompt).
+    """(exemplars: the harmful prompt-only rows of the train split, every other seed and holdout prompt and the
+    evasion suite's).
 
     The split is the one a training recipe with the same data section makes, so no dev or test prompt is
     ever shown to the generator; all prompts, those included, are what new instructions must not repeat.
@@ -170,9 +171,11 @@ def seed_prompts(recipe: AugmentRecipe, data_dir: str | None) -> tuple[list[str]
     if len(exemplars) < recipe.instructions.k:
         raise InputError(f"the seed data's train split has {len(exemplars)} harmful prompts; instructions.k is "
                          f"{recipe.instructions.k}")
+    from guard_sdk.training.evasion.suite import every_prompt
+
     chosen = set(exemplars)
     parts = [*splits.values(), *([holdout] if holdout is not None else [])]
-    others = sorted({p for part in parts for p in part["prompt"]} - chosen)
+    others = sorted(({p for part in parts for p in part["prompt"]} | set(every_prompt())) - chosen)
     return exemplars, others
 
 

@@ -145,8 +145,15 @@ public final class Manifest {
     if (!(threshold > 0 && threshold < 1)) {
       throw malformed("threshold " + threshold + " is outside (0, 1): it would flag everything or nothing");
     }
-    if (SAFE_NAMES.contains(labels.get(unsafeIndex).toLowerCase(java.util.Locale.ROOT))
-        || UNSAFE_NAMES.contains(labels.get(1 - unsafeIndex).toLowerCase(java.util.Locale.ROOT))) {
+    String unsafeName = labels.get(unsafeIndex).trim().toLowerCase(java.util.Locale.ROOT);
+    String otherName = labels.get(1 - unsafeIndex).trim().toLowerCase(java.util.Locale.ROOT);
+    for (String label : new String[] {unsafeName, otherName}) {
+      if (!SAFE_NAMES.contains(label) && !UNSAFE_NAMES.contains(label)) {
+        throw malformed("labels " + labels + " must name one safe and one unsafe class (safe / unsafe, benign /"
+            + " harmful, ...), as export writes them");
+      }
+    }
+    if (SAFE_NAMES.contains(unsafeName) || UNSAFE_NAMES.contains(otherName)) {
       throw malformed("unsafe_index " + unsafeIndex + " names the label " + labels.get(unsafeIndex)
           + " unsafe; the guard would be inverted");
     }

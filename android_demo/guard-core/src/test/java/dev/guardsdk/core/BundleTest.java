@@ -182,4 +182,13 @@ class BundleTest {
     assertEquals(GuardException.Reason.MANIFEST, e.reason());
     assertTrue(e.getMessage().contains("inverted"), e.getMessage());
   }
+
+  @Test
+  void labelsThatSayNothingAreRefusedSoAnInversionCannotHideBehindThem() throws IOException {
+    editManifestRegex("\"safe\",\\s*\"unsafe\"", "\"A\", \"B\"");
+    editManifest("\"unsafe_index\": 1", "\"unsafe_index\": 0");
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("must name one safe and one unsafe class"), e.getMessage());
+  }
 }
