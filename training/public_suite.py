@@ -29,6 +29,9 @@ Scorer = Callable[[Sequence[str], Sequence[str | None]], np.ndarray]
 
 BINARY = ("f1", "auprc", "recall", "fpr")  # the figures of a set with safe and unsafe rows
 COLUMNS = {"f1": "F1", "auprc": "AUPRC", "recall": "recall", "fpr": "FPR"}  # the table's figure columns
+# suite.json also gives each set's figures per kind of row (its category column: XSTest's types, HateCheck's
+# functionalities, CoCoNot's subcategories), where it has 2 to this many: which look-alikes a model flags.
+MAX_KINDS = 100
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,10 @@ def score_suite(loaded: dict[str, Any], scorer: Scorer, threshold: float, sets: 
             found = category_report(ds, [kept[(p, r)] for p, r in zip(ds["prompt"], ds["response"])], thresholds)
             if found is not None:
                 entry["categories"] = found
+        kinds = np.asarray([c or "" for c in ds["category"]]) if "category" in ds.column_names else None
+        if kinds is not None and 1 < len(set(kinds)) <= MAX_KINDS:  # XSTest's types, HateCheck's functionalities
+            entry["by_category"] = {k: metrics(labels[kinds == k], scores[kinds == k], threshold)
+                                    for k in sorted(set(kinds)) if k}
         if s.by:
             keys = [str(x).partition(":")[2] if str(x).startswith(f"{s.source}:") else "" for x in sources]
             order = [k for k, _ in s.by] + sorted(set(keys) - {k for k, _ in s.by})
