@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from guard_sdk.categories import TAXONOMY
-from guard_sdk.licences import LICENCES, UNKNOWN, builtin_of, licence_of
+from guard_sdk.licences import builtin_of, licence_of
 from guard_sdk.training.data.taxonomy import categories_of
 
 TOP_CATEGORIES = 3
@@ -35,7 +35,7 @@ def mix_table(splits: dict[str, Any], holdout: Any | None = None) -> str:
         held = Counter(zip(map(builtin_of, holdout["source"]), holdout["label"]))
         lines += ["", "Evaluation only (never trained on; their near-duplicates are removed from train and dev):", "",
                   "| source | licence | safe | unsafe |", "|---|---|---|---|"]
-        lines += [f"| `{s}` | {LICENCES.get(s, UNKNOWN)} | {held[(s, 0)]} | {held[(s, 1)]} |"
+        lines += [f"| `{s}` | {licence_of(s)} | {held[(s, 0)]} | {held[(s, 1)]} |"
                   for s in sorted({s for s, _ in held})]
     return "\n".join(lines + ["", category_table({**splits, "evaluation only": holdout})]) + "\n"
 
