@@ -71,3 +71,17 @@ def test_calibrate_max_f1_under_a_false_positive_ceiling_gives_up_recall_for_few
     assert calibrate(labels, scores, "max_f1", max_fpr=0.0) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="no cut keeps"):
         calibrate([1, 0], [0.1, 0.9], "max_f1", max_fpr=0.0)
+
+
+def test_calibrate_by_source_holds_the_ceiling_for_every_source_alike():
+    # Source "easy" has 18 safe rows far below everything; "hard" has 2 safe rows at 0.8 and 0.6 beside 2 unsafe
+    # rows at 0.9 and 0.7. Row by row, the best F1 (0.8, cut 0.7) flags one safe row of 20: an FPR of 0.05, under
+    # the ceiling of 0.1. Weighted by source (each row 1 / its source's size), that safe row weighs 1/4 against
+    # 1/2 + 1 of safe weight: 0.17, over the ceiling, which then holds only at the cut 0.9.
+    labels = [1, 0, 1, 0] + [0] * 18
+    scores = [0.9, 0.8, 0.7, 0.6] + [0.1] * 18
+    groups = ["hard"] * 4 + ["easy"] * 18
+    assert calibrate(labels, scores, "max_f1", max_fpr=0.1) == pytest.approx(0.65)
+    assert calibrate(labels, scores, "max_f1", max_fpr=0.1, groups=groups) == pytest.approx(0.85)
+    # Without a ceiling the weights change nothing here: the best F1 is the cut 0.7 either way.
+    assert calibrate(labels, scores, "max_f1", groups=groups) == calibrate(labels, scores, "max_f1")

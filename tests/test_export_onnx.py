@@ -300,7 +300,7 @@ def _recipe_export(tiny_bert, tmp_path, bundle):
                              max_length=32, int8_tolerance=0.05, int8_min_agreement=0.98,
                              views=["normalized", "payload"])
     recipe = SimpleNamespace(export=export, train=SimpleNamespace(max_length=32),
-                             calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None))
+                             calibration=SimpleNamespace(rule="max_f1", threshold=None, max_fpr=None, balance="none"))
     return model_dir, dev, scores, dev_report, recipe
 
 

@@ -81,13 +81,17 @@ def to_markdown(result: dict[str, Any], title: str) -> str:
 
 
 def calibrate(labels: Sequence[int], scores: Sequence[float], rule: str, threshold: float | None = None,
-              max_fpr: float | None = None) -> float:
+              max_fpr: float | None = None, groups: Sequence[str] | None = None) -> float:
     """The decision threshold by ``rule``.
 
     ``max_f1``: among the cuts that give the best F1 on these rows, and keep their false-positive rate at or
     under ``max_fpr`` when one is given (a deployment's ceiling on false alarms), the lowest; the threshold is
     then put halfway to the next lower score, so that it keeps the same decisions here and a margin against the
-    small shifts int8 brings. ``fixed``: ``threshold`` as given.
+    small shifts int8 brings. With ``groups`` (each row's source), every group weighs the same in F1 and the
+    false-positive rate (each row 1 / its group's size): a dev split whose safe rows are mostly one easy source
+    would otherwise hold the ceiling on average while the other kinds of traffic see several times the false
+    alarms.
+    ``fixed``: ``threshold`` as given.
     """
     if rule == "fixed":
         if threshold is None:
@@ -98,12 +102,17 @@ def calibrate(labels: Sequence[int], scores: Sequence[float], rule: str, thresho
     y, s = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
     if not y.any() or y.all():
         raise ValueError("max_f1 calibration needs both safe and unsafe rows")
+    w = np.ones(len(y))
+    if groups is not None:
+        _, group, sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+        w = 1.0 / sizes[group]
     order = np.argsort(-s, kind="stable")
-    ranked, hits = s[order], y[order]
+    ranked, hits, weight = s[order], y[order], w[order]
     last = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))  # each distinct score's last row
-    tp, flagged = np.cumsum(hits)[last], last + 1
-    f1 = 2 * tp / (flagged + y.sum())
-    fpr = (flagged - tp) / (len(y) - y.sum())
+    tp, flagged = np.cumsum(hits * weight)[last], np.cumsum(weight)[last]
+    unsafe = (y * w).sum()
+    f1 = 2 * tp / (flagged + unsafe)
+    fpr = (flagged - tp) / (w.sum() - unsafe)
     allowed = np.ones_like(f1, dtype=bool) if max_fpr is None else fpr <= max_fpr + 1e-12
     if not allowed.any():
         raise ValueError(f"no cut keeps the false-positive rate at or under {max_fpr}")

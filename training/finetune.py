@@ -29,6 +29,7 @@ from guard_sdk.training.evaluate import (
     write_report,
 )
 from guard_sdk.training.recipe import (
+    CalibrationRecipe,
     DataRecipe,
     Recipe,
     SourceSpec,
@@ -48,6 +49,11 @@ class FinetuneResult:
     dev: dict[str, Any]  # evaluation report of the PyTorch model on dev
     bundle: Path | None
     bundle_reports: dict[str, dict[str, Any]]  # split name -> report of the exported bundle
+
+
+def calibration_groups(dev: Any, c: CalibrationRecipe) -> list[str] | None:
+    """Each dev row's source where the recipe weighs every source alike in calibration (``balance: source``)."""
+    return list(dev["source"]) if c.balance == "source" else None
 
 
 def _load(specs: list[SourceSpec], root: str | None) -> Any:
@@ -141,7 +147,7 @@ def finetune(recipe: Recipe, *, recipe_path: str | None = None, data_dir: str | 
     scores = score_torch(model, tokenizer, encoder, dev["prompt"], dev["response"], recipe.train.eval_batch_size,
                          progress)
     c = recipe.calibration
-    threshold = calibrate(dev["label"], scores, c.rule, c.threshold, c.max_fpr)
+    threshold = calibrate(dev["label"], scores, c.rule, c.threshold, c.max_fpr, calibration_groups(dev, c))
     dev_report = report(dev["label"], scores, dev["source"], levels_of(dev), threshold)
     write_report(dev_report, out, "eval_dev_pytorch", "dev, PyTorch model")
     log.info("threshold %.4f (%s on dev): dev F1 %.3f", threshold, c.rule, dev_report["overall"]["f1"] or 0)
@@ -212,7 +218,8 @@ def export_and_evaluate(recipe: Recipe, model_dir: Path, eval_sets: dict[str, An
     scores = {"dev": score_with_guard(guard, dev, progress)}
     calibrated = ""
     if c.rule != "fixed":
-        threshold = calibrate(dev["label"], scores["dev"], c.rule, c.threshold, c.max_fpr)
+        threshold = calibrate(dev["label"], scores["dev"], c.rule, c.threshold, c.max_fpr,
+                              calibration_groups(dev, c))
         calibrated = (f"The threshold, {threshold:.4g}, is the calibration rule ({c.rule}) applied to this bundle's "
                       f"own dev scores (its views and `{guard.artifact.path}`); the PyTorch model's is "
                       f"{dev_report['threshold']:.4g}. ")

@@ -18,6 +18,7 @@ from guard_sdk.errors import FolderInUseError, InputError
 from guard_sdk.views import check_view_names
 
 CALIBRATION_RULES = ("max_f1", "fixed")
+CALIBRATION_BALANCES = ("none", "source")
 CATEGORY_BALANCE = ("none", "sqrt")
 BACKENDS = ("local", "openai", "llamacpp")
 TEACHERS = ("llama_guard", "classifier")
@@ -72,6 +73,7 @@ class CalibrationRecipe:
     rule: str  # max_f1: the dev threshold with the best F1; fixed: `threshold` as written
     threshold: float | None
     max_fpr: float | None  # max_f1: the best F1 among cuts whose dev false-positive rate stays at or under this
+    balance: str  # none: every dev row alike; source: every dev source alike (F1 and the false-positive rate)
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,9 @@ def _check(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: calibration.threshold is a number in [0, 1] with rule fixed, and null otherwise")
     if c.max_fpr is not None and (c.rule != "max_f1" or not 0 <= c.max_fpr <= 1):
         raise RecipeError(f"{where}: calibration.max_fpr is a number in [0, 1] with rule max_f1, or null")
+    if c.balance not in CALIBRATION_BALANCES:
+        raise RecipeError(f"{where}: calibration.balance must be one of {', '.join(CALIBRATION_BALANCES)}, "
+                          f"got {c.balance!r}")
     if recipe.export is not None and (problem := check_view_names(tuple(recipe.export.views))):
         raise RecipeError(f"{where}: export.{problem}")
     k = recipe.categories
