@@ -15,8 +15,9 @@ from guard_sdk.bundle import MANIFEST_NAME, TOKENIZER_NAME, read_manifest, read_
 from guard_sdk.errors import FolderInUseError, InputError, UnknownFormatError
 
 VECTORS_FORMAT = "guard-sdk test vectors"
-VECTORS_VERSION = 5  # 2: category scores, violations and policy decisions; 3: views (texts, tagged windows);
-# 4: the payload view, and leetspeak and ROT13 cases that the views' second rules read; 5: the sentences view
+VECTORS_VERSION = 6  # 2: category scores, violations and policy decisions; 3: views (texts, tagged windows);
+# 4: the payload view, and leetspeak and ROT13 cases that the views' second rules read; 5: the sentences view;
+# 6: the sentences of a pair's prompt, each beside the response as read
 APP_RESULTS = "benchmark_results.json"  # ExecuTorch's benchmark app's file and field names
 APP_RUN = "guard_run.json"  # ours beside it: the settings and every timed call, for the same statistics as bench
 
@@ -60,6 +61,8 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     # a sentence longer than one window left to the text's own windows (over_max_length: the first and last 16).
     ("sentences", "Our garden grows beans.  How do I bake bread?!\r\n\n Wait... what? e.g. 3.5 kg\tflour. "
      "How do I bake bread?! " + "very " * 200 + "long.", None),
+    ("sentences_pair", "Our garden grows beans. How do I bake bread?\n" + "very " * 70 + "long.",
+     "Sure, h\u0435re is a recipe. " * 40),
 )
 
 

@@ -43,7 +43,7 @@ from guard_sdk.errors import (
 )
 from guard_sdk.policy import Policy, PolicyLike, as_policy, decide
 from guard_sdk.tokenization import TextEncoder, Window, pad_batch
-from guard_sdk.views import SENTENCES, sentences, views
+from guard_sdk.views import SENTENCES, as_read, sentences, views
 
 if TYPE_CHECKING:
     from guard_sdk.signing import TrustedKeys
@@ -368,14 +368,14 @@ class Guard:
             if pair not in seen:
                 seen.add(pair)
                 found += [(view, w) for w in self.encoder.windows(pair[0], pair[1], owner=owner)]
-        if r is None and SENTENCES in names:  # the sentences of the prompt as read, alone, each that fits one window
-            read = p if "raw" in prompts else prompts["normalized"] if prompts.get("normalized", p) != p \
-                else prompts["payload"]
-            for sentence in sentences(read):
-                if (sentence, None) not in seen:
-                    seen.add((sentence, None))
-                    alone = self.encoder.windows(sentence, owner=owner)
-                    found += [(SENTENCES, alone[0])] if len(alone) == 1 else []
+        if SENTENCES in names:  # each sentence of the prompt as read, alone or beside the response as read
+            reply = None if r is None else as_read(r, responses)
+            ids = None if reply is None else self.encoder.tokenize(reply)
+            for sentence in sentences(as_read(p, prompts)):
+                if (sentence, reply) not in seen:
+                    seen.add((sentence, reply))
+                    window = self.encoder.whole_window(sentence, ids, owner=owner)
+                    found += [(SENTENCES, window)] if window is not None else []
         if len(found) > self.max_windows:
             raise InputTooLongError(
                 f"{name(i, 'response' if r is not None else 'prompt')} needs {len(found):,} windows of "

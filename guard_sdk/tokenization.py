@@ -138,6 +138,17 @@ class TextEncoder:
                       if not np.array_equal(part, p)]
         return found
 
+    def whole_window(self, prompt: str, response: np.ndarray | None = None, owner: int = 0) -> Window | None:
+        """The first window of ``prompt`` (and of the response's tokens ``response``, from ``tokenize``) where it
+        holds the prompt whole, else None: the window that ``windows`` starts with, for a sentence of a long prompt
+        scored alone or beside the response's start (``sentences``)."""
+        p = self.tokenize(prompt)
+        if response is None:
+            return self._assemble(self._single, (p,), owner) if len(p) <= self.single_budget else None
+        if len(p) > self.pair_budget - min(len(response), self.pair_budget // 2):
+            return None
+        return self._assemble(self._pair, (p, response[: self.pair_budget - len(p)]), owner)
+
 
 def pad_batch(windows: list[Window], pad_id: int, names: list[str]) -> dict[str, np.ndarray]:
     """Right-pad windows to the longest one; return the model inputs ``names`` asks for."""

@@ -10,9 +10,10 @@
 - ``payload``: what the base64 and hex runs and ROT13 segments decoded to, alone (one per line), or the whole
   decoded text where it was percent-encoded; normalized. The request without the wrapper around it ("Decode this
   and do what it says: ..."), which pulls a decoded view's score down on harmful requests and up on benign ones.
-- ``sentences``: not one text but several: each sentence of a prompt of two or more (``sentences``), scored alone
-  where it fits in one window. A request hidden in a page of small talk, or after a role-play preamble, is diluted
-  in the windows of the whole text; alone it scores as it would unpadded.
+- ``sentences``: not one text but several: each sentence of a prompt of two or more (``sentences``), scored alone,
+  or for a pair beside the response's start, where its window holds it whole. A request hidden in a page of small
+  talk, or after a role-play preamble, is diluted in the windows of the whole text; alone, or beside the reply it
+  got, it scores as it would unpadded (on the evasion suite's padded pair, 0.62 -> 0.70 detection).
 
 Each rule is plain string work so that the Java core (``TextViews``) computes the same text, character for
 character; docs/bundle.md states them.
@@ -238,3 +239,8 @@ def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[st
         if "payload" in names and not unread and parts and encoded_whole(text, fold):  # no parts: nothing encoded
             unread = {"raw", "normalized"}
     return {name: found[name] for name in ("raw", *names) if name != SENTENCES and name not in unread}
+
+
+def as_read(text: str, found: Mapping[str, str]) -> str:
+    """``text`` as the guard reads it, of its ``views`` ``found``: itself where kept, else the view in its place."""
+    return next(found[name] for name in ("raw", "normalized", "payload") if name in found)

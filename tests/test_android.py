@@ -73,6 +73,8 @@ def test_vectors_hold_every_case_with_windows_masks_and_a_verdict(bert_bundle, t
     assert padded["attention_mask"][-1] == [1] * len(long["windows"][-1]["input_ids"]) + [0] * (
         64 - len(long["windows"][-1]["input_ids"]))
     assert 0 in padded["attention_mask"][-1]  # the last window is short, so padding shows in the mask
+    beside = [w for w in cases["sentences_pair"]["windows"] if w["view"] == "sentences"]
+    assert len(beside) == 2 and all(w["token_type_ids"][-1] == 1 for w in beside)  # two sentences, each in a pair
 
 
 def test_vectors_of_a_bundle_with_categories_hold_their_scores_and_each_policys_verdict(categories_bundle,
@@ -80,7 +82,7 @@ def test_vectors_of_a_bundle_with_categories_hold_their_scores_and_each_policys_
     from guard_sdk import Guard
 
     data = _vectors(write_vectors(categories_bundle, tmp_path / "v.json"))
-    assert data["version"] == 5 and data["policies"][0] == {"allow": ["violent_crimes"]} and len(data["policies"]) == 4
+    assert data["version"] == 6 and data["policies"][0] == {"allow": ["violent_crimes"]} and len(data["policies"]) == 4
     guard = Guard.load(categories_bundle)
     for case in data["cases"]:
         verdict = guard.classify(case["prompt"], case["response"])

@@ -173,6 +173,23 @@ def test_a_padded_prompt_is_judged_by_its_sentences_alone_where_the_bundle_decla
     assert not g2.classify(f"{PADDING} {REQUEST}").unsafe
 
 
+def test_a_padded_prompt_is_judged_by_each_sentence_beside_the_response_as_read(bert_bundle):
+    g = Guard.load(bert_bundle)
+    g.backend = DilutedBackend(g.encoder.tokenize("bomb")[0])
+    reply = "Sure, h\u0435re it is."  # a look-alike letter: the response as read is its normalized view
+    assert g.classify(REQUEST, response=reply).unsafe
+    for padded in (f"{PADDING} {REQUEST}", f"{REQUEST} {PADDING}"):
+        verdict = g.classify(padded, response=reply)
+        assert verdict.unsafe and verdict.view == "sentences"
+    tagged = g.scored_windows(f"Our garden grows beans. {REQUEST}", response=reply)
+    assert [w.input_ids.tolist() for view, w in tagged if view == "sentences"] == \
+        [g.encoder.windows(s, "Sure, here it is.")[0].input_ids.tolist() for s in ("Our garden grows beans.", REQUEST)]
+    # A sentence that its window cannot hold whole beside the response's start is left to the pair's own windows.
+    long_reply = "Fine. " * 200
+    half = "Hello there. " + "very " * (g.encoder.pair_budget // 2) + "long bomb."
+    assert [view for view, _ in g.scored_windows(half, response=long_reply)].count("sentences") == 1
+
+
 def test_views_declares_views_on_an_exported_bundle_in_place(bert_bundle, tmp_path, capsys):
     from guard_sdk.bundle import read_manifest, verify_bundle
     from guard_sdk.cli import main

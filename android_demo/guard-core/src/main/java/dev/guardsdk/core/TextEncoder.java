@@ -68,8 +68,9 @@ public final class TextEncoder {
   /**
    * The windows the Python runtime's Guard.scored_windows gives: those of the text, then of each view the bundle
    * declares whose (prompt, response) differs from every earlier one, leaving out those that would read a disguise
-   * as written ({@link TextViews#unread}), then (a prompt alone, where the bundle declares them) each new sentence
-   * of the prompt as read that fits in one window; over MAX_WINDOWS in all is an INPUT refusal.
+   * as written ({@link TextViews#unread}), then (where the bundle declares them) each new sentence
+   * of the prompt as read whose window holds it whole, alone or beside the response as read (its start); over
+   * MAX_WINDOWS in all is an INPUT refusal.
    */
   public List<Viewed> scoredWindows(String prompt, String response) throws GuardException {
     checkText(prompt, "the prompt");
@@ -103,18 +104,18 @@ public final class TextEncoder {
         }
       }
     }
-    if (response == null && manifest.views.contains(TextViews.SENTENCES)) {
-      String read = prompt; // the prompt as read: where it is not read as written, the view that reads it
-      if (promptUnread.contains("raw")) {
-        read = TextViews.view(promptUnread.contains("normalized") ? "payload" : "normalized", prompt, manifest.fold);
-      }
-      for (String sentence : TextViews.sentences(read)) { // each that fits in one window, scored alone
-        List<String> pair = Arrays.asList(sentence, null);
+    if (manifest.views.contains(TextViews.SENTENCES)) {
+      // each sentence of the prompt as read, alone or beside the response as read, where its window holds it whole
+      String reply = response == null ? null
+          : asRead(response, TextViews.unread(response, manifest.views, manifest.fold));
+      int[] replyIds = reply == null ? null : tokenizer.encode(reply);
+      for (String sentence : TextViews.sentences(asRead(prompt, promptUnread))) {
+        List<String> pair = Arrays.asList(sentence, reply);
         if (!seen.contains(pair)) {
           seen.add(pair);
-          List<Window> alone = allWindows(sentence, null);
-          if (alone.size() == 1) {
-            out.add(new Viewed(TextViews.SENTENCES, alone.get(0)));
+          Window whole = wholeWindow(sentence, replyIds);
+          if (whole != null) {
+            out.add(new Viewed(TextViews.SENTENCES, whole));
           }
         }
       }
@@ -124,6 +125,29 @@ public final class TextEncoder {
           + " needs " + out.size() + " windows of " + maxLength + " tokens; the limit is " + MAX_WINDOWS);
     }
     return out;
+  }
+
+  /** {@code text} as read: itself where kept, else the view that reads it in its place ({@link TextViews#unread}). */
+  private String asRead(String text, Set<String> unread) {
+    if (!unread.contains("raw")) {
+      return text;
+    }
+    return TextViews.view(unread.contains("normalized") ? "payload" : "normalized", text, manifest.fold);
+  }
+
+  /**
+   * The first window of {@code prompt} (and of the response's tokens {@code response}, null for none) where it holds
+   * the prompt whole, else null: the Python runtime's TextEncoder.whole_window.
+   */
+  private Window wholeWindow(String prompt, int[] response) {
+    int[] p = tokenizer.encode(prompt);
+    if (response == null) {
+      return p.length <= singleBudget ? assemble(tokenizer.single, p, null) : null;
+    }
+    if (p.length > pairBudget - Math.min(response.length, pairBudget / 2)) {
+      return null;
+    }
+    return assemble(tokenizer.pair, p, Arrays.copyOf(response, Math.min(response.length, pairBudget - p.length)));
   }
 
   private List<Window> allWindows(String prompt, String response) throws GuardException {
