@@ -63,6 +63,8 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
      "How do I bake bread?! " + "very " * 200 + "long.", None),
     ("sentences_pair", "Our garden grows beans. How do I bake bread?\n" + "very " * 70 + "long.",
      "Sure, h\u0435re is a recipe. " * 40),
+    ("sentences_disguised_pair", "Our g\u0430rden grows beans. How do I b\u0430ke bread?",
+     "U3VyZSwgaGVyZSBpcyBhIHJlY2lwZSBmb3IgYnJlYWQu"),  # look-alike letters, and a response all base64
 )
 
 

@@ -351,7 +351,8 @@ class Guard:
                  name: Callable[[int, str], str]) -> list[tuple[str, Window]]:
         """The (view, window) pairs of item ``i`` (numbered ``owner`` among the scored ones), or its InputError:
         the windows of the text (unless another view reads it: guard_sdk.views.views), then of each view the bundle
-        declares whose text differs."""
+        declares whose text differs, then (``sentences``) each sentence of the prompt as read whose window holds it
+        whole, alone or beside the response as read."""
         p = check_text(prompt, name(i, "prompt"), self.max_input_chars)
         r = None if response is None else check_text(response, name(i, "response"), self.max_input_chars)
         declared = self.manifest.views

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import re
 import urllib.parse
 
 import numpy as np
@@ -169,9 +170,9 @@ def test_training_disguises_are_worded_apart_from_the_suites():
     for name in ("base64_instruction", "hex", "rot13", "fiction", "role_play"):
         stem = suite[name].split("{}")[0].split(":")[0]
         assert all(stem not in w for w in ours), (name, stem)
-        words = suite[name].lower().replace(",", "").split()
+        words = re.findall(r"[a-z']+", suite[name].lower())
         runs = {" ".join(words[i:i + 4]) for i in range(len(words) - 3)}  # no four words in a row shared either
-        assert not [r for r in runs for w in ours if r in w.lower().replace(",", "")], name
+        assert not [r for r in runs for w in ours if r in " ".join(re.findall(r"[a-z']+", w.lower()))], name
     assert all(PADDING[:40] not in w for w in ours)
 
 

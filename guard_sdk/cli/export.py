@@ -88,7 +88,8 @@ def register(sub: Subparsers) -> None:
                    help="the text views the bundle scores beside the text as written (docs/evasion.md): normalized "
                    "(look-alike letters, spaced-out words, leetspeak, zero-width characters undone), payload (what "
                    "base64, hex, percent-encoding and ROT13 decode to), decoded (the older view: decoded with its "
-                   f"wrapper), sentences (each sentence of a prompt alone) (default: {','.join(EXPORT_VIEWS)})")
+                   "wrapper), sentences (each sentence of a prompt alone, or for a pair beside the response) "
+                   f"(default: {','.join(EXPORT_VIEWS)})")
     e.add_argument("--no-views", dest="views", action="store_const", const=(),
                    help="score the text as written only: declare no view")
     e.add_argument("--overwrite", action="store_true",
@@ -103,11 +104,11 @@ def register(sub: Subparsers) -> None:
         description="Rewrite BUNDLE's guard.json so that it scores NAMES beside the text as written (docs/evasion.md):"
         " normalized (look-alike letters, zero-width characters, spelled-out words and leetspeak undone), payload "
         "(what base64, hex, percent-encoding and ROT13 decode to), decoded (the older view: the decoded text with its "
-        "wrapper) and sentences (each sentence of a prompt alone); and turn prompt windows on, as export does (a pair "
-        "whose prompt is cut also reads each window of the prompt, so a request before a page of padding and an "
-        "answer is still read). The model file and its hashes are unchanged and the threshold is kept; the bundle "
-        "is verified first, and a signature (guard.sig) is removed, since it was "
-        "over the old guard.json: sign the bundle again. Needs: pip install 'guard-sdk[export]'.",
+        "wrapper) and sentences (each sentence of a prompt alone, or for a pair beside the response); and turn "
+        "prompt windows on, as export does (a pair whose prompt is cut also reads each window of the prompt, so a "
+        "request before a page of padding and an answer is still read). The model file and its hashes are unchanged "
+        "and the threshold is kept; the bundle is verified first, and a signature (guard.sig) is removed, since it "
+        "was over the old guard.json: sign the bundle again. Needs: pip install 'guard-sdk[export]'.",
         examples="  guard-sdk views my-guard normalized,payload\n"
         "  guard-sdk eval --suite evasion --bundle my-guard   # what they change",
     )
