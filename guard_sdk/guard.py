@@ -370,9 +370,10 @@ class Guard:
                 seen.add(pair)
                 found += [(view, w) for w in self.encoder.windows(pair[0], pair[1], owner=owner)]
         if SENTENCES in names:  # each sentence of the prompt as read, alone or beside the response as read
-            reply = None if r is None else as_read(r, responses)
-            ids = None if reply is None else self.encoder.tokenize(reply)
-            for sentence in sentences(as_read(p, prompts)):
+            reply = None if r is None else as_read(responses)
+            parts = sentences(as_read(prompts))
+            ids = None if reply is None or not parts else self.encoder.tokenize(reply)
+            for sentence in parts:
                 if (sentence, reply) not in seen:
                     seen.add((sentence, reply))
                     window = self.encoder.whole_window(sentence, ids, owner=owner)

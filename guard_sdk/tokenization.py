@@ -127,7 +127,7 @@ class TextEncoder:
             return [self._assemble(self._single, (p[s : s + size],), owner) for s in starts]
         r = self.tokenize(response)
         budget = self.pair_budget
-        keep = min(len(p), budget - min(len(r), budget // 2))
+        keep = min(len(p), self._prompt_room(len(r)))
         whole, size = p, budget - keep
         if keep < len(p):
             p = p[len(p) - keep :] if self.text.prompt_truncation_side == "left" else p[:keep]
@@ -145,9 +145,13 @@ class TextEncoder:
         p = self.tokenize(prompt)
         if response is None:
             return self._assemble(self._single, (p,), owner) if len(p) <= self.single_budget else None
-        if len(p) > self.pair_budget - min(len(response), self.pair_budget // 2):
+        if len(p) > self._prompt_room(len(response)):
             return None
         return self._assemble(self._pair, (p, response[: self.pair_budget - len(p)]), owner)
+
+    def _prompt_room(self, response_tokens: int) -> int:
+        """The prompt's tokens a pair window keeps: what the response leaves, and at least half the budget."""
+        return self.pair_budget - min(response_tokens, self.pair_budget // 2)
 
 
 def pad_batch(windows: list[Window], pad_id: int, names: list[str]) -> dict[str, np.ndarray]:

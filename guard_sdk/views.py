@@ -241,6 +241,6 @@ def views(text: str, names: tuple[str, ...], fold: Mapping[str, str]) -> dict[st
     return {name: found[name] for name in ("raw", *names) if name != SENTENCES and name not in unread}
 
 
-def as_read(text: str, found: Mapping[str, str]) -> str:
-    """``text`` as the guard reads it, of its ``views`` ``found``: itself where kept, else the view in its place."""
+def as_read(found: Mapping[str, str]) -> str:
+    """A text as the guard reads it, from its ``views`` ``found``: itself where kept, else the view in its place."""
     return next(found[name] for name in ("raw", "normalized", "payload") if name in found)

@@ -108,8 +108,9 @@ public final class TextEncoder {
       // each sentence of the prompt as read, alone or beside the response as read, where its window holds it whole
       String reply = response == null ? null
           : asRead(response, TextViews.unread(response, manifest.views, manifest.fold));
-      int[] replyIds = reply == null ? null : tokenizer.encode(reply);
-      for (String sentence : TextViews.sentences(asRead(prompt, promptUnread))) {
+      List<String> parts = TextViews.sentences(asRead(prompt, promptUnread));
+      int[] replyIds = reply == null || parts.isEmpty() ? null : tokenizer.encode(reply);
+      for (String sentence : parts) {
         List<String> pair = Arrays.asList(sentence, reply);
         if (!seen.contains(pair)) {
           seen.add(pair);
@@ -144,10 +145,15 @@ public final class TextEncoder {
     if (response == null) {
       return p.length <= singleBudget ? assemble(tokenizer.single, p, null) : null;
     }
-    if (p.length > pairBudget - Math.min(response.length, pairBudget / 2)) {
+    if (p.length > promptRoom(response.length)) {
       return null;
     }
     return assemble(tokenizer.pair, p, Arrays.copyOf(response, Math.min(response.length, pairBudget - p.length)));
+  }
+
+  /** The prompt's tokens a pair window keeps: what the response leaves, and at least half the budget. */
+  private int promptRoom(int responseTokens) {
+    return pairBudget - Math.min(responseTokens, pairBudget / 2);
   }
 
   private List<Window> allWindows(String prompt, String response) throws GuardException {
@@ -161,7 +167,7 @@ public final class TextEncoder {
       return out;
     }
     int[] r = tokenizer.encode(checkText(response, "the response"));
-    int keep = Math.min(p.length, pairBudget - Math.min(r.length, pairBudget / 2));
+    int keep = Math.min(p.length, promptRoom(r.length));
     int[] whole = p;
     if (keep < p.length) {
       p = keepPromptEnd ? Arrays.copyOfRange(p, p.length - keep, p.length) : Arrays.copyOf(p, keep);
