@@ -110,14 +110,12 @@ teacher: standins
 	test -f $(TEACHER)/config.json || $(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-mpnet.yaml
 
 # HarmAug at the paper's roles on a CPU: the 1.5B generator writes harmful instructions (augment-qwen.yaml) and
-# answers each both ways, and the mpnet teacher labels every row, the look-alikes' prompts too, and the plain
-# everyday questions that only the student reads (augment-everyday.yaml).
+# answers each both ways, and the mpnet teacher labels every row and the look-alikes' prompts too.
 # Hours on 2 CPU cores (generation runs at about 35 tokens/s); every stage resumes where a killed run stopped.
 augment-broad: standins teacher
 	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-qwen.yaml
 	$(VENV)/bin/guard-sdk augment responses --recipe training/recipes/augment-qwen.yaml
-	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-everyday.yaml
-	for pair in qwen everyday $(LOOKALIKES); do \
+	for pair in qwen $(LOOKALIKES); do \
 	  $(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-$${pair%%:*}.yaml || exit 1; done
 
 # The candidate default first (row d+ with disguised copies, trained and exported: about 50 minutes on 2 CPU cores
@@ -129,7 +127,10 @@ ship-candidate: augment-broad
 # HarmAug's ablation on the broad mix, judged on the public evaluation sets (training/recipes/ablation-broad.yaml):
 # (a) the seed-only student, (b) the student on the broad mix, (c) + distillation from the mpnet teacher,
 # (d) + the HarmAug rows, (d+) + the benign look-alikes, (e) the teacher; writes docs/ablation-broad.md. Rows resume.
+# Row (d+) also reads plain everyday questions in the harmful rows' forms (augment-everyday.yaml, about an hour).
 ablation-broad: ship-candidate
+	$(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-everyday.yaml
+	$(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-everyday.yaml
 	$(VENV)/bin/guard-sdk ablation --recipe training/recipes/ablation-broad.yaml
 
 # HarmAug's ablation (training/recipes/ablation-offline.yaml): (a) the student on seed data, (b) + distillation
