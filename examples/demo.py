@@ -2,7 +2,7 @@
 
 Run with `make demo`. Reads seed prompts from ../shared/data (or $GUARD_DATA_DIR), never copies them,
 and writes everything under build/demo/. The probe trains only the classification head (seconds on a
-CPU); the embedded default guard is fine-tuned and distilled (training/recipes/distill-offline.yaml).
+CPU); the embedded default guard is distilled from a teacher (training/recipes/distill-broad-disguises.yaml).
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ def main() -> int:
     n = len(val_harmful) + len(val_harmless) + len(xstest_safe)
     print(f"  {n} prompts in {time.perf_counter() - start:.1f} s on this machine")
     print("  A linear probe over-blocks prompts that only look unsafe (XSTest) and saw no responses. The\n"
-          "  embedded default guard (`Guard.load()`) is distilled from a SmolLM2 teacher on seed prompts,\n"
-          "  responses and HarmAug rows; a 22M student, it still over-blocks look-alikes and judges a response\n"
-          "  mostly by its prompt (its MODEL_CARD.md has the figures; `.venv/bin/guard-sdk eval --data xstest`\n"
-          "  measures it here).")
+          "  embedded default guard (`Guard.load()`) is distilled from an mpnet teacher on the public sets of\n"
+          "  the shared data, HarmAug rows of a 1.5B generator and benign look-alikes; a 22M student, it still\n"
+          "  flags about a third of XSTest's look-alikes (its MODEL_CARD.md has the figures;\n"
+          "  `.venv/bin/guard-sdk eval --suite public` measures it here).")
 
     print("4/4 a few verdicts: the probe, then the embedded default guard (Guard.load(), distilled)")
     default = Guard.load()

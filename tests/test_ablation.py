@@ -85,8 +85,10 @@ def test_the_shipped_ablations_load_before_their_harmaug_rows_are_built(monkeypa
     assert [r.name for r in recipes.values()] == ["default-guard", "broad-student", "distill-broad",
                                                   "distill-broad-harmaug", "distill-broad-lookalikes",
                                                   "distill-broad-disguises", "teacher-mpnet"]
-    assert (broad.ship.candidate, broad.ship.against) == ("(d+) + disguised copies", "today's default (shipped int8)")
-    assert broad.rows[0].bundle == "default" and broad.ship.dev_split == "training/recipes/default-guard.yaml"
+    assert (broad.ship.candidate, broad.ship.against) == ("(d+) + disguised copies",
+                                                          "previous default (distill-offline, int8)")
+    assert broad.rows[0].bundle == "build/bundles/previous-default"  # make build/bundles/previous-default
+    assert broad.ship.dev_split == "training/recipes/default-guard.yaml"
     assert (broad.ship.fpr_source, broad.ship.max_f1_loss, broad.ship.max_fpr_rise) == (None, 0.02, 0.02)
     harmaug, lookalikes, teacher = (recipes["(d) + HarmAug rows"], recipes["(d+) + benign look-alikes"],
                                     recipes["(e) teacher"])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from guard_sdk import Guard
 from guard_sdk.cli import main
 
 from .conftest import TINY_INT8
@@ -262,8 +263,6 @@ def test_jsonl_parser_errors_are_the_lines_own_and_separators_stay_inside_a_line
     assert code == 2 and [r["line"] for r in records] == [1, 2, 3, 4]
     assert "score" in records[0] and "score" in records[3]
     assert "RecursionError" in records[1]["error"] and "ValueError" in records[2]["error"]
-    from guard_sdk import Guard
-
     pair = Guard.load(bert_bundle).classify("Tell me a joke", response="")
     assert records[3]["score"] == pytest.approx(pair.score)  # an empty response is scored as a pair
 
@@ -326,7 +325,12 @@ def test_flags_read_the_same_on_every_command():
 def test_verify_says_what_the_bundle_scores(categories_bundle):
     out = io.StringIO()
     assert main(["verify", "default"], out=out) == 0
-    assert out.getvalue().splitlines()[-1] == "  threshold 0.9716, views normalized, payload, categories none"
+    threshold = Guard.load().threshold
+    assert out.getvalue().splitlines()[-1] == (
+        f"  threshold {threshold:.4f}, views normalized, payload, sentences, categories violent_crimes, "
+        "non_violent_crimes, sex_related_crimes, child_sexual_exploitation, specialized_advice, privacy, "
+        "intellectual_property, indiscriminate_weapons, hate, suicide_self_harm, sexual_content, harassment, "
+        "misinformation")
     out = io.StringIO()
     assert main(["verify", str(categories_bundle)], out=out) == 0
     assert out.getvalue().splitlines()[-1].endswith("categories violent_crimes, privacy, hate")

@@ -69,18 +69,24 @@ def test_judges_responses(guard):
 
 
 def test_threshold_is_the_one_calibrated_on_dev(guard):
+    """The recipe's rule applied to the bundle's own dev scores (its views and int8 file: the most unsafe view can
+    only raise a row's score), beside the PyTorch model's cut, which the record keeps."""
     training = guard.manifest.source["training"]
-    assert guard.threshold == training["threshold"] and training["threshold_rule"] == "max_f1 on dev"
-    assert training["command"] == "guard-sdk distill --recipe training/recipes/distill-offline.yaml"
+    assert training["threshold_rule"] == "max_f1 on dev" and guard.threshold > training["threshold"]
+    card = (default_bundle_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert (f"The threshold, {guard.threshold:.4g}, is the calibration rule (max_f1) applied to this bundle's own dev "
+            "scores (its views and `model.int8.onnx`)") in card
+    assert training["command"] == "guard-sdk distill --recipe training/recipes/distill-broad-disguises.yaml"
     assert set(training["data"]) == {"train", "dev", "test", "holdout"}
     assert "xstest" not in training["data"]["train"] and "xstest" in training["data"]["holdout"]
-    harmaug = [source for source in training["data"]["train"] if source.startswith("harmaug:")]
-    assert harmaug  # ablation row (c): the seed data plus the HarmAug rows, which won the shipping rule
+    harmaug = {source for source in training["data"]["train"] if source.startswith("harmaug:")}
+    assert "harmaug:qwen" in harmaug  # the 1.5B generator's instructions, answered both ways, labelled by the teacher
+    assert {"toxicchat", "diasafety", "convabuse"} <= set(training["data"]["train"])  # the broad mix
 
 
 def test_model_card_gives_data_quality_parity_size_and_the_rebuild_command():
     card = (default_bundle_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
-    assert "Rebuild: `guard-sdk distill --recipe training/recipes/distill-offline.yaml`" in card
+    assert "Rebuild: `guard-sdk distill --recipe training/recipes/distill-broad-disguises.yaml`" in card
     assert "#### dev (model.int8.onnx)" in card and "#### holdout (model.int8.onnx)" in card
     assert "| `xstest` | 450 | 200 |" in card  # the 250 safe look-alikes and 200 unsafe contrasts, all scored
     assert "| `model.int8.onnx` | onnx | int8 |" in card and " MB |" in card
@@ -92,7 +98,8 @@ def test_model_card_lists_the_licences_of_what_it_trained_on_and_bars_commercial
     card = (default_bundle_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
     section = licence_section(verify_bundle(default_bundle_path()).source["training"])
     assert section in card and "| `alpaca_eval` | CC BY-NC 4.0 |" in section
-    assert "**Not for commercial use**: trained on `alpaca_eval`, `refusal_direction`, whose" in section
+    assert ("**Not for commercial use**: trained on `alert`, `alpaca_eval`, `do_not_answer`, `refusal_direction`, "
+            "`toxicchat`, whose") in section
 
 
 def test_cli_classifies_with_the_default_guard():
@@ -123,7 +130,7 @@ def test_disguised_prompts_are_read_through_the_views_and_judged_as_plain_ones(g
     from guard_sdk.training.evasion.transforms import TRANSFORMS
 
     transform = next(t for t in TRANSFORMS if t.name == disguise)
-    assert guard.manifest.views.names == ["normalized", "payload"]  # not sentences: docs/evasion.md says why
+    assert guard.manifest.views.names == ["normalized", "payload", "sentences"]
     for text in HARMFUL[:3] + BENIGN:
         plain, hidden = guard.classify(text), guard.classify(transform.apply(text))
         assert (hidden.unsafe, hidden.view) == (plain.unsafe, view), (disguise, text)

@@ -76,7 +76,7 @@ def test_the_shipped_recipe_is_valid():
 
 def test_exactly_one_shipped_recipe_writes_the_embedded_default_guard():
     writers = [p.name for p in SHIPPED if "guard_sdk/models/default" in p.read_text()]
-    assert writers == ["distill-offline.yaml"]  # the ablation's winner (docs/ablation.md)
+    assert writers == ["distill-broad-disguises.yaml"]  # the shipping rule's winner (docs/ship-candidate.md)
 
 
 @pytest.mark.parametrize("change,message", [
