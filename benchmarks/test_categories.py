@@ -2,13 +2,17 @@
 packaged all-MiniLM-L6-v2 as a two-label guard, and the same model with one more output per harm category of the
 taxonomy (guard_sdk.training.categories.append_head: a few rows of the last matmul, and the sigmoids the runtime
 takes of them), each exported to int8 ONNX with no text views, on a short prompt and on a full 128-token window.
-`pytest benchmarks/test_categories.py --benchmark-group-by=param:text` compares them.
+`pytest benchmarks/test_categories.py --benchmark-group-by=param:text` compares them; since its tests run one after
+the other, drift between them swung the ratio by 15 % from run to run, so the round-robin test calls the two heads
+in turn and reports the ratio of their median calls (`-s` prints it).
 
 The heads' weights are random: latency does not depend on them, so the parity bounds are loosened as for the tests'
 tiny models."""
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +59,24 @@ def test_category_head_latency(benchmark, bundles, head, text):
     benchmark.extra_info.update(windows=verdict.windows, categories=len(verdict.categories))
     assert verdict.windows == 1 and len(verdict.categories) == (len(NAMES) if head == "categories head" else 0)
     assert np.isfinite(verdict.score)
+
+
+@pytest.mark.parametrize("text", list(TEXTS))
+def test_category_head_over_binary_head_round_robin(benchmark, bundles, text):
+    """Issue 18's ratio with drift cancelled: each round calls both heads in turn and times each call."""
+    guards = {head: Guard.load(path, threads=1) for head, path in bundles.items()}
+    times: dict[str, list[float]] = {head: [] for head in guards}
+
+    def both() -> None:
+        for head, guard in guards.items():
+            start = time.perf_counter()
+            guard.classify(TEXTS[text])
+            times[head].append(time.perf_counter() - start)
+
+    benchmark.pedantic(both, rounds=5 * ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    median = {head: statistics.median(calls[WARMUP:]) * 1e3 for head, calls in times.items()}
+    ratio = median["categories head"] / median["binary head"]
+    benchmark.extra_info.update(median_ms=median, ratio=ratio)
+    print(f"\n{text}: categories head {median['categories head']:.3f} ms, binary head {median['binary head']:.3f} ms "
+          f"(median of {5 * ROUNDS} calls each): {ratio:.3f}x")
+    assert len(times["binary head"]) == len(times["categories head"]) == 5 * ROUNDS + WARMUP
