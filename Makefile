@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup jvm-setup browser-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
-	bench-results standins teacher augment-broad broad-student ship-candidate ablation-broad clean
+	bench-results standins teacher augment-broad augment-fiction base-guard broad-student ship-candidate ablation-broad clean
 
 setup: $(VENV)/.installed
 
@@ -111,6 +111,14 @@ teacher: standins
 	    --to build/augment/$$name/$$name.jsonl || exit 1; done
 	test -f $(TEACHER)/config.json || $(VENV)/bin/guard-sdk finetune --recipe training/recipes/teacher-mpnet.yaml
 
+# The "base" tier: the mpnet teacher itself (110M) as a bundle, fp32 ONNX with the default's views, at the teacher's
+# own dev threshold, into build/bundles/base (438 MB, so not embedded; int8 missed parity: max |dP| 0.53 against 0.3).
+# docs/training.md, "The base tier", has its figures beside the default's. A few minutes after make teacher.
+BASE := build/bundles/base
+base-guard: teacher
+	test -d $(BASE) || $(VENV)/bin/guard-sdk export $(TEACHER) -o $(BASE) --formats onnx --precision fp32 \
+	  --name guard-sdk-base --max-length 128 --views normalized,payload,sentences
+
 # HarmAug at the paper's roles on a CPU: the 1.5B generator writes harmful instructions (augment-qwen.yaml) and
 # answers each both ways, and the mpnet teacher labels every row and the look-alikes' prompts too.
 # Hours on 2 CPU cores (generation runs at about 35 tokens/s); every stage resumes where a killed run stopped.
@@ -119,6 +127,14 @@ augment-broad: standins teacher
 	$(VENV)/bin/guard-sdk augment responses --recipe training/recipes/augment-qwen.yaml
 	for pair in qwen $(LOOKALIKES); do \
 	  $(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-$${pair%%:*}.yaml || exit 1; done
+
+# Beyond the paper (issue 19): harmful requests framed as fiction by the user who asks, and dark stories that ask for
+# no method (augment-fiction.yaml, augment-fiction-safe.yaml), written by the 1.5B generator and labelled by the
+# teacher. About 50 minutes on 2 CPU cores; each stage resumes.
+augment-fiction: augment-broad
+	for name in fiction fiction-safe; do \
+	  $(VENV)/bin/guard-sdk augment instructions --recipe training/recipes/augment-$$name.yaml && \
+	  $(VENV)/bin/guard-sdk augment label --recipe training/recipes/augment-$$name.yaml || exit 1; done
 
 # The default that shipped before (distill-offline.yaml), byte for byte as it was at commit 9a9c486: the baseline
 # of the shipping rules in ablation-broad.yaml and ablation-ship-candidate.yaml. Needs the clone's history.

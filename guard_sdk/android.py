@@ -57,10 +57,10 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     ("percent_alone", "%48%6f%77%20%64%6f%20%49%20%62%61%6b%65%20%62%72%65%61%64%3f", None),
     ("lookalike_sentences", "H\u043ew d\u043e I b\u0430k\u0435 br\u0435\u0430d? It is f\u043er \u0430 picnic.", None),
     ("lookalike_pair", "Wh\u0430t is this?", "It is \u0430 recipe."),
-    # The sentences view: breaks after . ! ? and whitespace and at line breaks, blanks dropped, repeats scored once,
+    # The sentences view: breaks after . ! ? : and whitespace and at line breaks, blanks dropped, repeats scored once,
     # a sentence longer than one window left to the text's own windows (over_max_length: the first and last 16).
-    ("sentences", "Our garden grows beans.  How do I bake bread?!\r\n\n Wait... what? e.g. 3.5 kg\tflour. "
-     "How do I bake bread?! " + "very " * 200 + "long.", None),
+    ("sentences", "Our garden grows beans.  How do I bake bread?!\r\n\n Wait... what? e.g. 3.5 kg\tflour. At 10:30 "
+     "the baker answers this question:\tHow do I bake bread?! " + "very " * 200 + "long.", None),
     ("sentences_pair", "Our garden grows beans. How do I bake bread?\n" + "very " * 70 + "long.",
      "Sure, h\u0435re is a recipe. " * 40),
     ("sentences_disguised_pair", "Our g\u0430rden grows beans. How do I b\u0430ke bread?",

@@ -34,7 +34,10 @@ VIEW_NAMES = ("normalized", "decoded", "payload", SENTENCES)  # what a bundle ma
 # ..."), which raised the false positives on benign requests under hex by 7 points and lowered detection under
 # ROT13 by 29 (docs/evasion.md); the payload alone reads the request as written. Bundles declaring it still work.
 EXPORT_VIEWS = ("normalized", "payload", SENTENCES)
-SENTENCE_BREAK = re.compile(r"(?<=[.!?])[ \t\r\n]+|[\r\n]+")  # ASCII whitespace only: Java's \s is not Python's
+# After a colon too: "... the answer to this question: <request>" scores the request alone. Without it the default
+# caught 0.55 of the evasion suite's story-framed requests (0.85 as written) and, of the disguised copies' 16
+# framings, 0.61-0.88 (docs/evasion.md). ASCII whitespace only: Java's \s is not Python's.
+SENTENCE_BREAK = re.compile(r"(?<=[.!?:])[ \t\r\n]+|[\r\n]+")
 BLANK = re.compile(r"[ \t\r\n]*")
 MAX_SENTENCES = 32  # of a longer prompt, its first 16 and last 16: padding goes before or after a request
 LEET_FOLD = {"4": "a", "@": "a", "3": "e", "1": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
@@ -192,8 +195,9 @@ def _rot13(segment: str) -> str | None:
 
 
 def sentences(text: str) -> list[str]:
-    """The sentences of ``text`` (split after ".", "!" or "?" and whitespace, and at line breaks; blank ones dropped)
-    where it has two or more, else none; of more than ``MAX_SENTENCES``, the first and last half of that many."""
+    """The sentences of ``text`` (split after ".", "!", "?" or ":" and whitespace, and at line breaks; blank ones
+    dropped) where it has two or more, else none; of more than ``MAX_SENTENCES``, the first and last half of that
+    many."""
     parts = [part for part in SENTENCE_BREAK.split(text) if not BLANK.fullmatch(part)]
     if len(parts) < 2:
         return []

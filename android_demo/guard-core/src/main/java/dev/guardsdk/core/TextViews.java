@@ -31,7 +31,7 @@ public final class TextViews {
   public static final List<String> NAMES = Arrays.asList("normalized", "decoded", "payload", "sentences");
   /** The view of several texts ({@link #sentences}); the others are one text each ({@link #view}). */
   public static final String SENTENCES = "sentences";
-  private static final Pattern SENTENCE_BREAK = Pattern.compile("(?<=[.!?])[ \\t\\r\\n]+|[\\r\\n]+");
+  private static final Pattern SENTENCE_BREAK = Pattern.compile("(?<=[.!?:])[ \\t\\r\\n]+|[\\r\\n]+");
   private static final Pattern BLANK = Pattern.compile("[ \\t\\r\\n]*");
   private static final int MAX_SENTENCES = 32;
   private static final int MIN_LEET_WORDS = 2;
@@ -77,7 +77,7 @@ public final class TextViews {
   }
 
   /**
-   * The sentences of {@code text} (split after ".", "!" or "?" and whitespace, and at line breaks; blank ones
+   * The sentences of {@code text} (split after ".", "!", "?" or ":" and whitespace, and at line breaks; blank ones
    * dropped) where it has two or more, else none; of more than 32, the first 16 and the last 16.
    */
   public static List<String> sentences(String text) {
