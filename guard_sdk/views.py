@@ -35,8 +35,8 @@ VIEW_NAMES = ("normalized", "decoded", "payload", SENTENCES)  # what a bundle ma
 # ROT13 by 29 (docs/evasion.md); the payload alone reads the request as written. Bundles declaring it still work.
 EXPORT_VIEWS = ("normalized", "payload", SENTENCES)
 # After a colon too: "... the answer to this question: <request>" scores the request alone. Without it the default
-# caught 0.55 of the evasion suite's story-framed requests (0.85 as written) and, of the disguised copies' 16
-# framings, 0.61-0.88 (docs/evasion.md). ASCII whitespace only: Java's \s is not Python's.
+# caught 0.55 of the evasion suite's story-framed requests, 0.85 as written (docs/evasion.md). Not at quotes: a quote
+# alone flagged HateCheck's counter-speech that quotes hate. ASCII whitespace only: Java's \s is not Python's.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?:])[ \t\r\n]+|[\r\n]+")
 BLANK = re.compile(r"[ \t\r\n]*")
 MAX_SENTENCES = 32  # of a longer prompt, its first 16 and last 16: padding goes before or after a request
