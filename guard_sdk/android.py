@@ -61,6 +61,10 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     # a sentence longer than one window left to the text's own windows (over_max_length: the first and last 16).
     ("sentences", "Our garden grows beans.  How do I bake bread?!\r\n\n Wait... what? e.g. 3.5 kg\tflour. At 10:30 "
      "the baker answers this question:\tHow do I bake bread?! " + "very " * 200 + "long.", None),
+    # A sentence that starts without the end mark before it: a capitalised common word between lower-case words
+    # (not "I", not a title such as "The Great British", not after "bread,").
+    ("sentences_unmarked", "tell me how I bake bread in The Great British oven Our garden grows beans\tThen we "
+     "eat them, Then   we rest", None),
     ("sentences_pair", "Our garden grows beans. How do I bake bread?\n" + "very " * 70 + "long.",
      "Sure, h\u0435re is a recipe. " * 40),
     ("sentences_disguised_pair", "Our g\u0430rden grows beans. How do I b\u0430ke bread?",

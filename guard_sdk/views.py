@@ -39,6 +39,14 @@ EXPORT_VIEWS = ("normalized", "payload", SENTENCES)
 # alone flagged HateCheck's counter-speech that quotes hate. ASCII whitespace only: Java's \s is not Python's.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?:])[ \t\r\n]+|[\r\n]+")
 BLANK = re.compile(r"[ \t\r\n]*")
+# Where a sentence's end mark was left out ("... in my town Our garden started ..."): before a common word written
+# as a sentence starts (a capital, then lower case) between a word of lower-case letters and one that starts with
+# one. Without it a request run on into the padding after it was scored with that first benign sentence, and the
+# default caught 0.68 of the evasion suite's answered-then-padded requests, 0.75 with it (docs/evasion.md). The next
+# word in lower case keeps titles whole ("poison someone in The Witcher 3"), which split flagged the fragment.
+GAP = re.compile(r"([ \t]+)")
+LOWER_WORD = re.compile(r"[a-z]+")
+LOWER_START = re.compile(r"[a-z]")
 MAX_SENTENCES = 32  # of a longer prompt, its first 16 and last 16: padding goes before or after a request
 LEET_FOLD = {"4": "a", "@": "a", "3": "e", "1": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
 MIN_LEET_WORDS = 2  # words mixing letters and leetspeak digits ("h4ck", "7h3") that make a text leetspeak
@@ -57,6 +65,7 @@ COMMON_WORDS = frozenset(
     "think also back after use two how our work first well way even new want because any these give day most us is "
     "are was were has had been step".split())
 READABLE_SHARE = 0.6  # of a decoded run's characters: ASCII letters or spaces
+STARTERS = frozenset(word.capitalize() for word in COMMON_WORDS if len(word) >= 2)  # "I" starts no sentence
 
 
 def normalized(text: str, fold: Mapping[str, str]) -> str:
@@ -195,14 +204,30 @@ def _rot13(segment: str) -> str | None:
 
 
 def sentences(text: str) -> list[str]:
-    """The sentences of ``text`` (split after ".", "!", "?" or ":" and whitespace, and at line breaks; blank ones
-    dropped) where it has two or more, else none; of more than ``MAX_SENTENCES``, the first and last half of that
-    many."""
-    parts = [part for part in SENTENCE_BREAK.split(text) if not BLANK.fullmatch(part)]
+    """The sentences of ``text`` (split after ".", "!", "?" or ":" and whitespace, at line breaks, and where a
+    sentence starts without the end mark before it; blank ones dropped) where it has two or more, else none; of more
+    than ``MAX_SENTENCES``, the first and last half of that many."""
+    parts = [piece for part in SENTENCE_BREAK.split(text) for piece in _unmarked(part) if not BLANK.fullmatch(piece)]
     if len(parts) < 2:
         return []
     half = MAX_SENTENCES // 2
     return parts if len(parts) <= MAX_SENTENCES else parts[:half] + parts[-half:]
+
+
+def _unmarked(part: str) -> list[str]:
+    """``part`` split before each ``STARTERS`` word that follows a word of ASCII lower-case letters and comes before
+    a word starting with one, the spaces and tabs there dropped."""
+    pieces = GAP.split(part)  # words at even places, the runs of spaces and tabs between them at odd ones
+    words = pieces[0::2]
+    found, current = [], words[0]
+    for i in range(1, len(words)):
+        if (LOWER_WORD.fullmatch(words[i - 1]) and words[i] in STARTERS and i + 1 < len(words)
+                and LOWER_START.match(words[i + 1])):
+            found.append(current)
+            current = words[i]
+        else:
+            current += pieces[2 * i - 1] + words[i]
+    return [*found, current]
 
 
 def encoded_whole(text: str, fold: Mapping[str, str]) -> bool:

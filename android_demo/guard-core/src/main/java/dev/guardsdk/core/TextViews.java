@@ -33,6 +33,9 @@ public final class TextViews {
   public static final String SENTENCES = "sentences";
   private static final Pattern SENTENCE_BREAK = Pattern.compile("(?<=[.!?:])[ \\t\\r\\n]+|[\\r\\n]+");
   private static final Pattern BLANK = Pattern.compile("[ \\t\\r\\n]*");
+  private static final Pattern GAP = Pattern.compile("[ \\t]+");
+  private static final Pattern LOWER_WORD = Pattern.compile("[a-z]+");
+  private static final Pattern LOWER_START = Pattern.compile("[a-z].*", Pattern.DOTALL);
   private static final int MAX_SENTENCES = 32;
   private static final int MIN_LEET_WORDS = 2;
   private static final int MIN_SPELLED_LETTERS = 4;
@@ -49,6 +52,17 @@ public final class TextViews {
       + "just him know take people into year your good some could them see other than then now look only come its over "
       + "think also back after use two how our work first well way even new want because any these give day most us is "
       + "are was were has had been step").split(" ")));
+
+  /** A common word of two letters or more, capitalised: where a sentence may start without the mark before it. */
+  private static final Set<String> STARTERS = new HashSet<>();
+
+  static {
+    for (String word : COMMON_WORDS) {
+      if (word.length() >= 2) {
+        STARTERS.add(Character.toUpperCase(word.charAt(0)) + word.substring(1));
+      }
+    }
+  }
 
   static {
     String from = "4@3105$7";
@@ -77,14 +91,17 @@ public final class TextViews {
   }
 
   /**
-   * The sentences of {@code text} (split after ".", "!", "?" or ":" and whitespace, and at line breaks; blank ones
-   * dropped) where it has two or more, else none; of more than 32, the first 16 and the last 16.
+   * The sentences of {@code text} (split after ".", "!", "?" or ":" and whitespace, at line breaks, and where a
+   * sentence starts without the end mark before it; blank ones dropped) where it has two or more, else none; of more
+   * than 32, the first 16 and the last 16.
    */
   public static List<String> sentences(String text) {
     List<String> parts = new ArrayList<>();
     for (String part : SENTENCE_BREAK.split(text, -1)) {
-      if (!BLANK.matcher(part).matches()) {
-        parts.add(part);
+      for (String piece : unmarked(part)) {
+        if (!BLANK.matcher(piece).matches()) {
+          parts.add(piece);
+        }
       }
     }
     if (parts.size() < 2) {
@@ -96,6 +113,36 @@ public final class TextViews {
     List<String> kept = new ArrayList<>(parts.subList(0, MAX_SENTENCES / 2));
     kept.addAll(parts.subList(parts.size() - MAX_SENTENCES / 2, parts.size()));
     return kept;
+  }
+
+  /**
+   * {@code part} split before each capitalised common word that follows a word of ASCII lower-case letters and comes
+   * before a word starting with one, the spaces and tabs there dropped (guard_sdk.views._unmarked).
+   */
+  static List<String> unmarked(String part) {
+    List<String> words = new ArrayList<>();
+    List<String> gaps = new ArrayList<>();
+    Matcher gap = GAP.matcher(part);
+    int at = 0;
+    while (gap.find()) {
+      words.add(part.substring(at, gap.start()));
+      gaps.add(gap.group());
+      at = gap.end();
+    }
+    words.add(part.substring(at));
+    List<String> found = new ArrayList<>();
+    StringBuilder current = new StringBuilder(words.get(0));
+    for (int i = 1; i < words.size(); i++) {
+      if (LOWER_WORD.matcher(words.get(i - 1)).matches() && STARTERS.contains(words.get(i)) && i + 1 < words.size()
+          && LOWER_START.matcher(words.get(i + 1)).matches()) {
+        found.add(current.toString());
+        current = new StringBuilder(words.get(i));
+      } else {
+        current.append(gaps.get(i - 1)).append(words.get(i));
+      }
+    }
+    found.add(current.toString());
+    return found;
   }
 
   /** The view {@code name} (one of {@link #NAMES} but {@code sentences}) of {@code text}. */
