@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 
 from guard_sdk import Guard, GuardError, InputError, Verdict
 from guard_sdk.bundle import Manifest, parse_manifest
+from guard_sdk.views import BLANK, MAX_SENTENCES, sentences
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
+WHITESPACE = str.maketrans("", "", " \t\r\n")  # what the sentences view may drop where it breaks
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=300)  # lone surrogates included
 
 
@@ -88,3 +90,19 @@ def test_a_batch_returns_for_each_item_its_own_verdict_or_error(guard, items):
             assert isinstance(result, InputError)
             with pytest.raises(InputError):
                 guard.classify(item)
+
+
+SENTENCE_WORDS = st.sampled_from(["Our", "Then", "The", "I", "Witcher", "garden", "grows", "beans.", "bread?!", "x:",
+                                  "10:30", "\n", "\r\n", "", "a", "It's", "e.g."])
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(SENTENCE_WORDS, max_size=40), gaps=st.lists(st.sampled_from([" ", "  ", "\t", " \t"]),
+                                                                  min_size=40, max_size=40))
+def test_sentences_keep_every_character_but_the_whitespace_they_break_at(words, gaps):
+    text = "".join(word + gap for word, gap in zip(words, gaps))
+    parts = sentences(text)
+    assert parts == [] or len(parts) >= 2
+    assert all(not BLANK.fullmatch(part) for part in parts)
+    if len(parts) <= MAX_SENTENCES:
+        assert "".join(parts).translate(WHITESPACE) == (text.translate(WHITESPACE) if parts else "")
