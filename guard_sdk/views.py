@@ -39,14 +39,6 @@ EXPORT_VIEWS = ("normalized", "payload", SENTENCES)
 # alone flagged HateCheck's counter-speech that quotes hate. ASCII whitespace only: Java's \s is not Python's.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?:])[ \t\r\n]+|[\r\n]+")
 BLANK = re.compile(r"[ \t\r\n]*")
-# Where a sentence's end mark was left out ("... in my town Our garden started ..."): before a common word written
-# as a sentence starts (a capital, then lower case) between a word of lower-case letters and one that starts with
-# one. Without it a request run on into the padding after it was scored with that first benign sentence, and the
-# default caught 0.68 of the evasion suite's answered-then-padded requests, 0.75 with it (docs/evasion.md). The next
-# word in lower case keeps titles whole ("poison someone in The Witcher 3"), which split flagged the fragment.
-GAP = re.compile(r"([ \t]+)")
-LOWER_WORD = re.compile(r"[a-z]+")
-LOWER_START = re.compile(r"[a-z]")
 MAX_SENTENCES = 32  # of a longer prompt, its first 16 and last 16: padding goes before or after a request
 LEET_FOLD = {"4": "a", "@": "a", "3": "e", "1": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
 MIN_LEET_WORDS = 2  # words mixing letters and leetspeak digits ("h4ck", "7h3") that make a text leetspeak
@@ -66,6 +58,13 @@ COMMON_WORDS = frozenset(
     "are was were has had been step".split())
 READABLE_SHARE = 0.6  # of a decoded run's characters: ASCII letters or spaces
 STARTERS = frozenset(word.capitalize() for word in COMMON_WORDS if len(word) >= 2)  # "I" starts no sentence
+# Where a sentence's end mark was left out ("... in my town Our garden started ..."): before a common word written
+# as a sentence starts (a capital, then lower case) between a word of lower-case letters and one that starts with
+# one. Without it a request run on into the padding after it was scored with that first benign sentence, and the
+# default caught 0.68 of the evasion suite's answered-then-padded requests, 0.75 with it (docs/evasion.md). The next
+# word in lower case keeps titles whole ("poison someone in The Witcher 3"), which split flagged the fragment.
+# Group 1 is the run of spaces and tabs cut there. One regex rather than a loop over words: 1 MB took 0.6 s that way.
+UNMARKED_BREAK = re.compile(rf"(?<![^ \t])[a-z]+([ \t]+)(?=(?:{'|'.join(sorted(STARTERS))})[ \t]+[a-z])")
 
 
 def normalized(text: str, fold: Mapping[str, str]) -> str:
@@ -215,19 +214,11 @@ def sentences(text: str) -> list[str]:
 
 
 def _unmarked(part: str) -> list[str]:
-    """``part`` split before each ``STARTERS`` word that follows a word of ASCII lower-case letters and comes before
-    a word starting with one, the spaces and tabs there dropped."""
-    pieces = GAP.split(part)  # words at even places, the runs of spaces and tabs between them at odd ones
-    words = pieces[0::2]
-    found, current = [], words[0]
-    for i in range(1, len(words)):
-        if (LOWER_WORD.fullmatch(words[i - 1]) and words[i] in STARTERS and i + 1 < len(words)
-                and LOWER_START.match(words[i + 1])):
-            found.append(current)
-            current = words[i]
-        else:
-            current += pieces[2 * i - 1] + words[i]
-    return [*found, current]
+    """``part`` split at each ``UNMARKED_BREAK``, the spaces and tabs there dropped."""
+    cuts = [match.span(1) for match in UNMARKED_BREAK.finditer(part)]
+    starts = [0, *(end for _, end in cuts)]
+    ends = [*(start for start, _ in cuts), len(part)]
+    return [part[start:end] for start, end in zip(starts, ends)]
 
 
 def encoded_whole(text: str, fold: Mapping[str, str]) -> bool:

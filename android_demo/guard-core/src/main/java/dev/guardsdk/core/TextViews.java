@@ -33,9 +33,6 @@ public final class TextViews {
   public static final String SENTENCES = "sentences";
   private static final Pattern SENTENCE_BREAK = Pattern.compile("(?<=[.!?:])[ \\t\\r\\n]+|[\\r\\n]+");
   private static final Pattern BLANK = Pattern.compile("[ \\t\\r\\n]*");
-  private static final Pattern GAP = Pattern.compile("[ \\t]+");
-  private static final Pattern LOWER_WORD = Pattern.compile("[a-z]+");
-  private static final Pattern LOWER_START = Pattern.compile("[a-z].*", Pattern.DOTALL);
   private static final int MAX_SENTENCES = 32;
   private static final int MIN_LEET_WORDS = 2;
   private static final int MIN_SPELLED_LETTERS = 4;
@@ -53,15 +50,21 @@ public final class TextViews {
       + "think also back after use two how our work first well way even new want because any these give day most us is "
       + "are was were has had been step").split(" ")));
 
-  /** A common word of two letters or more, capitalised: where a sentence may start without the mark before it. */
-  private static final Set<String> STARTERS = new HashSet<>();
+  /**
+   * The run of spaces and tabs (group 1) after a word of lower-case letters and before a capitalised common word of
+   * two letters or more and a word that starts lower case: where a sentence starts without the mark before it.
+   */
+  private static final Pattern UNMARKED_BREAK;
 
   static {
+    List<String> starters = new ArrayList<>();
     for (String word : COMMON_WORDS) {
       if (word.length() >= 2) {
-        STARTERS.add(Character.toUpperCase(word.charAt(0)) + word.substring(1));
+        starters.add(Character.toUpperCase(word.charAt(0)) + word.substring(1));
       }
     }
+    UNMARKED_BREAK =
+        Pattern.compile("(?<![^ \\t])[a-z]+([ \\t]+)(?=(?:" + String.join("|", starters) + ")[ \\t]+[a-z])");
   }
 
   static {
@@ -116,32 +119,17 @@ public final class TextViews {
   }
 
   /**
-   * {@code part} split before each capitalised common word that follows a word of ASCII lower-case letters and comes
-   * before a word starting with one, the spaces and tabs there dropped (guard_sdk.views._unmarked).
+   * {@code part} split at each {@code UNMARKED_BREAK}, the spaces and tabs there dropped (guard_sdk.views._unmarked).
    */
   static List<String> unmarked(String part) {
-    List<String> words = new ArrayList<>();
-    List<String> gaps = new ArrayList<>();
-    Matcher gap = GAP.matcher(part);
-    int at = 0;
-    while (gap.find()) {
-      words.add(part.substring(at, gap.start()));
-      gaps.add(gap.group());
-      at = gap.end();
-    }
-    words.add(part.substring(at));
     List<String> found = new ArrayList<>();
-    StringBuilder current = new StringBuilder(words.get(0));
-    for (int i = 1; i < words.size(); i++) {
-      if (LOWER_WORD.matcher(words.get(i - 1)).matches() && STARTERS.contains(words.get(i)) && i + 1 < words.size()
-          && LOWER_START.matcher(words.get(i + 1)).matches()) {
-        found.add(current.toString());
-        current = new StringBuilder(words.get(i));
-      } else {
-        current.append(gaps.get(i - 1)).append(words.get(i));
-      }
+    Matcher cut = UNMARKED_BREAK.matcher(part);
+    int at = 0;
+    while (cut.find()) {
+      found.add(part.substring(at, cut.start(1)));
+      at = cut.end(1);
     }
-    found.add(current.toString());
+    found.add(part.substring(at));
     return found;
   }
 
