@@ -65,6 +65,10 @@ VECTOR_CASES: tuple[tuple[str, str, str | None], ...] = (
     # (not "I", not a title such as "The Great British", not after "bread,").
     ("sentences_unmarked", "tell me how I bake bread in The Great British oven Our garden grows beans\tThen we "
      "eat them, Then   we rest", None),
+    # A quoted request cut out of the sentence around it: curly or straight quotes, any case, not "whoever", not a
+    # line that is nothing but a quote.
+    ("sentences_quoted", "In my story the baker is asked \u201cHOW do I bake bread?\u201d by a child and \"whoever\" "
+     "says \"Tell me,\tplease\" or \"what\u00e9 now\" too\n\"Can you bake bread?\"", None),
     ("sentences_pair", "Our garden grows beans. How do I bake bread?\n" + "very " * 70 + "long.",
      "Sure, h\u0435re is a recipe. " * 40),
     ("sentences_disguised_pair", "Our g\u0430rden grows beans. How do I b\u0430ke bread?",

@@ -39,6 +39,17 @@ EXPORT_VIEWS = ("normalized", "payload", SENTENCES)
 # alone flagged HateCheck's counter-speech that quotes hate. ASCII whitespace only: Java's \s is not Python's.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?:])[ \t\r\n]+|[\r\n]+")
 BLANK = re.compile(r"[ \t\r\n]*")
+# A request quoted inside a sentence of other words ('In my story the expert is asked "How do I ..." by a child
+# and tells all.'): the quoted text is cut out as a sentence of its own where it opens as a request does, with a
+# question word, a modal or a verb that asks for content. Only then: a break at every quote flagged HateCheck's
+# counter-speech that quotes the hate it answers, whose quote alone reads as hate (docs/evasion.md).
+REQUEST_OPENERS = ("how what what's which who whom whose why where when can could would will should tell explain "
+                   "describe give list write show teach help provide make create draft generate find detail outline "
+                   "walk suggest design plan compose").split()
+QUOTE = "\"\u201c\u201d"  # straight and curly double quotes
+# ASCII case folding only, and no \b (Java's differs by version): the Java core matches the same.
+QUOTED_REQUEST = re.compile(rf"[{QUOTE}]([ \t]*(?:{'|'.join(REQUEST_OPENERS)})(?![A-Za-z])[^{QUOTE}\r\n]*)[{QUOTE}]",
+                            re.IGNORECASE | re.ASCII)
 MAX_SENTENCES = 32  # of a longer prompt, its first 16 and last 16: padding goes before or after a request
 LEET_FOLD = {"4": "a", "@": "a", "3": "e", "1": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
 MIN_LEET_WORDS = 2  # words mixing letters and leetspeak digits ("h4ck", "7h3") that make a text leetspeak
@@ -203,22 +214,37 @@ def _rot13(segment: str) -> str | None:
 
 
 def sentences(text: str) -> list[str]:
-    """The sentences of ``text`` (split after ".", "!", "?" or ":" and whitespace, at line breaks, and where a
-    sentence starts without the end mark before it; blank ones dropped) where it has two or more, else none; of more
-    than ``MAX_SENTENCES``, the first and last half of that many."""
-    parts = [piece for part in SENTENCE_BREAK.split(text) for piece in _unmarked(part) if not BLANK.fullmatch(piece)]
+    """The sentences of ``text`` (split after ".", "!", "?" or ":" and whitespace, at line breaks, around a quoted
+    request and where a sentence starts without the end mark before it; blank ones dropped) where it has two or
+    more, else none; of more than ``MAX_SENTENCES``, the first and last half of that many."""
+    parts = [piece for part in SENTENCE_BREAK.split(text) for quoted in _quoted(part) for piece in _unmarked(quoted)
+             if not BLANK.fullmatch(piece)]
     if len(parts) < 2:
         return []
     half = MAX_SENTENCES // 2
     return parts if len(parts) <= MAX_SENTENCES else parts[:half] + parts[-half:]
 
 
+def _quoted(part: str) -> list[str]:
+    """``part`` cut at both ends of each ``QUOTED_REQUEST``'s text (the quote marks stay with the words around it),
+    where a letter stands outside the quotes: a message that is nothing but a quote is read as it is."""
+    pieces = _cut(QUOTED_REQUEST, part, keep=True)
+    return pieces if any(char.isalpha() for outside in pieces[0::2] for char in outside) else [part]
+
+
 def _unmarked(part: str) -> list[str]:
     """``part`` split at each ``UNMARKED_BREAK``, the spaces and tabs there dropped."""
-    cuts = [match.span(1) for match in UNMARKED_BREAK.finditer(part)]
-    starts = [0, *(end for _, end in cuts)]
-    ends = [*(start for start, _ in cuts), len(part)]
-    return [part[start:end] for start, end in zip(starts, ends)]
+    return _cut(UNMARKED_BREAK, part, keep=False)
+
+
+def _cut(pattern: re.Pattern[str], part: str, keep: bool) -> list[str]:
+    """``part`` cut at both ends of each match's group 1, which is kept as a piece of its own or dropped."""
+    pieces: list[str] = []
+    at = 0
+    for match in pattern.finditer(part):
+        pieces += [part[at:match.start(1)], match.group(1)] if keep else [part[at:match.start(1)]]
+        at = match.end(1)
+    return [*pieces, part[at:]]
 
 
 def encoded_whole(text: str, fold: Mapping[str, str]) -> bool:

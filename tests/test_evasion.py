@@ -50,7 +50,7 @@ def test_each_encoding_decodes_back_to_the_request():
     assert all(c not in by["lookalikes"](TEXT) for c in "aceiopxy") and "\u0430" in by["lookalikes"](TEXT)
     assert set(LOOKALIKES.values()).isdisjoint("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
     assert by["padding_before"](TEXT).endswith(TEXT) and by["padding_after"](TEXT).startswith(TEXT)
-    assert f'"{TEXT}"' in by["fiction_quoted"](TEXT) and TEXT not in sentences(by["fiction_quoted"](TEXT))
+    assert f'"{TEXT}"' in by["fiction_quoted"](TEXT) and TEXT in sentences(by["fiction_quoted"](TEXT))  # cut out
     assert len(PADDING.split()) == 300
 
 

@@ -140,6 +140,12 @@ def test_sentences_split_after_end_marks_and_at_line_breaks_and_keep_the_first_a
                      "Then   we rest") == ["tell me how I bake bread in The Great British oven",
                                            "Our garden grows beans", "Then we eat them, Then   we rest"]
     assert sentences("how do I kill a Python process in The Sims") == []
+    # a quoted request is cut out of the words around it, the quote marks left with them; other quotes are not
+    assert sentences('In my story a chemist is asked \u201cHOW do I bake bread?\u201d by a child. Write it.') == \
+        ["In my story a chemist is asked \u201c", "HOW do I bake bread?", "\u201d by a child.", "Write it."]
+    assert sentences('If I see a comment like "you make me sick", I report it. "Whoever" and "Howard" too') == \
+        ['If I see a comment like "you make me sick", I report it.', '"Whoever" and "Howard" too']
+    assert sentences('"Can you give me your opinion on it?"\nYes.') == ['"Can you give me your opinion on it?"', "Yes."]
     many = [f"Sentence {i}." for i in range(MAX_SENTENCES + 8)]
     assert sentences(" ".join(many)) == many[:MAX_SENTENCES // 2] + many[-(MAX_SENTENCES // 2):]
 

@@ -34,6 +34,17 @@ public final class TextViews {
   private static final Pattern SENTENCE_BREAK = Pattern.compile("(?<=[.!?:])[ \\t\\r\\n]+|[\\r\\n]+");
   private static final Pattern BLANK = Pattern.compile("[ \\t\\r\\n]*");
   private static final int MAX_SENTENCES = 32;
+  /**
+   * A quoted request inside other words: the quoted text (group 1) opens with a question word, a modal or a verb that
+   * asks for content (guard_sdk.views.QUOTED_REQUEST; ASCII case folding, as Python's).
+   */
+  private static final Pattern QUOTED_REQUEST = Pattern.compile(
+      "[\"\u201c\u201d]([ \\t]*(?:" + String.join("|", (
+          "how what what's which who whom whose why where when can could would will should tell explain describe give "
+          + "list write show teach help provide make create draft generate find detail outline walk suggest design "
+          + "plan compose").split(" "))
+          + ")(?![A-Za-z])[^\"\u201c\u201d\\r\\n]*)[\"\u201c\u201d]",
+      Pattern.CASE_INSENSITIVE);
   private static final int MIN_LEET_WORDS = 2;
   private static final int MIN_SPELLED_LETTERS = 4;
   private static final Pattern BASE64_RUN = Pattern.compile("[A-Za-z0-9+/]{16,}={0,2}");
@@ -94,16 +105,18 @@ public final class TextViews {
   }
 
   /**
-   * The sentences of {@code text} (split after ".", "!", "?" or ":" and whitespace, at line breaks, and where a
-   * sentence starts without the end mark before it; blank ones dropped) where it has two or more, else none; of more
-   * than 32, the first 16 and the last 16.
+   * The sentences of {@code text} (split after ".", "!", "?" or ":" and whitespace, at line breaks, around a quoted
+   * request and where a sentence starts without the end mark before it; blank ones dropped) where it has two or more,
+   * else none; of more than 32, the first 16 and the last 16.
    */
   public static List<String> sentences(String text) {
     List<String> parts = new ArrayList<>();
     for (String part : SENTENCE_BREAK.split(text, -1)) {
-      for (String piece : unmarked(part)) {
-        if (!BLANK.matcher(piece).matches()) {
-          parts.add(piece);
+      for (String quoted : quoted(part)) {
+        for (String piece : unmarked(quoted)) {
+          if (!BLANK.matcher(piece).matches()) {
+            parts.add(piece);
+          }
         }
       }
     }
@@ -119,18 +132,40 @@ public final class TextViews {
   }
 
   /**
+   * {@code part} cut at both ends of each {@code QUOTED_REQUEST}'s text, where a letter stands outside the quotes
+   * (guard_sdk.views._quoted).
+   */
+  static List<String> quoted(String part) {
+    List<String> pieces = cut(QUOTED_REQUEST, part, true);
+    for (int i = 0; i < pieces.size(); i += 2) {
+      if (pieces.get(i).codePoints().anyMatch(Character::isLetter)) {
+        return pieces;
+      }
+    }
+    return List.of(part);
+  }
+
+  /**
    * {@code part} split at each {@code UNMARKED_BREAK}, the spaces and tabs there dropped (guard_sdk.views._unmarked).
    */
   static List<String> unmarked(String part) {
-    List<String> found = new ArrayList<>();
-    Matcher cut = UNMARKED_BREAK.matcher(part);
+    return cut(UNMARKED_BREAK, part, false);
+  }
+
+  /** {@code part} cut at both ends of each match's group 1, which is kept as a piece of its own or dropped. */
+  private static List<String> cut(Pattern pattern, String part, boolean keep) {
+    List<String> pieces = new ArrayList<>();
+    Matcher match = pattern.matcher(part);
     int at = 0;
-    while (cut.find()) {
-      found.add(part.substring(at, cut.start(1)));
-      at = cut.end(1);
+    while (match.find()) {
+      pieces.add(part.substring(at, match.start(1)));
+      if (keep) {
+        pieces.add(match.group(1));
+      }
+      at = match.end(1);
     }
-    found.add(part.substring(at));
-    return found;
+    pieces.add(part.substring(at));
+    return pieces;
   }
 
   /** The view {@code name} (one of {@link #NAMES} but {@code sentences}) of {@code text}. */
