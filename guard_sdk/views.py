@@ -35,8 +35,8 @@ VIEW_NAMES = ("normalized", "decoded", "payload", SENTENCES)  # what a bundle ma
 # ROT13 by 29 (docs/evasion.md); the payload alone reads the request as written. Bundles declaring it still work.
 EXPORT_VIEWS = ("normalized", "payload", SENTENCES)
 # After a colon too: "... the answer to this question: <request>" scores the request alone. Without it the default
-# caught 0.55 of the evasion suite's story-framed requests, 0.85 as written (docs/evasion.md). Not at quotes: a quote
-# alone flagged HateCheck's counter-speech that quotes hate. ASCII whitespace only: Java's \s is not Python's.
+# caught 0.55 of the evasion suite's story-framed requests, 0.85 as written (docs/evasion.md). Quotes: only a quoted
+# request (QUOTED_REQUEST). ASCII whitespace only: Java's \s is not Python's.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?:])[ \t\r\n]+|[\r\n]+")
 BLANK = re.compile(r"[ \t\r\n]*")
 # A request quoted inside a sentence of other words ('In my story the expert is asked "How do I ..." by a child
@@ -242,7 +242,9 @@ def _cut(pattern: re.Pattern[str], part: str, keep: bool) -> list[str]:
     pieces: list[str] = []
     at = 0
     for match in pattern.finditer(part):
-        pieces += [part[at:match.start(1)], match.group(1)] if keep else [part[at:match.start(1)]]
+        pieces.append(part[at:match.start(1)])
+        if keep:
+            pieces.append(match.group(1))
         at = match.end(1)
     return [*pieces, part[at:]]
 
