@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -190,8 +191,8 @@ class Guard:
         what was chosen); ``batch_size``: windows per model call, which bounds memory (an artifact
         with dynamically quantized activations runs one window per call: see ``windows_per_call``);
         ``policy``: which harm categories to enforce (guard_sdk.policy: a Policy, its JSON object, or a policy
-        file), for every call that gives none of its own; ``trusted_keys``: Ed25519 public keys (PEM files or
-        their bytes, guard_sdk.signing): the bundle must carry one's signature of its guard.json, else
+        file), for every call that gives none of its own; ``trusted_keys``: an Ed25519 public key or several (PEM
+        files or their bytes, guard_sdk.signing): the bundle must carry one's signature of its guard.json, else
         SignatureError; ``max_windows``: a text needing more windows of max_length tokens than this is refused
         with InputTooLongError before the model runs (``MAX_WINDOWS`` says why 256).
 
@@ -207,7 +208,9 @@ class Guard:
                     "`guard-sdk export CHECKPOINT -o my-guard` and load it with Guard.load('my-guard')",
                     path,
                 )
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputTypeError(f"path must be a bundle folder (str or Path) or None, got {type(path).__name__}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise InputError(f"threads must be a positive int or None, got {threads!r}")
         for knob, value in (("batch_size", batch_size), ("max_windows", max_windows)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -43,6 +43,9 @@ class Policy:
         errors = sorted(_validator().iter_errors(dict(data)), key=lambda e: list(e.absolute_path))
         if errors:
             raise PolicyError(f"{where}: {errors[0].json_path}: {errors[0].message}")
+        for name, cut in data.get("thresholds", {}).items():
+            if not 0 <= cut <= 1:  # the schema's bounds let NaN through (every comparison with it is false)
+                raise PolicyError(f"{where}: $.thresholds.{name}: {cut} is outside [0, 1]")
         enforce = data.get("enforce")
         policy = cls(enforce=None if enforce is None else tuple(enforce), allow=tuple(data.get("allow", ())),
                      thresholds=dict(data.get("thresholds", {})), uncategorised=data.get("uncategorised", "block"))

@@ -27,7 +27,7 @@ ALGORITHM = "ed25519"
 MAX_SIGNATURE_BYTES = 4096
 MAX_KEY_BYTES = 16384
 
-TrustedKeys = Sequence[str | Path | bytes]  # PEM public key files, or their bytes
+TrustedKeys = str | Path | bytes | Sequence[str | Path | bytes]  # a PEM public key file or its bytes, or several
 
 
 def _raw(public: Any) -> bytes:
@@ -97,6 +97,8 @@ def generate_keys(private_path: str | Path, public_path: str | Path) -> str:
     for path in (private_path, public_path):
         if path.exists():
             raise InputError(f"{path} exists; guard-sdk keygen never overwrites a key")
+        if not path.parent.is_dir():
+            raise InputError(f"{path.parent}: no such folder to write {path.name} in")
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -128,7 +130,9 @@ def check_signature(bundle_dir: str | Path, manifest_bytes: bytes, trusted_keys:
     from cryptography.exceptions import InvalidSignature
 
     path = Path(bundle_dir) / SIGNATURE_NAME
-    keys = [load_public_key(k) for k in trusted_keys]
+    # One key as a path or its bytes; a str is a Sequence too, but of characters, not of keys.
+    sources = [trusted_keys] if isinstance(trusted_keys, (str, Path, bytes)) else list(trusted_keys)
+    keys = [load_public_key(k) for k in sources]
     if not keys:
         raise InputError("trusted_keys is empty: give at least one public key, or None to skip the signature check")
     try:

@@ -106,6 +106,9 @@ def test_keygen_sign_and_verify_with_the_public_key(bundle_copy, tmp_path, capsy
     key, other = tmp_path / "release.pem", tmp_path / "other.pem"
     assert run("keygen", key)[0] == run("keygen", other)[0] == 0
     assert run("keygen", key)[0] == 2  # never overwrites a key
+    capsys.readouterr()
+    assert run("keygen", tmp_path / "missing" / "k.pem")[0] == 2  # an InputError, not a FileNotFoundError
+    assert "no such folder" in capsys.readouterr().err
     assert run("verify", bundle_copy, "--key", tmp_path / "release.pub.pem")[0] == 2  # unsigned: refused
     assert run("sign", bundle_copy, "--key", key)[0] == 0 and (bundle_copy / "guard.sig").is_file()
     capsys.readouterr()

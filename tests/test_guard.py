@@ -198,8 +198,11 @@ def test_concurrent_calls_give_the_serial_answers(guard):
 def test_auto_precision_prefers_int8_and_threads_are_checked(bert_bundle):
     assert Guard.load(bert_bundle).artifact.precision == "int8"
     assert Guard.load(bert_bundle, precision="fp32", threads=1).artifact.path == "model.onnx"
-    with pytest.raises(InputError, match="threads"):
-        Guard.load(bert_bundle, threads=0)
+    for threads in (0, True):
+        with pytest.raises(InputError, match="threads"):
+            Guard.load(bert_bundle, threads=threads)
+    with pytest.raises(InputTypeError, match="got int"):
+        Guard.load(123)
 
 
 STUDENT_PARAMETERS = 435_000_000  # the paper's DeBERTa-v3-large student

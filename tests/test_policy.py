@@ -40,6 +40,7 @@ def test_the_rule(score, cats, policy, expected):
     ({"enforce": "hate"}, r"\$\.enforce: 'hate' is not of type 'array', 'null'"),
     ({"allow": ["hate"], "enforce": ["hate"]}, "hate both enforced and allowed"),
     ({"thresholds": {"hate": 2}}, r"\$\.thresholds\.hate: 2 is greater than the maximum of 1"),
+    ({"thresholds": {"hate": float("nan")}}, r"\$\.thresholds\.hate: nan is outside \[0, 1\]"),
     ({"block": ["hate"]}, "Additional properties are not allowed"),
     ({"uncategorised": "maybe"}, r"\$\.uncategorised"),
 ])

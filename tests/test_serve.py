@@ -5,13 +5,14 @@ is stopped when its test ends, on failure too."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 
 import httpx
 import pytest
 
-from guard_sdk import Guard
+from guard_sdk import Guard, InputError
 from guard_sdk.categories import OPENAI_MODERATION
 from guard_sdk.serve.app import Limits, create_app
 
@@ -93,6 +94,8 @@ def test_classify_gives_the_full_verdict_of_pairs_and_a_policy(guard):
     ({"json": {"input": ["hi"] * 5}}, 413, "5 inputs; the limit is 4"),
     ({"content": b'{"input": "' + b"x" * 3000 + b'"}'}, 413, "limit"),
     ({"content": b'{"input": "bad \\udcff"}'}, 422, "not valid UTF-8"),  # a lone surrogate, escaped in JSON
+    ({"content": b'{"input": "hi", "model": "\\ud800"}'}, 422, "model must be a string"),  # not echoed back
+    ({"json": {"input": "hi", "model": {"a": 1}}}, 422, "model must be a string"),
 ])
 def test_bad_requests_get_json_errors(guard, request_args, status, message):
     with serving(guard, limits=Limits(max_body_bytes=2000, max_batch=4)) as url:
@@ -100,17 +103,65 @@ def test_bad_requests_get_json_errors(guard, request_args, status, message):
     assert reply.status_code == status and message in reply.json()["error"]["message"], reply.text
 
 
-def test_keys_unknown_routes_and_a_full_queue(guard):
-    with serving(guard, api_key="k", limits=Limits(max_queue=0)) as url:
+def test_keys_unknown_routes_and_a_full_queue(guard, monkeypatch):
+    """One input being scored (held until released) and one waiting fill a queue of one: the next gets 429, and
+    both held ones are answered once it drains."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    entered, release = threading.Event(), threading.Event()
+    scored = guard.classify_batch
+
+    def held(*args, **kwargs):
+        entered.set()
+        assert release.wait(60)
+        return scored(*args, **kwargs)
+
+    monkeypatch.setattr(guard, "classify_batch", held)
+    key = {"Authorization": "Bearer k"}
+    with serving(guard, api_key="k", limits=Limits(max_batch=1, max_queue=1, workers=1)) as url:
         assert httpx.post(f"{url}/v1/moderations", json={"input": "hi"}).status_code == 401
         wrong = httpx.post(f"{url}/v1/moderations", json={"input": "hi"}, headers={"Authorization": "Bearer x"})
         assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
-        busy = httpx.post(f"{url}/v1/moderations", json={"input": "hi"}, headers={"Authorization": "Bearer k"})
-        assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(httpx.post, f"{url}/v1/moderations", json={"input": "one"}, headers=key, timeout=60)
+            assert entered.wait(30)
+            second = pool.submit(httpx.post, f"{url}/v1/moderations", json={"input": "two"}, headers=key, timeout=60)
+            deadline = time.monotonic() + 30
+            while "guard_queue_depth 1.0" not in httpx.get(f"{url}/metrics", headers=key).text:
+                assert time.monotonic() < deadline, "the second request never queued"
+                time.sleep(0.02)
+            busy = httpx.post(f"{url}/v1/moderations", json={"input": "three"}, headers=key)
+            release.set()
+            answered = [first.result().status_code, second.result().status_code]
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "1" and answered == [200, 200]
         assert httpx.get(f"{url}/healthz").status_code == 200  # health needs no key
+        assert httpx.get(f"{url}/").status_code == 200  # nor the static page, whose requests do
         assert httpx.get(f"{url}/metrics").status_code == 401
         missing = httpx.get(f"{url}/v1/nothing")
         assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_json_nested_too_deep_to_parse_is_a_bad_request(guard):
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+    with serving(guard) as url:
+        reply = httpx.post(f"{url}/v1/moderations", content=deep)
+    assert reply.status_code == 400 and "nested too deep" in reply.json()["error"]["message"], reply.text
+
+
+def test_a_queue_that_cannot_hold_one_full_request_is_refused_at_start(guard):
+    with pytest.raises(InputError, match="max_queue"):
+        create_app(guard, limits=Limits(max_batch=64, max_queue=10))
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"prompt": "hi", "policy": "/etc/hostname"}, "policy must be a JSON object"),  # never opened as a file
+    ({"prompt": "hi", "policy": {"allow": ["\ud800"]}}, "\\ud800"),  # the message escapes what it quotes
+    ({"prompt": "hi", "policy": {"thresholds": {"hate": float("nan")}}}, "outside [0, 1]"),
+])
+def test_a_requests_policy_is_a_json_object_checked_before_scoring(guard, body, message):
+    with serving(guard) as url:
+        reply = httpx.post(f"{url}/v1/classify", content=json.dumps(body).encode())
+    assert reply.status_code == 422 and message in reply.json()["error"]["message"], reply.text
 
 
 def test_a_response_streamed_over_the_websocket_is_judged_chunk_by_chunk(guard):
@@ -130,16 +181,20 @@ def test_a_response_streamed_over_the_websocket_is_judged_chunk_by_chunk(guard):
                 ws.send(jsonlib.dumps({"chunk": chunk}))
                 answers.append(jsonlib.loads(ws.recv(timeout=30)))
             ws.send(jsonlib.dumps({"end": True}))
-        with connect(socket_url, additional_headers={"Authorization": "Bearer k"}) as ws:
-            ws.send(jsonlib.dumps({"text": "no prompt"}))
-            refused = jsonlib.loads(ws.recv(timeout=30))
+        refused = []
+        for first in (jsonlib.dumps({"text": "no prompt"}), b'{"prompt": "hi", "policy": "/etc/hostname"}',
+                      "[" * 100_000 + "]" * 100_000):  # a binary frame is read as UTF-8 JSON too
+            with connect(socket_url, additional_headers={"Authorization": "Bearer k"}) as ws:
+                ws.send(first)
+                refused.append(jsonlib.loads(ws.recv(timeout=30))["error"]["message"])
         with pytest.raises(Exception, match="1008|missing or wrong API key|403"):
             with connect(socket_url) as ws:
                 ws.recv(timeout=30)
     for answer, step in zip(answers, expected):
         assert answer["verdict"] == {**step.verdict.to_dict(), "violations": list(step.verdict.violations)}
         assert answer["chunk"] == step.chunk and answer["first_unsafe_chunk"] == step.first_unsafe_chunk
-    assert "the first message must be" in refused["error"]["message"]
+    assert "the first message must be" in refused[0] and "policy must be a JSON object" in refused[1]
+    assert "nested too deep" in refused[2]
 
 
 def test_concurrent_clients_get_classifys_verdicts_each_once(guard):
@@ -160,6 +215,25 @@ def test_concurrent_clients_get_classifys_verdicts_each_once(guard):
     for text, answer in answers.items():
         assert answer == {**expected[text], "violations": list(expected[text]["violations"])}
     assert 'guard_requests_total{endpoint="/v1/classify",status="200"} 64.0' in metrics
+
+
+def test_the_serve_command_names_the_port_it_picked(categories_bundle):
+    """--port 0 binds a free port, and the line printed at start names it (uvicorn's own line is silenced)."""
+    import re
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "guard_sdk.cli", "serve", "--port", "0", "--bundle", str(categories_bundle)]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        found = re.search(r"on http://127\.0\.0\.1:(\d+) ", line)
+        assert found and found.group(1) != "0", line
+        health = httpx.get(f"http://127.0.0.1:{found.group(1)}/healthz", timeout=30).json()
+        assert health["model"] == Guard.load(categories_bundle).manifest.name
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_the_load_test_serves_from_its_own_process_and_writes_its_table(bert_bundle, tmp_path):
@@ -202,6 +276,11 @@ def test_the_playground_page_shows_the_verdict_in_headless_chromium(guard):
         subprocess.run([*flags, "--window-size=900,900", f"--screenshot={shot}", page], capture_output=True,
                        timeout=120)
         raw = httpx.get(url).text
+    with serving(guard, api_key="k") as url:  # the page is open; its request is refused until a key is typed
+        keyed = subprocess.run([*flags, "--dump-dom", f"{url}/?prompt=hi"], capture_output=True, text=True,
+                               timeout=120).stdout
+    assert '<div id="label">Error 401</div>' in keyed and '<div id="keyfield">' in keyed, keyed[-2000:]
+    assert '<div id="keyfield" hidden="">' in dom  # no key asked where none is needed
     assert "<script src=" not in raw and "http" not in re.sub(r"<!--.*?-->", "", raw).split("<script>")[0]  # offline
     label = re.search(r'<div id="label">(\w+)</div>', dom)
     assert label and label.group(1) == ("Unsafe" if expected.unsafe else "Safe"), dom[-2000:]

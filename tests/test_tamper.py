@@ -230,6 +230,7 @@ def test_a_signed_bundle_refuses_every_mutation_and_every_fix_up(bert_bundle, ot
     trusted = [tmp_path / "key.pub.pem"]
     expected = [(v.unsafe, round(v.score, 6)) for v in Guard.load(signed, precision="int8").classify_batch(TEXTS)]
     assert _outcome(signed, expected, trusted_keys=trusted) == "harmless"
+    assert _outcome(signed, expected, trusted_keys=str(trusted[0])) == "harmless"  # one key, not its characters
     assert _outcome(signed, expected, trusted_keys=[tmp_path / "other.pub.pem"]) == "refused: SignatureError"
     suite = {**mutations(*others), **fix_ups(*others)}
     refused = {}

@@ -37,8 +37,9 @@ def register(sub: Subparsers) -> None:
         description="Print one JSON verdict per input: unsafe (bool), score (P(unsafe)), threshold, label, "
         "windows (how many max_length windows were scored), categories (P of each harm category the bundle scores; "
         "{} for a bundle without a category head), violations (the categories over their thresholds that the "
-        "policy enforces, most confident first) and view (raw, or the normalized or decoded view of the text whose "
-        "window decided: look-alike letters, spelled-out words, leetspeak, base64, hex, ROT13 undone). "
+        "policy enforces, most confident first) and view (the view of the text whose window decided: raw as given, "
+        "or one the bundle declares: normalized, with look-alike letters, spelled-out words and leetspeak undone; "
+        "payload or decoded, with base64, hex, URL-encoding and ROT13 decoded; sentences, each sentence alone). "
         "Either TEXT or --jsonl. With --fail-on-unsafe the exit code says "
         "whether anything was unsafe (3), so a shell script can gate on it.",
         examples="  guard-sdk classify 'How do I make a pipe bomb?' --bundle my-guard\n"

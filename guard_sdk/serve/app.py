@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -28,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from guard_sdk.backends import physical_cores
 from guard_sdk.errors import InputError, PolicyError
 from guard_sdk.guard import Guard, Verdict
+from guard_sdk.policy import Policy
 from guard_sdk.serve.batcher import Batcher, QueueFull
 from guard_sdk.serve.moderation import moderation_response
 
@@ -50,7 +52,35 @@ class HTTPError(Exception):
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """OpenAI's error shape, so its client raises the matching exception class."""
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status, headers=headers)
+    return JSONResponse({"error": _error_body(status, message, kind)}, status, headers=headers)
+
+
+def _error_body(status: int, message: str, kind: str) -> dict[str, Any]:
+    # A message may quote the client's text, and JSON "\ud800" parses to a lone surrogate that UTF-8 cannot encode.
+    return {"message": message.encode("utf-8", "backslashreplace").decode("utf-8"), "type": kind, "code": status}
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request's JSON (a body, a WebSocket message); HTTPError 400 when it is not JSON, or nested too deep to
+    parse (json raises RecursionError there)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise HTTPError(400, "the body is not JSON: nested too deep") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise HTTPError(400, f"the body is not JSON: {e}") from None
+
+
+def client_policy(data: Mapping[str, Any]) -> Policy | None:
+    """A request's own policy: a JSON object, or absent. Never a path: a client must not make the server open
+    files (a FIFO would stall a worker; the answer would tell which files exist)."""
+    given = data.get("policy")
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise HTTPError(422, "policy must be a JSON object (docs/policy.md); the server reads no policy file for a "
+                        "client")
+    return Policy.from_dict(given)
 
 
 class Metrics:
@@ -75,8 +105,11 @@ class Metrics:
 
 
 def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Limits()) -> Starlette:
-    """The app serving ``guard``; ``api_key``: when set, every endpoint but /healthz needs ``Authorization: Bearer``
-    with it."""
+    """The app serving ``guard``; ``api_key``: when set, every endpoint but /healthz and the playground page (static:
+    it asks for the key when its request is refused) needs ``Authorization: Bearer`` with it."""
+    if limits.max_queue < limits.max_batch:
+        raise InputError(f"max_queue ({limits.max_queue}) must hold at least one full request (max_batch, "
+                         f"{limits.max_batch}), else such a request would be answered 429 for ever")
     metrics = Metrics()
     workers = limits.workers or max(1, physical_cores() // (guard.threads or 1))
     batcher = Batcher(guard, workers, limits.max_batch, limits.max_queue)
@@ -97,10 +130,7 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             raw += chunk
             if len(raw) > limits.max_body_bytes:
                 raise HTTPError(413, f"the body is over the limit of {limits.max_body_bytes} bytes")
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise HTTPError(400, f"the body is not JSON: {e}") from e
+        return parse_json(raw)
 
     async def scored(endpoint: str, request: Request, work: Any) -> Response:
         """Answer with ``await work(data)`` of the request's JSON body, with metrics and JSON errors."""
@@ -153,8 +183,11 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
 
     async def moderate(data: Any) -> dict[str, Any]:
         texts = texts_of(data)
+        model = data.get("model") or guard.manifest.name
+        if not isinstance(model, str) or not model.isprintable() or len(model) > 256:
+            raise HTTPError(422, "model must be a string of at most 256 printable characters")
         verdicts = await judged(texts, [None] * len(texts))
-        return moderation_response(data.get("model") or guard.manifest.name, verdicts)
+        return moderation_response(model, verdicts)
 
     async def classify(data: Any) -> dict[str, Any]:
         single = isinstance(data, dict) and "prompt" in data
@@ -163,7 +196,7 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             raise HTTPError(422, 'expected {"prompt": ..., "response": ...} or {"inputs": [such objects]}')
         if len(items) > limits.max_batch:
             raise HTTPError(413, f"{len(items)} inputs; the limit is {limits.max_batch} per request")
-        policy = data.get("policy") if isinstance(data, dict) else None
+        policy = client_policy(data) if isinstance(data, dict) else None
         verdicts = await judged([i["prompt"] for i in items], [i.get("response") for i in items], policy)
         answers = [v.to_dict() for v in verdicts]
         return answers[0] if single else {"results": answers}
@@ -188,6 +221,17 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             return _error(e.status, e.message, e.kind)
         return Response(metrics.text(), media_type="text/plain; version=0.0.4")
 
+    async def received(socket: WebSocket) -> Any:
+        """The next message's JSON, text frame or binary (UTF-8), within the body limit."""
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text, raw = message.get("text"), message.get("bytes")
+        data = raw if raw is not None else (text or "").encode("utf-8")
+        if len(data) > limits.max_body_bytes:
+            raise HTTPError(413, f"the message is over the limit of {limits.max_body_bytes} bytes")
+        return parse_json(data)
+
     async def stream(socket: WebSocket) -> None:
         """One streamed response: {"prompt", "threshold"?, "policy"?} first, then {"chunk": text} messages, each
         answered with the verdict on the response so far (Guard.stream); an error is sent, then the socket closes."""
@@ -197,14 +241,14 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
             return
         await socket.accept()
         try:
-            start = await socket.receive_json()
+            start = await received(socket)
             if not isinstance(start, dict) or "prompt" not in start:
                 raise HTTPError(422, 'the first message must be {"prompt": ..., "threshold": optional, '
                                 '"policy": optional}')
             streamed = await run_in_threadpool(guard.stream, start["prompt"], threshold=start.get("threshold"),
-                                               policy=start.get("policy"))
+                                               policy=client_policy(start))
             while True:
-                message = await socket.receive_json()
+                message = await received(socket)
                 if not isinstance(message, dict) or "chunk" not in message:
                     break  # {"end": true}, or anything else, ends the stream
                 step = await run_in_threadpool(streamed.feed, message["chunk"])
@@ -215,9 +259,10 @@ def create_app(guard: Guard, *, api_key: str | None = None, limits: Limits = Lim
                                         "verdict": step.verdict.to_dict()})
         except WebSocketDisconnect:
             return
-        except (HTTPError, InputError, PolicyError, ValueError) as e:
-            await socket.send_json({"error": {"message": getattr(e, "message", str(e)),
-                                              "type": "invalid_request_error"}})
+        except HTTPError as e:
+            await socket.send_json({"error": _error_body(e.status, e.message, e.kind)})
+        except (InputError, ValueError) as e:
+            await socket.send_json({"error": _error_body(422, str(e), "invalid_request_error")})
         await socket.close()
 
     async def not_routed(_: Request, e: Exception) -> Response:
