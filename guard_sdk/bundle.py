@@ -234,6 +234,9 @@ def _check(data: dict[str, Any], where: Path) -> None:
             raise ManifestError(f"{where}: two categories share one {key}", where)
     if sorted(c["index"] for c in heads) != list(range(2, 2 + len(heads))):
         raise ManifestError(f"{where}: category indices must be the logits after the two labels' (2, 3, ...)", where)
+    kinds = [(a["format"], a["precision"]) for a in data["artifacts"]]
+    if len(set(kinds)) != len(kinds):  # a load asking for that format and precision could run either
+        raise ManifestError(f"{where}: two artifacts share one format and precision", where)
     fold = data.get("views", {}).get("fold", {})
     wrong = sorted(c for c, to in fold.items() if c.isascii() or not (to.isascii() and to.isalnum()))
     if wrong:  # a look-alike imitates an ASCII letter or digit and is never one itself

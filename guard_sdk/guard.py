@@ -30,6 +30,7 @@ from guard_sdk.bundle import (
     read_manifest_bytes,
     verified_bytes,
     verified_source,
+    verify_bundle,
 )
 from guard_sdk.errors import (
     BackendUnavailableError,
@@ -528,3 +529,27 @@ def run_windows(
             outputs = np.empty((len(windows), batch.shape[1]), dtype=batch.dtype)
         outputs[idx] = batch
     return outputs if outputs is not None else np.empty((0, LABEL_OUTPUTS))
+
+
+def check_bundle(path: str | Path) -> dict[str, str]:
+    """What ``guard-sdk verify`` runs: every check of ``Guard.load`` on every artifact, not only on the one a load
+    picks (guard.json's meaning, the tokenizer, each file's size and sha256), and each artifact that a backend here
+    runs loaded and run on one text (which checks its outputs against the categories); {artifact path: outcome}.
+    An artifact of a format no backend knows is refused, as a load would refuse a bundle holding only it."""
+    path = Path(path)
+    manifest = verify_bundle(path)
+    outcomes = {}
+    for artifact in manifest.artifacts:
+        names = [name for name, info in BACKENDS.items() if info.format == artifact.format]
+        if not names:
+            raise UnknownFormatError(f"{path / artifact.path}: format {artifact.format!r}, which no backend of this "
+                                     f"runtime runs ({', '.join(sorted({b.format for b in BACKENDS.values()}))})",
+                                     path / artifact.path)
+        try:
+            guard = Guard.load(path, backend=names[0], precision=artifact.precision)
+        except BackendUnavailableError as e:
+            outcomes[artifact.path] = f"not run here ({e})"
+            continue
+        guard.classify("Hello.")  # guard.json allows one artifact of each format and precision: this one
+        outcomes[artifact.path] = f"loaded by {names[0]}, scored a text"
+    return outcomes

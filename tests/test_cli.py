@@ -102,6 +102,28 @@ def test_tampered_bundle_exit_2_and_named(bundle_copy, capsys):
     assert run("verify", bundle_copy)[0] == 2
 
 
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m["text"].update(pad_id=5), "pad"),  # the tokenizer's [PAD] is another id
+    (lambda m: m["artifacts"][0].update(format="tflite"), "no backend of this runtime runs"),
+    (lambda m: m["artifacts"].append(dict(m["artifacts"][0])), "two artifacts share one format and precision"),
+])
+def test_verify_refuses_what_a_load_would_refuse(bundle_copy, capsys, edit, message):
+    """verify checks every artifact as a load does, not only the files' hashes."""
+    manifest = json.loads((bundle_copy / "guard.json").read_text())
+    edit(manifest)
+    (bundle_copy / "guard.json").write_text(json.dumps(manifest))
+    assert run("verify", bundle_copy)[0] == 2
+    assert message in capsys.readouterr().err
+
+
+def test_verify_loads_every_artifact_it_can_run(bundle_copy):
+    out = io.StringIO()
+    assert main(["verify", str(bundle_copy)], out=out) == 0
+    listed = [line.split()[0] for line in out.getvalue().splitlines()[1:-1]]
+    assert listed == [a["path"] for a in json.loads((bundle_copy / "guard.json").read_text())["artifacts"]]
+    assert all(line.endswith("loaded by onnxruntime, scored a text") for line in out.getvalue().splitlines()[1:-1])
+
+
 def test_keygen_sign_and_verify_with_the_public_key(bundle_copy, tmp_path, capsys):
     key, other = tmp_path / "release.pem", tmp_path / "other.pem"
     assert run("keygen", key)[0] == run("keygen", other)[0] == 0
@@ -314,7 +336,8 @@ def test_flags_read_the_same_on_every_command():
 
     writes = ["export", "random-checkpoint", "finetune", "distill", "ablation", "augment", "label", "adapt",
               "dapt-experiment", "eval", "bench"]
-    assert [c for c in writes if not {"-o", "--output"} <= flags(c)] == []
+    assert [c for c in writes if not {"-o", "--output", "--out", "--output-dir"} <= flags(c)] == []
+    assert parser.parse_args(["finetune", "--recipe", "r.yaml", "--out", "x"]).output.name == "x"  # not ambiguous
     recipes = ["finetune", "distill", "ablation", "augment", "label", "adapt", "dapt-experiment"]
     assert [c for c in recipes if "--set" not in flags(c)] == []
     reads_data = ["finetune", "distill", "ablation", "augment", "adapt", "dapt-experiment", "eval", "bench"]

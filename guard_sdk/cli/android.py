@@ -44,7 +44,7 @@ def register(sub: Subparsers) -> None:
                 "(the timed calls) that the app's benchmark screen wrote and benchmarks/android_bench.sh pulled, "
                 "and print or write them in the same report format as guard-sdk bench.")
     r.add_argument("pulled", type=Path, help="folder holding the two JSON files pulled from the phone")
-    add_output(r, "also write results.json and RESULTS.md here", legacy=("--out",))
+    add_output(r, "also write results.json and RESULTS.md here")
 
 
 def run_android(args: argparse.Namespace, out: IO[str]) -> int:

@@ -33,7 +33,7 @@ LABEL_HELP = ("label: score every kept instruction (as a prompt) and every respo
 
 def _add_stage_options(p: argparse.ArgumentParser) -> None:
     add_recipe(p, "augmentation recipe YAML file")
-    add_output(p, "where the stage folders go (default: the recipe's output_dir)", legacy=("--output-dir",))
+    add_output(p, "where the stage folders go (default: the recipe's output_dir)")
     add_set(p, "instructions.k=4")
     add_quiet(p)
     p.set_defaults(run=run_augment, extra="train")

@@ -80,8 +80,7 @@ def register(sub: Subparsers) -> None:
                    help="with --serve: at most this many requests per row (default: 2000)")
     b.add_argument("--seconds", type=positive_int, default=60,
                    help="with --serve: at most this many seconds per row (default: 60)")
-    add_output(b, "also write results.json, RESULTS.md, latency.png (and with --data size_f1.png) here",
-               legacy=("--out",))
+    add_output(b, "also write results.json, RESULTS.md, latency.png (and with --data size_f1.png) here")
     add_quiet(b)
     b.set_defaults(run=run_bench, extra="bench")
 

@@ -68,11 +68,13 @@ def register(sub: Subparsers) -> None:
 
     v = command(
         sub, "verify",
-        help="check a bundle: manifest, every file's size and sha256, and its signature",
+        help="check a bundle: manifest, every file's size and sha256, every artifact loaded, its signature",
         description="Check guard.json against the schema and what its values mean, every file it lists against "
         "its recorded size and sha256 (links and non-regular files refused), and with --trusted-key the Ed25519 "
-        "signature in guard.sig; print a summary of the artifacts. BUNDLE may be 'default', the embedded default "
-        "guard.",
+        "signature in guard.sig. Then every artifact that a backend here runs is loaded as Guard.load would load "
+        "it (the tokenizer, the model's inputs and outputs against guard.json) and scores one text; an artifact "
+        "whose backend is not installed or runs on another platform is named as not run here. Prints a summary "
+        "of the artifacts. BUNDLE may be 'default', the embedded default guard.",
         examples="  guard-sdk verify my-guard\n"
         "  guard-sdk verify my-guard --trusted-key release.pub.pem   # exit 2 unless release.pem signed it",
     )
@@ -192,19 +194,22 @@ def run_classify(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
-    from guard_sdk.bundle import read_manifest_bytes, verify_bundle
+    from guard_sdk.bundle import read_manifest, read_manifest_bytes
+    from guard_sdk.guard import check_bundle
 
     signer = None
     if args.trusted_keys:
         from guard_sdk.signing import check_signature
 
         signer = check_signature(args.bundle, read_manifest_bytes(args.bundle), args.trusted_keys)
-    manifest = verify_bundle(args.bundle)
+    outcomes = check_bundle(args.bundle)
+    manifest = read_manifest(args.bundle)
     signed = f", signed by trusted key {signer}" if signer else ""
     out.write(f"{args.bundle}: {manifest.name}, schema {manifest.schema_version}, all files match guard.json"
               f"{signed}\n")
     for a in manifest.artifacts:
-        out.write(f"  {a.path}  {a.format} {a.precision}  {a.bytes:,} bytes  sha256 {a.sha256[:12]}\n")
+        out.write(f"  {a.path}  {a.format} {a.precision}  {a.bytes:,} bytes  sha256 {a.sha256[:12]}  "
+                  f"{outcomes[a.path]}\n")
     views = ", ".join(manifest.views.names) if manifest.views is not None else "none"
     categories = ", ".join(c.name for c in manifest.categories) or "none"
     out.write(f"  threshold {manifest.threshold:.4g}, views {views}, categories {categories}\n")

@@ -82,8 +82,7 @@ def register(sub: Subparsers) -> None:
     add_data_dir(ev)
     ev.add_argument("--threshold", "-t", type=probability, default=None,
                     help="decision cut (default: the bundle's; 0.5 for a checkpoint)")
-    add_output(ev, "also write eval.json and eval.md (with --suite: suite.json and suite.md) to this folder",
-               legacy=("--out",))
+    add_output(ev, "also write eval.json and eval.md (with --suite: suite.json and suite.md) to this folder")
     ev.add_argument("--docs", type=Path, metavar="FILE",
                     help="with --suite: write the suite's tables into this markdown file between the marker "
                     "comments, replacing only what is between them (markers missing: added at the end; file "

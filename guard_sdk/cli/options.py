@@ -101,9 +101,13 @@ def add_trusted_keys(p: argparse.ArgumentParser) -> None:
                    "repeat for several (default: signatures are not checked)")
 
 
+OLD_OUTPUT_FLAGS = ("--output-dir", "--out")  # earlier spellings of -o, still taken by every command that writes
+
+
 def add_output(p: argparse.ArgumentParser, help: str, required: bool = False, legacy: tuple[str, ...] = ()) -> None:
-    """-o/--output for what a command writes; ``legacy`` keeps an older spelling working."""
-    p.add_argument("--output", "-o", *legacy, type=Path, required=required, dest="output", help=help)
+    """-o/--output for what a command writes; ``legacy`` keeps a command's own older spelling working too."""
+    p.add_argument("--output", "-o", *dict.fromkeys((*OLD_OUTPUT_FLAGS, *legacy)), type=Path, required=required,
+                   dest="output", help=help)
 
 
 def output_override(field: str, output: Path | None) -> list[str]:

@@ -26,8 +26,7 @@ TRAIN_EXTRA = "train,export"
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     add_recipe(p)
-    add_output(p, "where checkpoints, splits and reports go (default: the recipe's output_dir)",
-               legacy=("--output-dir",))
+    add_output(p, "where checkpoints, splits and reports go (default: the recipe's output_dir)")
     add_data_dir(p)
     add_set(p, "train.max_length=256")
     p.add_argument("--no-export", action="store_true", help="stop after training and dev calibration")
