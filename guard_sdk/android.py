@@ -195,19 +195,47 @@ def copy_assets(bundle: str | Path, assets: str | Path, precision: str = "int8")
     return written
 
 
+APP_METRICS = ("model_load_time(ms)", "first_inference_latency(ms)", "ram_pss_usage(mb)")  # what the report reads
+_NUMBER = {"type": "number"}
+_TEXT = {"type": "string"}
+_COUNT = {"type": "integer", "minimum": 0}
+# What records_from_app reads from the two files, so that a file cut short or edited is refused with its field
+# rather than failing halfway through the report.
+PULLED_SCHEMAS = {
+    APP_RESULTS: {"type": "array", "items": {"type": "object", "required": ["metric", "actualValue"],
+                                             "properties": {"metric": _TEXT, "actualValue": _NUMBER}}},
+    APP_RUN: {"type": "object",
+              "required": ["bundle", "precision", "tokens", "warmup", "artifact", "artifact_bytes", "tokens_per_input",
+                           "windows_per_input", "latencies_ms"],
+              "properties": {"bundle": _TEXT, "precision": _TEXT, "artifact": _TEXT, "tokens": _COUNT, "warmup": _COUNT,
+                             "threads": _COUNT, "artifact_bytes": _COUNT, "tokens_per_input": _NUMBER,
+                             "windows_per_input": _NUMBER, "window_lengths": {"type": "array", "items": _COUNT},
+                             "latencies_ms": {"type": "array", "minItems": 1,
+                                              "items": {"type": "number", "exclusiveMinimum": 0}}}},
+}
+
+
 def read_pulled(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The app's benchmark_results.json and guard_run.json from ``folder``, with a clear error for either."""
+    import jsonschema
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder: pull {APP_RESULTS} and {APP_RUN} from the phone into one")
     loaded = []
     for name in (APP_RESULTS, APP_RUN):
-        path = Path(folder) / name
+        path = folder / name
         try:
-            loaded.append(json.loads(path.read_text(encoding="utf-8")))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"{path} is missing: pull both {APP_RESULTS} and {APP_RUN} from the phone") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InputError(f"{path} is not JSON ({e}): pull it again") from None
-    if not isinstance(loaded[0], list) or not isinstance(loaded[1], dict):
-        raise InputError(f"{folder}: {APP_RESULTS} must hold a list of metrics and {APP_RUN} an object")
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(PULLED_SCHEMAS[name]).iter_errors(
+            data))
+        if error is not None:
+            raise InputError(f"{path}: {error.json_path}: {error.message}")
+        loaded.append(data)
     return loaded[0], loaded[1]
 
 
@@ -219,6 +247,9 @@ def records_from_app(results: list[dict[str, Any]], run: dict[str, Any]) -> list
     metrics = {r["metric"]: r["actualValue"] for r in results}
     if metrics.get("load_status", 0) != 0:
         raise InputError(f"the app could not load the model (load_status {metrics['load_status']})")
+    missing = [m for m in APP_METRICS if m not in metrics]
+    if missing:
+        raise InputError(f"{APP_RESULTS} lacks the metric {missing[0]}: pull it again after the run has finished")
     timings_ms = run.get("latencies_ms") or []
     if not timings_ms:
         raise InputError(f"{APP_RUN} holds no timed calls")

@@ -257,7 +257,8 @@ def read_manifest_bytes(bundle_dir: str | Path) -> bytes:
     """The bytes of ``bundle_dir/guard.json`` (``bundle_files.read_bundle_file``: a regular file, read once)."""
     path = Path(bundle_dir) / MANIFEST_NAME
     if not Path(bundle_dir).is_dir():
-        raise ManifestError(f"{bundle_dir}: no such bundle folder", bundle_dir)
+        what = "a file, not a bundle folder" if Path(bundle_dir).exists() else "no such bundle folder"
+        raise ManifestError(f"{bundle_dir}: {what}", bundle_dir)
     try:
         return read_bundle_file(bundle_dir, MANIFEST_NAME, None, limit=MAX_MANIFEST_BYTES)
     except ArtifactMissingError as e:
@@ -383,8 +384,13 @@ def verified_source(bundle_dir: str | Path, entry: FileEntry) -> bytes | Path:
 
 
 def verify_bundle(bundle_dir: str | Path) -> Manifest:
-    """Read the manifest and check every file it lists; what ``guard-sdk verify`` runs."""
+    """Read the manifest and check every file it lists."""
     manifest = read_manifest(bundle_dir)
+    verify_files(bundle_dir, manifest)
+    return manifest
+
+
+def verify_files(bundle_dir: str | Path, manifest: Manifest) -> None:
+    """Check every file ``manifest`` lists against its size and sha256."""
     for entry in [manifest.tokenizer, *manifest.artifacts]:
         verified_source(bundle_dir, entry)
-    return manifest

@@ -114,7 +114,8 @@ def _candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[
         held = ", ".join(sorted({a.precision for a in manifest.artifacts}))
         raise UnknownFormatError(f"the bundle has no {precision!r} artifact; it holds: {held}")
     backends = auto_order() if backend == "auto" else (backend,)
-    precisions = PRECISION_ORDER if precision == "auto" else (precision,)
+    others = sorted({a.precision for a in manifest.artifacts} - set(PRECISION_ORDER))  # int4, palette4: last
+    precisions = (*PRECISION_ORDER, *others) if precision == "auto" else (precision,)
     found = [(name, artifact) for name in backends for prec in precisions for artifact in manifest.artifacts
              if artifact.format == backend_format(name) and artifact.precision == prec]
     if not found:
@@ -185,8 +186,8 @@ class Guard:
 
         ``backend``: "auto" (the fastest that runs here and that the bundle holds, see
         ``guard_sdk.backends.auto_order``; the choice is logged and kept in ``guard.backend.name``) or a
-        name in ``guard_sdk.backends.BACKENDS``; ``precision``: "auto"
-        (int8, then fp16, then fp32) or one the bundle holds; ``threads``: intra-op threads, or None for
+        name in ``guard_sdk.backends.BACKENDS``; ``precision``: "auto" (int8, then fp16, then fp32,
+        then any other the bundle holds) or one the bundle holds; ``threads``: intra-op threads, or None for
         the runtime's choice per bundle: 1 for a model under 100M parameters (the embedded guard), else the
         physical cores, at most 4 (``guard_sdk.backends.default_threads`` says why; ``guard.threads`` says
         what was chosen); ``batch_size``: windows per model call, which bounds memory (an artifact

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from guard_sdk.bundle import MANIFEST_NAME, parse_manifest, read_manifest_bytes
+from guard_sdk.bundle import MANIFEST_NAME, parse_manifest, read_manifest_bytes, verify_files
 from guard_sdk.bundle_files import read_bundle_file
 from guard_sdk.errors import ArtifactMissingError, InputError, SignatureError
 
@@ -111,10 +111,11 @@ def generate_keys(private_path: str | Path, public_path: str | Path) -> str:
 
 
 def sign_bundle(bundle_dir: str | Path, private_key: str | Path | bytes) -> Path:
-    """Sign ``bundle_dir``'s guard.json (valid, or refused) with ``private_key``; write and return guard.sig."""
+    """Sign ``bundle_dir``'s guard.json with ``private_key``; write and return guard.sig. A guard.json the runtime
+    would refuse, or one whose files do not match it, is refused rather than signed."""
     key = load_private_key(private_key)
     data = read_manifest_bytes(bundle_dir)
-    parse_manifest(data, Path(bundle_dir) / MANIFEST_NAME)  # never sign a guard.json the runtime would refuse
+    verify_files(bundle_dir, parse_manifest(data, Path(bundle_dir) / MANIFEST_NAME))
     record = {"algorithm": ALGORITHM, "key_id": key_id(key.public_key()),
               "signature": base64.b64encode(key.sign(data)).decode("ascii")}
     path = Path(bundle_dir) / SIGNATURE_NAME

@@ -226,6 +226,12 @@ def test_adapt_command_writes_a_checkpoint_with_its_record(tiny_bert, tmp_path):
     pool.write_text("".join(json.dumps({"prompt": t, "label": y}) + "\n" for t, y in
                             [(t, 1) for t in UNSAFE_TEXTS[2:]] + [(t, 0) for t in SAFE_TEXTS[1:]]))
     out = tmp_path / "adapted"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for base, rows_from in ((tmp_path / "typo", pool), (tiny_bert, empty)):  # refused before the folder is made,
+        assert main(["adapt", "--base", str(base), "--examples", str(few), "--pool", str(rows_from),  # so that
+                     "-o", str(out), "-q"]) == 2  # the corrected command can run there
+    assert not out.exists()
     code = main(["adapt", "--base", str(tiny_bert), "--examples", str(few), "--pool", str(pool), "--method", "lora",
                  "--set", "train.epochs=1", "--set", "neighbours.k=2", "--set", "neighbours.min_similarity=0",
                  "-o", str(out), "-q"])

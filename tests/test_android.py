@@ -224,6 +224,21 @@ def test_a_failed_load_or_a_missing_file_is_a_clear_error(tmp_path):
     (tmp_path / "half" / APP_RUN).write_text("{not json")
     with pytest.raises(InputError, match="not JSON"):
         read_pulled(tmp_path / "half")
+    with pytest.raises(InputError, match="is not a folder"):
+        read_pulled(tmp_path / "half" / APP_RUN)
+
+
+@pytest.mark.parametrize("file,edit,message", [
+    (APP_RESULTS, lambda r: [m for m in r if m["metric"] != "ram_pss_usage(mb)"], "lacks the metric ram_pss_usage"),
+    (APP_RUN, lambda r: {k: v for k, v in r.items() if k != "bundle"}, "'bundle' is a required property"),
+    (APP_RUN, lambda r: {**r, "latencies_ms": [0, 0]}, r"\$\.latencies_ms\[\d\]: 0 is less than or equal to"),
+    (APP_RUN, lambda r: {**r, "tokens": "128"}, r"\$\.tokens: '128' is not of type 'integer'"),
+])
+def test_a_pulled_file_cut_short_or_edited_is_refused_with_its_field(tmp_path, file, edit, message):
+    folder = _pulled(tmp_path / "pulled", [5.0, 6.0])
+    (folder / file).write_text(json.dumps(edit(json.loads((folder / file).read_text()))))
+    with pytest.raises(InputError, match=message):
+        records_from_app(*read_pulled(folder))
 
 
 @pytest.mark.slow

@@ -132,6 +132,10 @@ def test_keygen_sign_and_verify_with_the_public_key(bundle_copy, tmp_path, capsy
     assert run("keygen", tmp_path / "missing" / "k.pem")[0] == 2  # an InputError, not a FileNotFoundError
     assert "no such folder" in capsys.readouterr().err
     assert run("verify", bundle_copy, "--key", tmp_path / "release.pub.pem")[0] == 2  # unsigned: refused
+    model = (bundle_copy / "model.int8.onnx").read_bytes()
+    (bundle_copy / "model.int8.onnx").write_bytes(model[:-1])
+    assert run("sign", bundle_copy, "--key", key)[0] == 2 and not (bundle_copy / "guard.sig").exists()
+    (bundle_copy / "model.int8.onnx").write_bytes(model)
     assert run("sign", bundle_copy, "--key", key)[0] == 0 and (bundle_copy / "guard.sig").is_file()
     capsys.readouterr()
     assert run("verify", bundle_copy, "--key", tmp_path / "release.pub.pem")[0] == 0

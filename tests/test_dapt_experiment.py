@@ -46,10 +46,14 @@ def test_rule_rows_stay_out_of_the_base_and_examples_out_of_the_judged_rows(tmp_
 
 
 def test_unknown_rule_and_peft_method_are_refused(tmp_path):
-    from guard_sdk.training.experiments.dapt import rule_data
+    from guard_sdk.training.experiments.dapt import rule_data, run_experiment
 
     with pytest.raises(RecipeError, match="not a HarmBench semantic category"):
         rule_data(tiny(tmp_path, "unused", "rules=[weather]"), "weather", str(SHARED_DATA))
+    late = tiny(tmp_path, "unused", "rules=[cybercrime_intrusion,weather]")  # refused before the first rule trains
+    with pytest.raises(RecipeError, match="rules: 'weather'"):
+        run_experiment(late, data_dir=str(SHARED_DATA), progress=False)
+    assert not (tmp_path / "out").exists()
     with pytest.raises(RecipeError, match="peft_methods must name some of"):
         tiny(tmp_path, "unused", "peft_methods=[adapters]")
 

@@ -54,6 +54,12 @@ def test_saved_datasetdict_and_a_folder_datasets_reads(tmp_path):
     assert D.load_data(tmp_path / "saved", split="test")["prompt"] == [ROWS[0]["q"]]
     with pytest.raises(DataError, match="holds the splits train, test"):
         D.load_data(tmp_path / "saved")
+    ds.save_to_disk(str(tmp_path / "one"))
+    for spec in (tmp_path / "one", _write(tmp_path, "jsonl"), "xstest"):  # a split that would be ignored
+        with pytest.raises(DataError, match="split"):
+            D.load_data(spec, split="test")
+    with pytest.raises(DataError, match="did you mean the built-in source xstest"):
+        D.load_data("xstset")
     # A folder of data files goes through datasets.load_dataset, the path a hub id takes.
     folder = tmp_path / "hub-like"
     folder.mkdir()

@@ -205,6 +205,17 @@ def test_auto_precision_prefers_int8_and_threads_are_checked(bert_bundle):
         Guard.load(123)
 
 
+def test_auto_precision_falls_back_to_a_4_bit_artifact_when_the_bundle_holds_only_that(bert_bundle):
+    from guard_sdk.guard import _candidates
+
+    manifest = read_manifest(bert_bundle)
+    int4 = dataclasses.replace(manifest.artifacts[0], path="model.int4.pte", format="executorch", precision="int4")
+    only = dataclasses.replace(manifest, artifacts=[int4])
+    assert _candidates(only, "auto", "auto") == [("executorch", int4)]
+    both = dataclasses.replace(manifest, artifacts=[int4, *manifest.artifacts])
+    assert [a.precision for _, a in _candidates(both, "auto", "auto")][-1] == "int4"  # last, after int8 and fp32
+
+
 STUDENT_PARAMETERS = 435_000_000  # the paper's DeBERTa-v3-large student
 
 

@@ -247,6 +247,8 @@ def check_data(data: DataRecipe, where: str) -> None:
     from guard_sdk.training.data.sources import EVALUATION_ONLY
 
     check_splits(data.splits, where)
+    if data.max_train_rows_per_source is not None:
+        check_positive({"data.max_train_rows_per_source": data.max_train_rows_per_source}, where)
     if not data.sources:
         raise RecipeError(f"{where}: data.sources is empty")
     trained = sorted({s.data for s in data.sources} & EVALUATION_ONLY)
@@ -275,6 +277,26 @@ def check_train(t: TrainRecipe, where: str, prefix: str = "train") -> None:
         raise RecipeError(f"{where}: {prefix}.punctuation_flip must lie in [0, 1]")
 
 
+def check_export(e: ExportRecipe, where: str) -> None:
+    """The export section, checked when the recipe loads rather than after the training it follows."""
+    from guard_sdk.export.pipeline import FORMATS
+
+    if problem := check_view_names(tuple(e.views)):
+        raise RecipeError(f"{where}: export.{problem}")
+    unknown = sorted(set(e.formats) - set(FORMATS))
+    if not e.formats or unknown:
+        raise RecipeError(f"{where}: export.formats must name some of {', '.join(FORMATS)}"
+                          + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    known = {p for f in e.formats for p in FORMATS[f]}
+    if not e.precisions or set(e.precisions) - known:
+        raise RecipeError(f"{where}: export.precisions must name some of {', '.join(sorted(known))} (what "
+                          f"{', '.join(e.formats)} export), got {', '.join(e.precisions) or 'none'}")
+    check_positive({"export.max_length": e.max_length}, where)
+    for name in ("int8_tolerance", "int8_min_agreement"):
+        if not 0 <= getattr(e, name) <= 1:
+            raise RecipeError(f"{where}: export.{name} must lie in [0, 1], got {getattr(e, name)}")
+
+
 def _check(recipe: Recipe, where: str) -> None:
     """What types cannot say: ranges and the known names."""
     t, c = recipe.train, recipe.calibration
@@ -298,8 +320,8 @@ def _check(recipe: Recipe, where: str) -> None:
     if c.balance not in CALIBRATION_BALANCES:
         raise RecipeError(f"{where}: calibration.balance must be one of {', '.join(CALIBRATION_BALANCES)}, "
                           f"got {c.balance!r}")
-    if recipe.export is not None and (problem := check_view_names(tuple(recipe.export.views))):
-        raise RecipeError(f"{where}: export.{problem}")
+    if recipe.export is not None:
+        check_export(recipe.export, where)
     k = recipe.categories
     if k is not None and (k.min_train_rows < 1 or k.min_dev_rows < 1 or k.weight <= 0):
         raise RecipeError(f"{where}: categories needs min_train_rows and min_dev_rows of 1 or more and a weight > 0")
@@ -343,7 +365,7 @@ def read_recipe(path: str | Path, cls: type[T], overrides: Sequence[str] = ()) -
 
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"{path}: no such recipe file")
+        raise RecipeError(f"{path}: {'a folder, not a recipe file' if path.is_dir() else 'no such recipe file'}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as e:

@@ -58,7 +58,7 @@ def register(sub: Subparsers) -> None:
                     "(default: all)")
     add_recipe(ad, "adapt recipe YAML (default: the shipped adapt.yaml)", required=False)
     add_set(ad, "neighbours.k=16")
-    add_data_dir(ad)
+    add_data_dir(ad, recipe=False)
     add_output(ad, "output folder; OUT/model is the checkpoint", required=True)
     add_quiet(ad)
     ad.set_defaults(run=run_adapt, extra="train,export")
@@ -76,7 +76,7 @@ def register(sub: Subparsers) -> None:
         "  guard-sdk dapt-experiment --recipe training/recipes/dapt-harmbench.yaml --set 'rules=[illegal]'",
     )
     add_recipe(dx, "experiment YAML file")
-    add_output(dx, "the markdown table to write (default: the file's table)")
+    add_output(dx, "the markdown table to write (default: the file's table)", kind="file")
     add_set(dx, "'seeds=[0]'")
     add_data_dir(dx)
     add_quiet(dx)

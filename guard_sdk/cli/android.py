@@ -29,7 +29,7 @@ def register(sub: Subparsers) -> None:
                 "(ids, types, attention mask), the padded batch, each window's logits from the bundle's artifact, "
                 "P(unsafe) per window and the verdict. The JVM module's tests must match ids and masks exactly.")
     add_runtime(v, threads=False)
-    add_output(v, "JSON file to write", required=True)
+    add_output(v, "JSON file to write", required=True, kind="file")
     a = command(tasks, "assets", help="copy a bundle's guard.json, tokenizer.json and .pte into the app's assets",
                 description="Check guard.json, tokenizer.json and the ExecuTorch artifact against their sha256, "
                 "then copy them into the app's assets folder, replacing the bundle copied there before. A folder "

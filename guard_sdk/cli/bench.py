@@ -67,7 +67,7 @@ def register(sub: Subparsers) -> None:
                    help="labelled rows (as for eval) on which each artifact's F1 and distance from fp32 are measured; "
                    "needs guard-sdk[train]")
     b.add_argument("--split", help="with --data: the split of a saved dataset or hub dataset (e.g. dev)")
-    add_data_dir(b)
+    add_data_dir(b, recipe=False)
     b.add_argument("--quality-rows", type=positive_int, default=1000,
                    help="with --data: the first N rows (default: 1000)")
     b.add_argument("--serve", action="store_true",
@@ -116,15 +116,17 @@ def run_bench(args: argparse.Namespace, out: IO[str]) -> int:
         configs += [c for b in bundles for c in run.plan_references(
             b, args.checkpoint, lengths=args.tokens, threads=args.threads, batch=args.batch, warmup=args.warmup,
             runs=args.runs)]
-    records = run.run(configs, progress=not args.quiet)
-    here = machine.machine()
-    rated = None
-    if args.data:
-        from guard_sdk.bench.quality import artifact_quality
-
+    rows = None
+    if args.data:  # read before the timed runs, so that a wrong path fails at once
         data = training_module("data")
         rows = data.concat([data.load_data(d, root=args.data_dir, split=args.split) for d in args.data])
         rows = rows.select(range(min(args.quality_rows, len(rows))))
+    records = run.run(configs, progress=not args.quiet)
+    here = machine.machine()
+    rated = None
+    if rows is not None:
+        from guard_sdk.bench.quality import artifact_quality
+
         rated = [q for b in bundles for q in artifact_quality(b, rows["prompt"], rows["response"], rows["label"],
                                                               progress=not args.quiet)]
     out.write(report.full_markdown(records, here, rated))

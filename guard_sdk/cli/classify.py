@@ -21,6 +21,7 @@ from guard_sdk.cli.options import (
     command,
     emit,
     probability,
+    writable,
 )
 from guard_sdk.errors import InputError
 
@@ -89,7 +90,7 @@ def register(sub: Subparsers) -> None:
         "secret) and PRIVATE with .pub.pem in place of .pem, the public key apps trust. Never overwrites a file.",
         examples="  guard-sdk keygen release.pem   # writes release.pem and release.pub.pem",
     )
-    k.add_argument("private", type=Path, help="where the private key goes (.pem)")
+    k.add_argument("private", type=writable("file"), help="where the private key goes (.pem)")
     k.set_defaults(run=run_keygen)
 
     s = command(
@@ -179,7 +180,7 @@ def run_classify(args: argparse.Namespace, out: IO[str]) -> int:
     if args.jsonl is not None and args.response is not None:
         raise InputError("--response goes with TEXT; in --jsonl put a \"response\" field on each line")
     if args.jsonl is not None and str(args.jsonl) != "-" and not args.jsonl.is_file():
-        raise InputError(f"{args.jsonl}: no such file")
+        raise InputError(f"{args.jsonl}: {'a folder, not a file' if args.jsonl.is_dir() else 'no such file'}")
     guard = Guard.load(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads,
                        policy=args.policy, trusted_keys=args.trusted_keys)
     if args.jsonl is not None:

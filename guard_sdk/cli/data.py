@@ -32,9 +32,9 @@ def register(sub: Subparsers) -> None:
         "  guard-sdk data --recipe training/recipes/broad-student.yaml -o docs/data-mix.md",
     )
     add_recipe(d, "training recipe YAML file whose data section to build")
-    add_output(d, "also write the table to this markdown file")
+    add_output(d, "also write the table to this markdown file", kind="file")
     add_data_dir(d)
-    add_set(d, "data.max_train_rows_per_source=1000")
+    add_set(d, "data.max_train_rows_per_source=1000", records=False)
     d.set_defaults(run=run_data, extra="train")
 
 

@@ -79,7 +79,7 @@ def register(sub: Subparsers) -> None:
     ev.add_argument("--columns", type=mapping, default=None,
                     help="with --data: your column names for data files: prompt=NAME,response=NAME,label=NAME,"
                     "category=NAME")
-    add_data_dir(ev)
+    add_data_dir(ev, recipe=False)
     ev.add_argument("--threshold", "-t", type=probability, default=None,
                     help="decision cut (default: the bundle's; 0.5 for a checkpoint)")
     add_output(ev, "also write eval.json and eval.md (with --suite: suite.json and suite.md) to this folder")

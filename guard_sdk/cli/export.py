@@ -13,6 +13,7 @@ from guard_sdk.cli.options import (
     add_quiet,
     command,
     csv,
+    non_negative_int,
     positive_int,
     probability,
     show_progress,
@@ -52,8 +53,9 @@ def register(sub: Subparsers) -> None:
     e.add_argument("--prompt-truncation-side", choices=("left", "right"), default="left",
                    help="for a pair over max_length, which end of the prompt is cut (default: left, keeping "
                    "the words nearest the response)")
-    e.add_argument("--window-overlap", type=int, help="tokens shared by consecutive windows (default: max_length // 8)")
-    e.add_argument("--fp32-tolerance", type=float, default=1e-4, help="max |ΔP(unsafe)| for fp32 (default: 1e-4)")
+    e.add_argument("--window-overlap", type=non_negative_int,
+                   help="tokens shared by consecutive windows (default: max_length // 8)")
+    e.add_argument("--fp32-tolerance", type=probability, default=1e-4, help="max |ΔP(unsafe)| for fp32 (default: 1e-4)")
     e.add_argument("--fp32-min-agreement", type=probability, default=1.0,
                    help="least share of same decisions for fp32 (default: 1.0)")
     e.add_argument("--unsafe-label", metavar="NAME|INDEX",
@@ -68,15 +70,15 @@ def register(sub: Subparsers) -> None:
                    "accuracy and F1 on them")
     e.add_argument("--parity-rows", type=positive_int, default=500,
                    help="at most this many rows of --parity-data, drawn with a fixed seed (default: 500)")
-    e.add_argument("--int8-tolerance", type=float, default=0.05, help="max |ΔP(unsafe)| for int8 (default: 0.05)")
+    e.add_argument("--int8-tolerance", type=probability, default=0.05, help="max |ΔP(unsafe)| for int8 (default: 0.05)")
     e.add_argument("--int8-min-agreement", type=probability, default=0.98,
                    help="least share of same decisions for int8 (default: 0.98)")
     e.add_argument("--int8-per-channel", choices=("auto", "on", "off"), default="auto",
                    help="ONNX: per-channel weight scales; auto uses them unless they miss parity (default: auto)")
-    e.add_argument("--fp16-tolerance", type=float, default=0.01, help="max |ΔP(unsafe)| for fp16 (default: 0.01)")
+    e.add_argument("--fp16-tolerance", type=probability, default=0.01, help="max |ΔP(unsafe)| for fp16 (default: 0.01)")
     e.add_argument("--fp16-min-agreement", type=probability, default=0.99,
                    help="least share of same decisions for fp16 (default: 0.99)")
-    e.add_argument("--int4-tolerance", type=float, default=0.25,
+    e.add_argument("--int4-tolerance", type=probability, default=0.25,
                    help="max |ΔP(unsafe)| for int4 and palette4 (default: 0.25)")
     e.add_argument("--int4-min-agreement", type=probability, default=0.95,
                    help="least share of same decisions for int4 and palette4 (default: 0.95)")

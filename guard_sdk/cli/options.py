@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +33,12 @@ def probability(value: str) -> float:
     if not 0.0 <= number <= 1.0:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {value}")
     return number
+
+
+def non_negative_int(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, got {value!r}")
+    return int(value)
 
 
 def positive_int(value: str) -> int:
@@ -87,7 +95,8 @@ def add_runtime(p: argparse.ArgumentParser, threads: bool = True) -> None:
                    help="onnxruntime, executorch, coreml (macOS), or auto: the fastest here that the bundle has "
                    "an artifact for (default: auto)")
     p.add_argument("--precision", default="auto",
-                   help="fp32, fp16, int8, int4, palette4, or auto: int8, then fp16, then fp32 (default: auto)")
+                   help="fp32, fp16, int8, int4, palette4, or auto: int8, then fp16, then fp32, then any other the "
+                   "bundle holds (default: auto)")
     if threads:
         p.add_argument("--threads", type=positive_int, default=None,
                        help="intra-op threads (default: chosen per bundle: 1 for a model under 100M parameters, "
@@ -104,10 +113,35 @@ def add_trusted_keys(p: argparse.ArgumentParser) -> None:
 OLD_OUTPUT_FLAGS = ("--output-dir", "--out")  # earlier spellings of -o, still taken by every command that writes
 
 
-def add_output(p: argparse.ArgumentParser, help: str, required: bool = False, legacy: tuple[str, ...] = ()) -> None:
-    """-o/--output for what a command writes; ``legacy`` keeps a command's own older spelling working too."""
-    p.add_argument("--output", "-o", *dict.fromkeys((*OLD_OUTPUT_FLAGS, *legacy)), type=Path, required=required,
-                   dest="output", help=help)
+def writable(kind: str) -> Callable[[str], Path]:
+    """The argparse type of an output path that must become a ``kind`` ("folder" or "file"): refused before any
+    work when it exists as the other kind, lies under a file, or under a folder this user cannot write."""
+
+    def parse(value: str) -> Path:
+        if not value:
+            raise argparse.ArgumentTypeError("an empty path")
+        path = Path(value)
+        if kind == "folder" and path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is a file; give a folder")
+        if kind == "file" and path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is a folder; give a file")
+        start = path.absolute() if kind == "folder" or path.exists() else path.absolute().parent
+        existing = next(p for p in (start, *start.parents) if p.exists())
+        if existing != path.absolute() and not existing.is_dir():
+            raise argparse.ArgumentTypeError(f"{existing} is a file, so {path} cannot be written")
+        if not os.access(existing, os.W_OK):
+            raise argparse.ArgumentTypeError(f"{existing} is not writable")
+        return path
+
+    return parse
+
+
+def add_output(p: argparse.ArgumentParser, help: str, required: bool = False, legacy: tuple[str, ...] = (),
+               kind: str = "folder") -> None:
+    """-o/--output for what a command writes, a folder or a file (``kind``), checked before any work;
+    ``legacy`` keeps a command's own older spelling working too."""
+    p.add_argument("--output", "-o", *dict.fromkeys((*OLD_OUTPUT_FLAGS, *legacy)), type=writable(kind),
+                   required=required, dest="output", help=help)
 
 
 def output_override(field: str, output: Path | None) -> list[str]:
@@ -119,15 +153,17 @@ def add_recipe(p: argparse.ArgumentParser, help: str = "recipe YAML file", requi
     p.add_argument("--recipe", type=Path, required=required, help=help)
 
 
-def add_set(p: argparse.ArgumentParser, example: str) -> None:
+def add_set(p: argparse.ArgumentParser, example: str, records: bool = True) -> None:
+    """--set; ``records``: the command's output folder records the recipe as run."""
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help=f"change one recipe field for this run, e.g. --set {example} (repeatable; the value is "
-                   "YAML; the output folder records the recipe as run)")
+                   f"YAML{'; the output folder records the recipe as run' if records else ''})")
 
 
-def add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="the shared data folder for built-in sources (default: the recipe's, "
-                   "$GUARD_DATA_DIR, ../shared/data)")
+def add_data_dir(p: argparse.ArgumentParser, recipe: bool = True) -> None:
+    """--data-dir; ``recipe``: the command's recipe may name the folder (data.data_dir)."""
+    p.add_argument("--data-dir", help="the shared data folder for built-in sources (default: "
+                   f"{'the recipe data.data_dir, then ' if recipe else ''}$GUARD_DATA_DIR, then ../shared/data)")
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

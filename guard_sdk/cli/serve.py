@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import IO
@@ -66,7 +67,15 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
     app = create_app(guard, api_key=api_key,
                      limits=Limits(args.max_body_bytes, args.max_batch, args.max_queue, args.workers))
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
-    sock = config.bind_socket()  # bound here, so the line below names the port that --port 0 picked
+    # Bound here rather than by uvicorn, whose bind exits with status 3 (ours for "unsafe") on a port in use, and
+    # so that the line below names the port that --port 0 picked.
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as e:
+        sock.close()
+        raise InputError(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror or e})") from None
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"guard-sdk serve: {guard.manifest.name} on http://{host}:{sock.getsockname()[1]} "
           f"({'API key required' if api_key else 'no API key'}; the playground is at /)", file=sys.stderr)

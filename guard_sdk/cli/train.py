@@ -77,7 +77,7 @@ def register(sub: Subparsers) -> None:
         "  guard-sdk ablation --recipe training/recipes/ablation-broad.yaml   # judged on the public sets",
     )
     add_recipe(a, "ablation YAML file")
-    add_output(a, "the markdown table to write (default: the file's table)")
+    add_output(a, "the markdown table to write (default: the file's table)", kind="file")
     add_set(a, "ship.fpr_source=xstest")
     add_data_dir(a)
     add_quiet(a)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from guard_sdk.errors import InputError
 from guard_sdk.export.checkpoint import TRAINING_RECORD, bundle_encoder, default_overlap, model_inputs
 from guard_sdk.training import data as D
 from guard_sdk.training.dapt.neighbours import embed, load_encoder, nearest, neighbour_rows
@@ -87,6 +88,23 @@ def clean_pool(pool: Any, examples: Any) -> Any:
     return pool.select(keep)
 
 
+def check_pool(pool: Any | None) -> None:
+    if pool is None or len(pool) == 0:
+        raise D.DataError("the pool is empty: DAPT augments the examples from rows of the rules the guard knows. "
+                          "Pass rows with --pool, or adapt on the examples alone with --set neighbours.k=0")
+
+
+def check_base(base: str) -> None:
+    """Refuse a base that is no checkpoint before the run folder records it: a typo would pin the folder to it."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(base)
+    except (OSError, ValueError) as e:
+        first = str(e).split(". ")[0].splitlines()[0]  # transformers lists every known model type after it
+        raise InputError(f"--base {base}: not a checkpoint folder or hub id ({first})") from None
+
+
 def training_rows(examples: Any, pool: Any | None, recipe: AdaptRecipe, pool_vectors: np.ndarray | None = None,
                   encoder: Any = None, progress: bool = True) -> tuple[Any, int]:
     """Examples plus their neighbours from ``pool`` (rows of the known rules), and how many neighbours joined.
@@ -96,9 +114,7 @@ def training_rows(examples: Any, pool: Any | None, recipe: AdaptRecipe, pool_vec
     n = recipe.neighbours
     if n.k == 0:
         return examples, 0
-    if pool is None or len(pool) == 0:
-        raise D.DataError("the pool is empty: DAPT augments the examples from rows of the rules the guard knows. "
-                          "Pass rows with --pool, or adapt on the examples alone with --set neighbours.k=0")
+    check_pool(pool)
     encoder = encoder or load_encoder(n.encoder)
     if pool_vectors is None:
         pool_vectors = embed(encoder, pool, n.batch_size, progress)
@@ -183,8 +199,10 @@ def adapt(base: str, examples: Any, pool: Any | None, recipe: AdaptRecipe, out: 
     """Adapt ``base`` to the rule the examples show and save a plain checkpoint in ``out``/model, with a
     training record (recipe, rows seen, neighbours, threshold) that `guard-sdk export` puts in the model card."""
     examples = clean_examples(examples, shots, recipe.min_examples, recipe.train.seed)
-    if pool is not None and recipe.neighbours.k > 0:
+    if recipe.neighbours.k > 0:
+        check_pool(pool)
         pool = clean_pool(pool, examples)
+    check_base(base)
     pin_record(out, {"base": base, "recipe": asdict(recipe), "inputs": inputs or {}, "shots": shots})
     adapted = train_adapter(base, examples, pool, recipe, out, progress=progress)
     model = merged(adapted, recipe.method)

@@ -3,6 +3,7 @@ hub id."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,13 @@ def load_data(
     rows (default: the file or hub id).
     """
     spec_str = str(spec)
+    path = Path(spec)
+    local = spec_str in BUILTIN or path.is_file() or path.suffix.lower() in FILE_FORMATS
+    if split is not None and local:
+        raise DataError(f"{spec_str}: a built-in source or a data file has no splits; split= (--split) picks one of "
+                        "a saved DatasetDict or a hub dataset")
     if spec_str in BUILTIN:
         return load_builtin(spec_str, root)
-    path = Path(spec)
     if path.is_file() or path.suffix.lower() in FILE_FORMATS:
         records = read_records(path)
         return to_dataset(rows_from_records(records, str(path), source or path.stem, columns, label_map))
@@ -43,13 +48,17 @@ def load_data(
             if split not in loaded:
                 raise DataError(f"{path}: holds the splits {', '.join(loaded)}; pick one with split= (--split)")
             loaded = loaded[split]
+        elif split is not None:
+            raise DataError(f"{path}: a saved Dataset with no splits; drop split= (--split)")
         if set(COLUMNS) <= set(loaded.column_names):
             return loaded
         return to_dataset(rows_from_records(loaded, str(path), source or path.name, columns, label_map))
     try:  # a hub id, or a folder of data files that `datasets` knows how to read
         loaded = datasets.load_dataset(spec_str, config, split=split or "train")
     except Exception as e:  # datasets raises many types (offline, not found, bad config); name the spec
-        raise DataError(f"{spec_str}: not a built-in source, a data file or a loadable dataset ({e})") from e
+        close = difflib.get_close_matches(spec_str, BUILTIN, n=1)
+        hint = f"; did you mean the built-in source {close[0]}?" if close else ""
+        raise DataError(f"{spec_str}: not a built-in source, a data file or a loadable dataset ({e}){hint}") from e
     return to_dataset(rows_from_records(loaded, spec_str, source or spec_str, columns, label_map))
 
 

@@ -18,7 +18,7 @@ import random
 import shutil
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,14 +68,20 @@ def variants(peft_methods: list[str]) -> list[Variant]:
             + [Variant(f"(d) DAPT: neighbours + {m}", m, True) for m in peft_methods])
 
 
+def check_rules(rules: Sequence[str], behaviours: Any) -> None:
+    categories = sorted(set(behaviours["category"]))
+    unknown = [r for r in rules if r not in categories]
+    if unknown:
+        raise RecipeError(f"rules: {unknown[0]!r} is not a HarmBench semantic category; known: "
+                          f"{', '.join(categories)}")
+
+
 def rule_data(recipe: DaptExperimentRecipe, rule: str, data_dir: str | None) -> RuleData:
     """The rows of one rule's experiment, the same for any run by the recipe's seed."""
     d = recipe.data
     root = data_dir or d.data_dir
     behaviours = D.load_builtin(RULE_SOURCE, root)
-    categories = sorted(set(behaviours["category"]))
-    if rule not in categories:
-        raise RecipeError(f"rule {rule!r} is not a HarmBench semantic category; known: {', '.join(categories)}")
+    check_rules([rule], behaviours)
     benign = D.load_builtin(d.benign, root)
     benign = benign.select([i for i, y in enumerate(benign["label"]) if y == 0])
     benign = benign.select(sorted(random.Random(d.seed).sample(range(len(benign)), min(d.benign_rows, len(benign)))))
@@ -167,6 +173,7 @@ def run_experiment(recipe: DaptExperimentRecipe, *, recipe_path: str | None = No
     from guard_sdk.training.dapt.neighbours import embed, load_encoder
 
     out = Path(recipe.output_dir)
+    check_rules(recipe.rules, D.load_builtin(RULE_SOURCE, data_dir or recipe.data.data_dir))  # every rule, before
     pin_record(out, {k: v for k, v in dataclasses.asdict(recipe).items()
                      if k not in ("table", "output_dir", "rules", "shots", "seeds")})
     encoder = load_encoder(recipe.adapt.neighbours.encoder)
