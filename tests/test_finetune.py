@@ -192,7 +192,8 @@ def test_cli_refuses_a_bad_recipe_before_training(tmp_path, seed_file, tiny_bert
     assert not (tmp_path / "run").exists()
     path.write_text("name: [unclosed")
     assert main(["finetune", "--recipe", str(path)], out=io.StringIO()) == 2
-    assert "not valid YAML" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "not valid YAML (line 1, column 16: expected ',' or ']'" in error and len(error.splitlines()) == 1
 
 
 def test_balanced_sampler_draws_both_classes_alike_and_repeats_per_epoch():

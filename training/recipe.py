@@ -355,8 +355,16 @@ def apply_overrides(data: Any, overrides: Sequence[str], where: str) -> Any:
         try:
             target[leaf] = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise RecipeError(f"{where}: --set {item!r}: the value is not valid YAML ({e})") from e
+            raise RecipeError(f"{where}: --set {item!r}: the value is not valid YAML ({yaml_problem(e)})") from e
     return data
+
+
+def yaml_problem(e: Exception) -> str:
+    """A YAML error in one line: PyYAML's message spans several, quoting the text around the problem."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or problem is None:
+        return str(e).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def read_recipe(path: str | Path, cls: type[T], overrides: Sequence[str] = ()) -> T:
@@ -369,7 +377,7 @@ def read_recipe(path: str | Path, cls: type[T], overrides: Sequence[str] = ()) -
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise RecipeError(f"{path}: not valid YAML ({e})") from e
+        raise RecipeError(f"{path}: not valid YAML ({yaml_problem(e)})") from e
     return _build(cls, apply_overrides(data, overrides, str(path)), str(path))
 
 
