@@ -23,6 +23,32 @@ final class BundleFiles {
    * {@code limit} bytes).
    */
   static byte[] read(File bundle, String path, long size, long limit) throws GuardException {
+    long cap = size >= 0 ? size : limit;
+    if (cap > Integer.MAX_VALUE - 8) {
+      throw new GuardException(GuardException.Reason.MANIFEST, path + ": files over 2 GB are not read");
+    }
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream((int) Math.min(cap, 1 << 20));
+    stream(bundle, path, size, cap, out::write);
+    return out.toByteArray();
+  }
+
+  /**
+   * The sha256 (hex) of {@code bundle}/{@code path}, of recorded size {@code size}, read in chunks: a model
+   * file is hashed without holding it in the heap (a few hundred MB would not fit an app's), then loaded from
+   * its path by a runtime that reads only paths.
+   */
+  static String sha256(File bundle, String path, long size) throws GuardException {
+    java.security.MessageDigest digest = FileEntry.newDigest();
+    stream(bundle, path, size, size, digest::update);
+    return FileEntry.hex(digest.digest());
+  }
+
+  private interface Chunks {
+    void take(byte[] chunk, int offset, int length);
+  }
+
+  /** The checks of the class comment, then the file's bytes to {@code sink} in order, at most {@code cap}. */
+  private static void stream(File bundle, String path, long size, long cap, Chunks sink) throws GuardException {
     Path base = bundle.toPath();
     Path current = base;
     for (Path part : base.relativize(base.resolve(path))) {
@@ -43,10 +69,6 @@ final class BundleFiles {
       throw new GuardException(GuardException.Reason.MANIFEST,
           path + " is not a regular file (a folder, FIFO or device); refused");
     }
-    long cap = size >= 0 ? size : limit;
-    if (cap > Integer.MAX_VALUE - 8) {
-      throw new GuardException(GuardException.Reason.MANIFEST, path + ": files over 2 GB are not read");
-    }
     if (size >= 0 && attributes.size() != size) {
       throw new GuardException(GuardException.Reason.ARTIFACT_CHANGED,
           path + " has " + attributes.size() + " bytes, guard.json says " + size
@@ -58,18 +80,18 @@ final class BundleFiles {
     }
     try (SeekableByteChannel channel =
         Files.newByteChannel(current, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
-      ByteBuffer buffer = ByteBuffer.allocate((int) cap + 1);
-      while (buffer.hasRemaining() && channel.read(buffer) > 0) {
-        // read until the end, or one byte past the cap
+      ByteBuffer buffer = ByteBuffer.allocate(1 << 16);
+      long total = 0;
+      int n;
+      while ((n = channel.read(buffer)) > 0 && total <= cap) {
+        total += n;
+        sink.take(buffer.array(), 0, n);  // one byte past the cap is enough to know the file grew
+        buffer.clear();
       }
-      if (buffer.position() > cap || (size >= 0 && buffer.position() != size)) {
+      if (total > cap || (size >= 0 && total != size)) {
         throw new GuardException(GuardException.Reason.ARTIFACT_CHANGED,
             path + " changed while it was read; export the bundle again");
       }
-      byte[] out = new byte[buffer.position()];
-      buffer.flip();
-      buffer.get(out);
-      return out;
     } catch (IOException e) {
       throw new GuardException(GuardException.Reason.ARTIFACT_MISSING, path + " cannot be read: " + e.getMessage(), e);
     }

@@ -17,7 +17,7 @@ public class FileEntry {
     this.sha256 = entry.getString("sha256");
     this.bytes = Manifest.integer(entry, "bytes", 0, Long.MAX_VALUE);
     if (path.isEmpty() || path.startsWith("/") || path.startsWith("\\") || path.contains(":")
-        || ("/" + path.replace('\\', '/') + "/").contains("/../")) {
+        || path.indexOf('\0') >= 0 || ("/" + path.replace('\\', '/') + "/").contains("/../")) {
       throw new GuardException(GuardException.Reason.MANIFEST,
           "guard.json lists " + path + ": a bundle file must be a relative path inside the bundle");
     }
@@ -29,7 +29,7 @@ public class FileEntry {
    * app-private storage, where nothing else can swap it between this check and the load.
    */
   public File verified(File bundle) throws GuardException {
-    verifiedBytes(bundle);
+    check(BundleFiles.sha256(bundle, path, bytes));
     return new File(bundle, path);
   }
 
@@ -40,23 +40,32 @@ public class FileEntry {
    */
   public byte[] verifiedBytes(File bundle) throws GuardException {
     byte[] data = BundleFiles.read(bundle, path, bytes, bytes);
-    String actual = sha256Of(data);
+    check(sha256Of(data));
+    return data;
+  }
+
+  private void check(String actual) throws GuardException {
     if (!actual.equals(sha256)) {
       throw new GuardException(GuardException.Reason.ARTIFACT_CHANGED,
           path + " has sha256 " + actual + ", guard.json says " + sha256 + ": the file was changed");
     }
-    return data;
   }
 
   static String sha256Of(byte[] data) {
-    MessageDigest digest;
+    return hex(newDigest().digest(data));
+  }
+
+  static MessageDigest newDigest() {
     try {
-      digest = MessageDigest.getInstance("SHA-256");
+      return MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("every Java platform has SHA-256", e);
     }
+  }
+
+  static String hex(byte[] digest) {
     StringBuilder hex = new StringBuilder();
-    for (byte b : digest.digest(data)) {
+    for (byte b : digest) {
       hex.append(String.format("%02x", b));
     }
     return hex.toString();

@@ -26,17 +26,27 @@ public final class GuardBundle {
    * listed is reported missing; with none listed, the refusal names what the bundle holds.
    */
   public static GuardBundle open(File dir, String format, String... precisions) throws GuardException {
-    return open(dir, format, java.util.Collections.emptyList(), precisions);
+    return openChecked(dir, format, null, precisions);
   }
 
   /**
    * {@link #open(File, String, String...)} of a signed bundle: one of {@code trustedKeys} must have signed its
-   * guard.json (BundleSignature), checked on the very bytes that are parsed; none given: no check.
+   * guard.json (BundleSignature), checked on the very bytes that are parsed. An empty list is refused, as in
+   * the Python runtime: a key list that came out empty must not open an unsigned bundle.
    */
   public static GuardBundle open(File dir, String format, java.util.List<java.security.PublicKey> trustedKeys,
       String... precisions) throws GuardException {
+    if (trustedKeys == null || trustedKeys.isEmpty()) {
+      throw new GuardException(GuardException.Reason.INPUT,
+          "trustedKeys is empty: give at least one public key, or open the bundle without keys");
+    }
+    return openChecked(dir, format, trustedKeys, precisions);
+  }
+
+  private static GuardBundle openChecked(File dir, String format, java.util.List<java.security.PublicKey> trustedKeys,
+      String... precisions) throws GuardException {
     byte[] bytes = Manifest.bytes(dir);
-    if (!trustedKeys.isEmpty()) {
+    if (trustedKeys != null) {
       BundleSignature.verify(dir, bytes, trustedKeys);
     }
     Manifest manifest = Manifest.parse(new String(bytes, java.nio.charset.StandardCharsets.UTF_8));

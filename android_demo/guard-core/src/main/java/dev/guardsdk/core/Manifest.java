@@ -38,6 +38,7 @@ public final class Manifest {
   /** Whether a pair whose prompt is cut also scores each other prompt window beside the response's first. */
   public final boolean promptWindows;
   public final int padId;
+  public final String padToken;
   /** Model input names in the graph's order: input_ids, attention_mask and, where taken, token_type_ids. */
   public final List<String> inputs;
   public final List<Artifact> artifacts;
@@ -87,6 +88,7 @@ public final class Manifest {
     }
     promptWindows = Boolean.TRUE.equals(windowsFlag);
     padId = (int) integer(text, "pad_id", 0, Integer.MAX_VALUE);
+    padToken = text.getString("pad_token");
     inputs = strings(m.getJSONArray("inputs"));
     List<Artifact> found = new ArrayList<>();
     JSONArray list = m.getJSONArray("artifacts");

@@ -33,13 +33,15 @@ public final class SpecialTemplate {
   private SpecialTemplate(List<Part> parts, boolean pair) throws GuardException {
     this.parts = Collections.unmodifiableList(parts);
     int n = 0;
-    int texts = 0;
+    int[] placed = new int[2];  // how often each text (A, B) appears: exactly once each, or the layout is wrong
     for (Part p : parts) {
       n += p.sequence < 0 ? p.ids.length : 0;
-      texts += p.sequence < 0 ? 0 : 1 << p.sequence;
+      if (p.sequence >= 0) {
+        placed[p.sequence]++;
+      }
     }
     this.specials = n;
-    if (texts != (pair ? 3 : 1)) {
+    if (placed[0] != 1 || placed[1] != (pair ? 1 : 0)) {
       throw new GuardException(GuardException.Reason.UNSUPPORTED_TOKENIZER,
           "tokenizer.json's post-processor does not place each text exactly once");
     }

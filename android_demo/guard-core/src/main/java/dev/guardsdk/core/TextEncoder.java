@@ -34,6 +34,11 @@ public final class TextEncoder {
     this.overlap = manifest.windowOverlap;
     this.singleBudget = maxLength - tokenizer.single.specials;
     this.pairBudget = maxLength - tokenizer.pair.specials;
+    Integer pad = tokenizer.tokenId(manifest.padToken);
+    if (pad == null || pad != manifest.padId) {
+      throw new GuardException(GuardException.Reason.MANIFEST, "text.pad_id " + manifest.padId
+          + " is not the id of pad_token " + manifest.padToken + " in tokenizer.json (" + pad + ")");
+    }
     if (overlap >= pairBudget / 2) {
       throw new GuardException(GuardException.Reason.MANIFEST,
           "window_overlap " + overlap + " must be under half of the " + pairBudget
@@ -46,6 +51,7 @@ public final class TextEncoder {
    * input of more than MAX_WINDOWS windows is an INPUT refusal, before the model runs.
    */
   public List<Window> windows(String prompt, String response) throws GuardException {
+    checkInput(prompt, response);
     List<Window> out = allWindows(prompt, response);
     if (out.size() > MAX_WINDOWS) {
       throw new GuardException(GuardException.Reason.INPUT, (response == null ? "the prompt" : "the response")
@@ -73,10 +79,7 @@ public final class TextEncoder {
    * MAX_WINDOWS in all is an INPUT refusal.
    */
   public List<Viewed> scoredWindows(String prompt, String response) throws GuardException {
-    checkText(prompt, "the prompt");
-    if (response != null) {
-      checkText(response, "the response");
-    }
+    checkInput(prompt, response);
     List<Viewed> out = new ArrayList<>();
     List<List<String>> seen = new ArrayList<>();
     Set<String> unread = TextViews.unread(prompt, manifest.views, manifest.fold);
@@ -157,7 +160,9 @@ public final class TextEncoder {
   }
 
   private List<Window> allWindows(String prompt, String response) throws GuardException {
-    int[] p = tokenizer.encode(checkText(prompt, "the prompt"));
+    // The texts were checked as given; a view of them may be longer (NFKC spells out ligatures) and is read
+    // whole, as in the Python runtime, which caps only the text as given.
+    int[] p = tokenizer.encode(prompt);
     List<Window> out = new ArrayList<>();
     if (response == null) {
       for (int start : starts(p.length, singleBudget)) {
@@ -166,7 +171,7 @@ public final class TextEncoder {
       }
       return out;
     }
-    int[] r = tokenizer.encode(checkText(response, "the response"));
+    int[] r = tokenizer.encode(response);
     int keep = Math.min(p.length, promptRoom(r.length));
     int[] whole = p;
     if (keep < p.length) {
@@ -218,6 +223,13 @@ public final class TextEncoder {
   }
 
   /** The Python runtime's check_text: a string, at most MAX_INPUT_CHARS, and valid Unicode (no lone surrogate). */
+  private static void checkInput(String prompt, String response) throws GuardException {
+    checkText(prompt, "the prompt");
+    if (response != null) {
+      checkText(response, "the response");
+    }
+  }
+
   static String checkText(String text, String what) throws GuardException {
     if (text == null) {
       throw new GuardException(GuardException.Reason.INPUT, what + " is missing");

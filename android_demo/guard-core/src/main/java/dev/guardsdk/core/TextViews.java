@@ -36,15 +36,15 @@ public final class TextViews {
   private static final int MAX_SENTENCES = 32;
   /**
    * A quoted request inside other words: the quoted text (group 1) opens with a question word, a modal or a verb that
-   * asks for content (guard_sdk.views.QUOTED_REQUEST; ASCII case folding, as Python's).
+   * asks for content (guard_sdk.views.QUOTED_REQUEST; ASCII case folding, as Python's re.ASCII: spelled out
+   * letter by letter, since Android's CASE_INSENSITIVE always folds the Unicode way, the Kelvin sign as a k).
    */
-  private static final Pattern QUOTED_REQUEST = Pattern.compile(
-      "[\"\u201c\u201d]([ \\t]*(?:" + String.join("|", (
+  static final Pattern QUOTED_REQUEST = Pattern.compile(
+      "[\"\u201c\u201d]([ \\t]*(?:" + String.join("|", java.util.Arrays.stream((
           "how what what's which who whom whose why where when can could would will should tell explain describe give "
           + "list write show teach help provide make create draft generate find detail outline walk suggest design "
-          + "plan compose").split(" "))
-          + ")(?![A-Za-z])[^\"\u201c\u201d\\r\\n]*)[\"\u201c\u201d]",
-      Pattern.CASE_INSENSITIVE);
+          + "plan compose").split(" ")).map(TextViews::asciiCaseless).toArray(String[]::new))
+          + ")(?![A-Za-z])[^\"\u201c\u201d\\r\\n]*)[\"\u201c\u201d]");
   private static final int MIN_LEET_WORDS = 2;
   private static final int MIN_SPELLED_LETTERS = 4;
   private static final Pattern BASE64_RUN = Pattern.compile("[A-Za-z0-9+/]{16,}={0,2}");
@@ -143,6 +143,15 @@ public final class TextViews {
       }
     }
     return List.of(part);
+  }
+
+  /** {@code word} (ASCII letters and apostrophes) as a pattern matching either case of each letter, only. */
+  private static String asciiCaseless(String word) {
+    StringBuilder out = new StringBuilder();
+    for (char c : word.toCharArray()) {
+      out.append(Character.isLetter(c) ? "[" + Character.toLowerCase(c) + Character.toUpperCase(c) + "]" : c);
+    }
+    return out.toString();
   }
 
   /**

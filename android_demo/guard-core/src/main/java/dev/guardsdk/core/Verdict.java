@@ -84,7 +84,9 @@ public final class Verdict {
             + " categories, but the model outputs " + logits.length + " logits");
       }
       double p = unsafeProbability(logits, manifest.unsafeIndex);
-      if (p > best) {
+      // A NaN window (an overflowing or broken model) makes the score NaN and so the verdict unsafe, as numpy's
+      // maximum does in the Python runtime: the guard fails closed.
+      if (p > best || (Double.isNaN(p) && !Double.isNaN(best))) {
         best = p;
         view = windowViews[w];
       }

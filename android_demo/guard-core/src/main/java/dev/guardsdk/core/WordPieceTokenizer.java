@@ -20,6 +20,7 @@ import org.json.JSONObject;
  */
 public final class WordPieceTokenizer {
   private final Map<String, Integer> vocab = new HashMap<>();
+  private final Map<String, Integer> addedIds = new HashMap<>();
   private final int unkId;
   private final String prefix;
   private final int maxInputCharsPerWord;
@@ -41,8 +42,8 @@ public final class WordPieceTokenizer {
     final boolean lstrip;
     final boolean rstrip;
 
-    AddedToken(JSONObject t) throws JSONException {
-      content = t.getString("content");
+    AddedToken(JSONObject t, String content) throws JSONException {
+      this.content = content;
       id = t.getInt("id");
       singleWord = t.optBoolean("single_word", false);
       lstrip = t.optBoolean("lstrip", false);
@@ -89,7 +90,14 @@ public final class WordPieceTokenizer {
     JSONArray added = json.optJSONArray("added_tokens");
     for (int i = 0; added != null && i < added.length(); i++) {
       JSONObject t = added.getJSONObject(i);
-      (t.optBoolean("normalized", false) ? normalizedAdded : rawAdded).add(new AddedToken(t));
+      addedIds.put(t.getString("content"), t.getInt("id"));
+      boolean normalized = t.optBoolean("normalized", false);
+      // a normalized token is matched in the normalized text by its normalized content, as tokenizers does
+      String content = normalized ? normalize(t.getString("content")) : t.getString("content");
+      if (content.isEmpty()) {
+        continue;  // tokenizers skips an empty added token (matched, it would never move past it)
+      }
+      (normalized ? normalizedAdded : rawAdded).add(new AddedToken(t, content));
     }
     JSONObject post = json.isNull("post_processor") ? null : json.getJSONObject("post_processor");
     single = SpecialTemplate.of(post, false);
@@ -108,6 +116,11 @@ public final class WordPieceTokenizer {
   /** Parses the bytes of a tokenizer.json (verified against guard.json first: FileEntry.verifiedBytes). */
   public static WordPieceTokenizer parse(byte[] json) throws GuardException {
     return parse(new String(json, StandardCharsets.UTF_8));
+  }
+
+  /** The id of {@code token} (an added token's first, else the vocabulary's), or null: tokenizers' token_to_id. */
+  public Integer tokenId(String token) {
+    return addedIds.containsKey(token) ? addedIds.get(token) : vocab.get(token);
   }
 
   /** Token ids of {@code text} without special tokens (tokenizers' encode with add_special_tokens=False). */

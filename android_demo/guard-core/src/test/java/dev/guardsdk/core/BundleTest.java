@@ -43,7 +43,8 @@ class BundleTest {
     File file = new File(bundle, Manifest.FILE);
     String text = new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8);
     assertTrue(text.contains(from), "guard.json has no " + from);
-    String edited = text.replaceFirst(java.util.regex.Pattern.quote(from), to);
+    String edited = text.replaceFirst(java.util.regex.Pattern.quote(from),
+        java.util.regex.Matcher.quoteReplacement(to));
     Files.write(file.toPath(), edited.getBytes(StandardCharsets.UTF_8));
   }
 
@@ -55,6 +56,15 @@ class BundleTest {
     assertTrue(opened.manifest.threshold > 0 && opened.manifest.threshold < 1);
     assertEquals(opened.manifest.maxLength - 2, opened.encoder.singleBudget); // [CLS] ... [SEP]
     assertEquals(opened.manifest.maxLength - 3, opened.encoder.pairBudget); // [CLS] ... [SEP] ... [SEP]
+  }
+
+  @Test
+  void aViewLongerThanTheInputCapIsReadAsInPython() throws GuardException {
+    GuardBundle opened = GuardBundle.open(bundle, "executorch", "int8");
+    // 340,009 characters as given; NFKC spells each ligature in three letters: 1,020,009 in the normalized view
+    String text = String.join(" ", java.util.Collections.nCopies(10, "\ufb03".repeat(34000)));
+    assertTrue(opened.manifest.views.contains("normalized"));
+    assertEquals(1, opened.encoder.scoredWindows(text, null).size());  // ten [UNK] words: one window
   }
 
   @Test
@@ -106,6 +116,20 @@ class BundleTest {
   void categoriesInAVersion1ManifestAreRefused() throws IOException {
     editManifest("\"schema_version\": 3", "\"schema_version\": 1");
     assertEquals(GuardException.Reason.MANIFEST, refusal().reason());  // its "categories": [] is not version 1
+  }
+
+  @Test
+  void aPadIdThatIsNotThePadTokensIsRefused() throws IOException {
+    editManifest("\"pad_id\": 0", "\"pad_id\": 5");
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("pad_id 5"), e.getMessage());
+  }
+
+  @Test
+  void aPathWithANulCharacterIsRefusedAsAManifestError() throws IOException {
+    editManifest("\"path\": \"tokenizer.json\"", "\"path\": \"tokenizer\\u0000.json\"");
+    assertEquals(GuardException.Reason.MANIFEST, refusal().reason());
   }
 
   @Test

@@ -57,6 +57,27 @@ class TokenizerTest {
   }
 
   @Test
+  void aNormalizedAddedTokenMatchesByItsNormalizedContentAndAnEmptyOneIsSkipped() throws GuardException {
+    String added = "\"added_tokens\": [{\"id\": 5, \"content\": \"AB\", \"normalized\": true},"
+        + " {\"id\": 6, \"content\": \"\", \"normalized\": false}],";
+    WordPieceTokenizer t = WordPieceTokenizer.parse(wordPiece("null").replace("\"added_tokens\": [],", added));
+    // what Python's tokenizers gives for the same tokenizer.json
+    assertArrayEquals(new int[] {5, 0, 5}, t.encode("AB xyz ab"));
+    assertArrayEquals(new int[] {5}, t.encode("aB"));
+    assertArrayEquals(new int[] {5, 0}, t.encode("abb"));
+  }
+
+  @Test
+  void aPairTemplatePlacingOneTextThreeTimesIsRefused() {
+    String seq = "{\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}";
+    String thrice = wordPiece("{\"type\": \"TemplateProcessing\", \"special_tokens\": {}, \"single\": [" + seq
+        + "], \"pair\": [" + seq + ", " + seq + ", " + seq + "]}");
+    GuardException e = assertThrows(GuardException.class, () -> WordPieceTokenizer.parse(thrice));
+    assertEquals(GuardException.Reason.UNSUPPORTED_TOKENIZER, e.reason());
+    assertTrue(e.getMessage().contains("exactly once"), e.getMessage());
+  }
+
+  @Test
   void malformedJsonIsAManifestRefusal() {
     GuardException e = assertThrows(GuardException.class, () -> WordPieceTokenizer.parse("{\"model\": "));
     assertEquals(GuardException.Reason.MANIFEST, e.reason());

@@ -36,6 +36,18 @@ class VerdictTest {
   }
 
   @Test
+  void aNaNWindowMakesTheVerdictUnsafeAsInPython() throws GuardException {
+    Manifest m = manifest();
+    float nan = Float.NaN;
+    float inf = Float.POSITIVE_INFINITY;
+    for (float[][] windows : new float[][][] {{{nan, nan}}, {{nan, nan}, {0f, 0f}}, {{2f, -2f}, {inf, inf}}}) {
+      Verdict v = Verdict.of(windows, m, 0.5);
+      assertTrue(v.unsafe);
+      assertTrue(Double.isNaN(v.score));
+    }
+  }
+
+  @Test
   void aThresholdOutsideTheUnitIntervalAndNoWindowsAreRefused() throws GuardException {
     Manifest m = manifest();
     assertEquals(GuardException.Reason.INPUT,
