@@ -12,8 +12,8 @@ public final class Artifact extends FileEntry {
 
   Artifact(JSONObject entry) throws JSONException, GuardException {
     super(entry);
-    this.format = entry.getString("format");
-    this.precision = entry.getString("precision");
+    this.format = Manifest.string(entry, "format");
+    this.precision = Manifest.string(entry, "precision");
     this.batch = entry.optInt("batch", 0);
   }
 }

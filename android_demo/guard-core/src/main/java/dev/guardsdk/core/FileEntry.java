@@ -13,8 +13,8 @@ public class FileEntry {
   public final long bytes;
 
   FileEntry(JSONObject entry) throws JSONException, GuardException {
-    this.path = entry.getString("path");
-    this.sha256 = entry.getString("sha256");
+    this.path = Manifest.string(entry, "path");
+    this.sha256 = Manifest.string(entry, "sha256");
     this.bytes = Manifest.integer(entry, "bytes", 0, Long.MAX_VALUE);
     if (path.isEmpty() || path.startsWith("/") || path.startsWith("\\") || path.contains(":")
         || path.indexOf('\0') >= 0 || ("/" + path.replace('\\', '/') + "/").contains("/../")) {

@@ -49,7 +49,7 @@ public final class GuardBundle {
     if (trustedKeys != null) {
       BundleSignature.verify(dir, bytes, trustedKeys);
     }
-    Manifest manifest = Manifest.parse(new String(bytes, java.nio.charset.StandardCharsets.UTF_8));
+    Manifest manifest = Manifest.parse(bytes);
     Artifact listed = null;
     for (String precision : precisions) {
       Artifact a = manifest.find(format, precision);

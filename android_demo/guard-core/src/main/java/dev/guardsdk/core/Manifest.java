@@ -56,9 +56,9 @@ public final class Manifest {
     public final double threshold;
 
     Category(JSONObject c) throws JSONException, GuardException {
-      name = c.getString("name");
+      name = string(c, "name");
       index = (int) integer(c, "index", 2, Integer.MAX_VALUE);
-      threshold = c.getDouble("threshold");
+      threshold = number(c, "threshold");
     }
   }
 
@@ -69,18 +69,18 @@ public final class Manifest {
           "guard.json has schema_version " + version + "; this app reads versions 1 to " + SCHEMA_VERSION
               + ": update the app or export the bundle with a matching guard-sdk");
     }
-    name = m.getString("name");
+    name = string(m, "name");
     labels = strings(m.getJSONArray("labels"));
     unsafeIndex = (int) integer(m, "unsafe_index", 0, 1);
-    threshold = m.getDouble("threshold");
+    threshold = number(m, "threshold");
     maxLength = (int) integer(m, "max_length", 8, Integer.MAX_VALUE);
     tokenizer = new FileEntry(m.getJSONObject("tokenizer"));
     JSONObject text = m.getJSONObject("text");
-    String pairs = text.getString("pair_encoding");
+    String pairs = string(text, "pair_encoding");
     if (!pairs.equals("tokenizer_pair")) {
       throw malformed("text.pair_encoding " + pairs + " is unknown; this app joins pairs as tokenizer_pair");
     }
-    promptTruncationSide = text.getString("prompt_truncation_side");
+    promptTruncationSide = string(text, "prompt_truncation_side");
     windowOverlap = (int) integer(text, "window_overlap", 0, Integer.MAX_VALUE);
     Object windowsFlag = text.opt("prompt_windows");
     if (windowsFlag != null && !(windowsFlag instanceof Boolean)) {
@@ -88,7 +88,7 @@ public final class Manifest {
     }
     promptWindows = Boolean.TRUE.equals(windowsFlag);
     padId = (int) integer(text, "pad_id", 0, Integer.MAX_VALUE);
-    padToken = text.getString("pad_token");
+    padToken = string(text, "pad_token");
     inputs = strings(m.getJSONArray("inputs"));
     List<Artifact> found = new ArrayList<>();
     JSONArray list = m.getJSONArray("artifacts");
@@ -132,7 +132,7 @@ public final class Manifest {
     for (Iterator<String> keys = foldJson == null ? Collections.<String>emptyIterator() : foldJson.keys();
         keys.hasNext(); ) {
       String key = keys.next();
-      String value = foldJson.getString(key);
+      String value = string(foldJson, key);
       if (key.codePointCount(0, key.length()) != 1 || value.length() != 1 || key.charAt(0) < 128
           || value.charAt(0) >= 128 || !Character.isLetterOrDigit(value.charAt(0))) {
         throw malformed("views.fold maps characters other than ASCII to the ASCII letter or digit they imitate, "
@@ -170,6 +170,25 @@ public final class Manifest {
     if (!inputs.contains("input_ids") || !inputs.contains("attention_mask")) {
       throw malformed("inputs must list input_ids and attention_mask, got " + inputs);
     }
+    if (!java.util.Set.of("input_ids", "attention_mask", "token_type_ids").containsAll(inputs)
+        || new java.util.HashSet<>(inputs).size() != inputs.size()) {
+      throw malformed("inputs must name input_ids, attention_mask and token_type_ids, each once, got " + inputs);
+    }
+    java.util.Set<String> kinds = new java.util.HashSet<>();
+    for (Artifact a : artifacts) {
+      if (!kinds.add(a.format + " " + a.precision)) {  // an app asking for that format and precision could get either
+        throw malformed("two artifacts share the format and precision " + a.format + " " + a.precision);
+      }
+    }
+  }
+
+  /** Parses guard.json's bytes, refusing any that are not UTF-8 (the Python runtime does) rather than replacing them. */
+  public static Manifest parse(byte[] json) throws GuardException {
+    try {
+      return parse(StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(json)).toString());
+    } catch (java.nio.charset.CharacterCodingException e) {
+      throw malformed("not UTF-8 text");
+    }
   }
 
   /** Parses guard.json text; a malformed file or a missing field is a MANIFEST refusal naming the field. */
@@ -183,7 +202,7 @@ public final class Manifest {
 
   /** Reads {@code bundle}/guard.json (BundleFiles: a regular file, no link, at most MAX_BYTES). */
   public static Manifest read(File bundle) throws GuardException {
-    return parse(new String(bytes(bundle), StandardCharsets.UTF_8));
+    return parse(bytes(bundle));
   }
 
   /** The bytes of {@code bundle}/guard.json, read once: what a signature is checked on and what is parsed. */
@@ -243,11 +262,36 @@ public final class Manifest {
     return new GuardException(GuardException.Reason.MANIFEST, "guard.json is malformed: " + why);
   }
 
-  private static List<String> strings(JSONArray array) throws JSONException {
+  private static List<String> strings(JSONArray array) throws JSONException, GuardException {
     List<String> out = new ArrayList<>();
     for (int i = 0; i < array.length(); i++) {
-      out.add(array.getString(i));
+      Object value = array.get(i);
+      if (!(value instanceof String)) {
+        throw malformed("a list of names holds " + value + ", not a string");
+      }
+      out.add((String) value);
     }
     return Collections.unmodifiableList(out);
+  }
+
+  /**
+   * The string at {@code key}: Android's org.json getString turns a number or a boolean into one, where the
+   * Python runtime's schema refuses it.
+   */
+  static String string(JSONObject o, String key) throws JSONException, GuardException {
+    Object value = o.get(key);
+    if (!(value instanceof String)) {
+      throw malformed(key + " must be a string, got " + value);
+    }
+    return (String) value;
+  }
+
+  /** The number at {@code key}, refusing a string ("0.5"), which org.json's getDouble would parse. */
+  static double number(JSONObject o, String key) throws JSONException, GuardException {
+    Object value = o.get(key);
+    if (!(value instanceof Number)) {
+      throw malformed(key + " must be a number, got " + value);
+    }
+    return ((Number) value).doubleValue();
   }
 }

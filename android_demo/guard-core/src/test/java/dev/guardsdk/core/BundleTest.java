@@ -133,6 +133,36 @@ class BundleTest {
   }
 
   @Test
+  void aStringWhereGuardJsonHasANumberIsRefused() throws IOException {
+    editManifest("\"threshold\": 0.5,", "\"threshold\": \"0.5\",");  // org.json's getDouble would parse it
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("threshold must be a number"), e.getMessage());
+  }
+
+  @Test
+  void anUnknownInputAndTwoArtifactsOfOneFormatAndPrecisionAreRefused() throws IOException {
+    editManifest("\"attention_mask\",\n    \"token_type_ids\"", "\"attention_mask\",\n    \"position_ids\"");
+    assertTrue(refusal().getMessage().contains("position_ids"));
+    editManifest("\"attention_mask\",\n    \"position_ids\"", "\"attention_mask\",\n    \"token_type_ids\"");
+    editManifest("\"format\": \"onnx\",\n      \"precision\": \"int8\"",
+        "\"format\": \"onnx\",\n      \"precision\": \"fp32\"");
+    assertTrue(refusal().getMessage().contains("two artifacts share the format and precision onnx fp32"));
+  }
+
+  @Test
+  void aGuardJsonThatIsNotUtf8IsRefusedNotRepaired() throws IOException {
+    File file = new File(bundle, Manifest.FILE);
+    byte[] text = Files.readAllBytes(file.toPath());
+    byte[] bad = java.util.Arrays.copyOf(text, text.length + 1);
+    bad[bad.length - 1] = (byte) 0xff;  // after the closing brace: JSON would not care, UTF-8 does
+    Files.write(file.toPath(), bad);
+    GuardException e = refusal();
+    assertEquals(GuardException.Reason.MANIFEST, e.reason());
+    assertTrue(e.getMessage().contains("not UTF-8"), e.getMessage());
+  }
+
+  @Test
   void aPathOutOfTheBundleIsRefused() throws IOException {
     editManifest("\"path\": \"tokenizer.json\"", "\"path\": \"../tokenizer.json\"");
     assertEquals(GuardException.Reason.MANIFEST, refusal().reason());
