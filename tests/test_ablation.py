@@ -137,7 +137,7 @@ def test_a_row_that_must_train_without_its_harmaug_rows_is_refused_before_anythi
     d = _recipe(tmp_path / "d", "unused", seed, distill=distill)
     path = _ablation(tmp_path, [("a", a), ("d", d)], suite="public")
     assert list(load_ablation(path)[1]) == ["a", "d"]  # loading tolerates it: a trained row needs them no more
-    with pytest.raises(RecipeError, match=rf"row 'd' has no trained model, .* {tmp_path / 'aug'}/labels does not"):
+    with pytest.raises(RecipeError, match=rf"row 'd' has no trained model, .* {tmp_path / 'aug'} is not labelled"):
         run_ablation(path, progress=False)
     assert not (tmp_path / "a" / "run").exists()  # row a, first in training order, was not started
 

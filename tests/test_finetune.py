@@ -14,7 +14,7 @@ from guard_sdk.cli import main
 from guard_sdk.training.evaluate import score_with_checkpoint
 from guard_sdk.training.finetune import finetune
 from guard_sdk.training.recipe import RecipeError, load_recipe
-from guard_sdk.training.trainer import balanced_sampler, flip_final_punctuation
+from guard_sdk.training.trainer import balanced_sampler, flip_final_punctuation, last_checkpoint
 
 from .conftest import SAFE_TEXTS, UNSAFE_TEXTS, build_tiny_checkpoint
 
@@ -337,3 +337,20 @@ def test_a_run_never_starts_in_a_folder_that_holds_other_files(tmp_path, tiny_be
     with pytest.raises(FolderInUseError, match="holds files but no recipe.json"):
         finetune(recipe, output_dir=str(project), progress=False)
     assert (project / "model" / "mine.txt").read_text() == "keep me"
+
+
+def test_a_checkpoint_whose_save_a_kill_cut_short_is_removed_and_the_one_before_resumes(tmp_path, caplog):
+    """The Trainer writes trainer_state.json last: a newer checkpoint without it (or with half of it) would fail
+    every rerun that resumed from it, as transformers' get_last_checkpoint would."""
+    for step, state in ((50, '{"global_step": 50}'), (100, None), (150, '{"global_st')):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"weights")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-x").mkdir()  # not a step: ignored
+    with caplog.at_level(logging.WARNING):
+        assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-50")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-50", "checkpoint-x"]
+    assert caplog.text.count("cut short") == 2
+    assert last_checkpoint(tmp_path / "checkpoint-50") is None  # no checkpoints in it

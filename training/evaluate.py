@@ -7,12 +7,13 @@ so the figures of a bundle and of the model it was exported from can be set side
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from guard_sdk.training.shards import write_json
 
 CHUNK = 64
 METRICS = ("n", "unsafe", "precision", "recall", "f1", "auprc", "fpr", "accuracy")
@@ -307,6 +308,6 @@ def write_report(result: dict[str, Any], out_dir: str | Path, stem: str, title: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    json_path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_json(json_path, result, allow_nan=False)  # whole or absent: `guard-sdk ablation` reads it back
     md_path.write_text(to_markdown(result, title), encoding="utf-8")
     return json_path, md_path

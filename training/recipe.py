@@ -306,10 +306,12 @@ def _check(recipe: Recipe, where: str) -> None:
         check_teacher(d.teacher, f"{where}: distill.teacher")
         if d.ce_weight < 0 or d.kl_weight < 0 or d.ce_weight + d.kl_weight == 0 or d.temperature <= 0:
             raise RecipeError(f"{where}: distill needs weights >= 0 (not both 0) and a positive temperature")
+        from guard_sdk.training.harmaug.run import labels_finished
+
         for folder in d.augmented:
-            if not (Path(folder) / "labels").is_dir():
-                raise RecipeError(f"{where}: distill.augmented: {folder}/labels does not exist; run "
-                                  "`guard-sdk label` on that augmentation first")
+            if not labels_finished(folder):
+                raise RecipeError(f"{where}: distill.augmented: {folder} is not labelled, or its labelling did not "
+                                  "finish; run `guard-sdk augment label` on that augmentation (it resumes)")
     check_train(t, where)
     if c.rule not in CALIBRATION_RULES:
         raise RecipeError(f"{where}: calibration.rule must be one of {', '.join(CALIBRATION_RULES)}, got {c.rule!r}")

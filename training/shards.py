@@ -78,14 +78,16 @@ def _require_key(shard: Path, columns: list[str], key: str) -> None:
                         f"otherwise and cannot be reused; delete {shard.parent} and run again")
 
 
-def write_json(path: str | Path, data: Any) -> None:
+def write_json(path: str | Path, data: Any, allow_nan: bool = True) -> None:
     """``data`` as JSON at ``path``, written under a temporary name and renamed: whole or absent. The name is
-    the process's own, so processes of one multi-process run that write the same file never collide."""
+    the process's own, so processes of one multi-process run that write the same file never collide.
+    ``allow_nan`` False refuses NaN and infinities (ValueError), which strict JSON readers cannot read."""
     import json
 
     path = Path(path)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=allow_nan) + "\n"
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -216,7 +216,6 @@ def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: f
     ``loss_trainer_class``), resuming from the last checkpoint in ``checkpoints``; the Trainer's figures of this
     run, with the mean tokens per row."""
     from transformers import DataCollatorWithPadding, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from guard_sdk.training.losses import loss_trainer_class
 
@@ -236,7 +235,7 @@ def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: f
     trainer = trainer_class(
         model=model, args=args, train_dataset=train, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer))
-    last = get_last_checkpoint(args.output_dir) if checkpoints.is_dir() else None
+    last = last_checkpoint(checkpoints) if checkpoints.is_dir() else None
     if last:
         log.info("resuming from %s", last)
     with warnings.catch_warnings():
@@ -248,6 +247,31 @@ def fit(model: Any, tokenizer: Any, train: Any, t: TrainRecipe, learning_rate: f
     log.info("trained: %s", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     model.eval()
     return metrics
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest complete checkpoint-N in ``folder``, or None. The Trainer writes trainer_state.json last, so a
+    newer folder without it (or with it cut short) is a save that a kill interrupted: resuming from it would fail
+    on every rerun (transformers' get_last_checkpoint takes it anyway). It is removed, and the run resumes from
+    the one before, which the Trainer deletes only after a save completes."""
+    import json
+    import shutil
+
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    steps = {int(p.name.rpartition("-")[2]): p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+             if p.is_dir() and p.name.rpartition("-")[2].isdigit()}
+    for step in sorted(steps, reverse=True):
+        path = steps[step]
+        try:
+            json.loads((path / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+            return str(path)
+        except (OSError, ValueError):
+            log.warning("%s: a checkpoint whose save was cut short (no complete %s); removed, resuming from the "
+                        "one before", path, TRAINER_STATE_NAME)
+            shutil.rmtree(path)
+    return None
 
 
 def agree_on_padding(tokenizer: Any, model: Any) -> None:

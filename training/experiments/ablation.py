@@ -78,9 +78,11 @@ def _judged_on(recipe: Recipe) -> dict[str, Any]:
 
 
 def _missing_augmented(recipe: Recipe) -> list[str]:
-    """The HarmAug folders of a distillation recipe whose labels/ are not there (yet)."""
+    """The HarmAug folders of a distillation recipe whose labelling has not finished (yet)."""
+    from guard_sdk.training.harmaug.run import labels_finished
+
     augmented = recipe.distill.augmented if recipe.distill is not None else []
-    return [folder for folder in augmented if not (Path(folder) / "labels").is_dir()]
+    return [folder for folder in augmented if not labels_finished(folder)]
 
 
 def _row_recipe(path: str) -> Recipe:
@@ -475,8 +477,8 @@ def run_ablation(path: str | Path, *, data_dir: str | None = None, overrides: Se
         missing = _missing_augmented(recipes[row.label])
         if missing:
             raise RecipeError(f"{path}: row {row.label!r} has no trained model, and its recipe {row.recipe} cannot "
-                              f"train yet: distill.augmented: {', '.join(f'{m}/labels' for m in missing)} does not "
-                              "exist; run `guard-sdk label` on that augmentation first")
+                              f"train yet: distill.augmented: {', '.join(missing)} is not labelled, or its "
+                              "labelling did not finish; run `guard-sdk augment label` on it (it resumes)")
     for row in to_train:
         log.info("%s: training %s ...", row.label, row.recipe)
         recipe = recipes[row.label]

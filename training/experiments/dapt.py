@@ -31,7 +31,7 @@ from guard_sdk.training.dapt.adapt import Adapted, train_adapter
 from guard_sdk.training.dapt.recipe import DaptExperimentRecipe
 from guard_sdk.training.evaluate import metrics, score_torch
 from guard_sdk.training.recipe import RecipeError, pin_record
-from guard_sdk.training.shards import replace_dir
+from guard_sdk.training.shards import replace_dir, write_json
 from guard_sdk.training.trainer import device_name, resolve_model, train_classifier
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def base_guard(recipe: DaptExperimentRecipe, rule: str, data: RuleData, out: Pat
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     encoder = bundle_encoder(tokenizer, folder, recipe.adapt.train.max_length)
     before = _judge(model, tokenizer, encoder, data, recipe.adapt.threshold, recipe.adapt.train.eval_batch_size)
-    figures.write_text(json.dumps(before, indent=2) + "\n", encoding="utf-8")
+    write_json(figures, before)  # whole or absent: a rerun trusts it
     return before
 
 
@@ -191,7 +191,7 @@ def run_experiment(recipe: DaptExperimentRecipe, *, recipe_path: str | None = No
                 shutil.rmtree(work, ignore_errors=True)
                 result = run_one(recipe, data, out / rule / "base" / "model", k, seed, v, pool_vectors, encoder, work)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+                write_json(path, result)  # whole or absent: a rerun counts the run as done
             runs.append(json.loads(path.read_text(encoding="utf-8")))
         shutil.rmtree(out / rule / "work", ignore_errors=True)
         results[rule] = {"before": before, "runs": runs, "rows": {

@@ -146,6 +146,18 @@ def pin_recipe(recipe: AugmentRecipe) -> Path:
     return out
 
 
+def labels_finished(folder: str | Path) -> bool:
+    """Whether ``augment label`` finished on the HarmAug run in ``folder``: it records how many rows it labelled in
+    summary.json when it ends, so a run killed before then left no record, or fewer rows than labels/ holds."""
+    from guard_sdk.training.shards import read_shards
+
+    summary = Path(folder) / "summary.json"
+    if not (Path(folder) / "labels").is_dir() or not summary.is_file():
+        return False
+    recorded = json.loads(summary.read_text(encoding="utf-8")).get("labels", {}).get("rows")
+    return recorded is not None and recorded == len(read_shards(Path(folder) / "labels"))
+
+
 def _record(out: Path, stage: str, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
     """Add the rate of this run to ``summary`` and store it under ``stage`` in summary.json."""
     done = summary["asked_this_run"]
